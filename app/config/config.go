@@ -1,0 +1,279 @@
+// Package config loads TokenGuard's settings: embedded defaults, then an optional TOML file,
+// then environment variables (DESIGN §2), then validation. With none of them set TokenGuard
+// starts and is usable locally; secrets it needs are generated once and kept beside the database.
+package config
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is every setting TokenGuard reads.
+type Config struct {
+	ListenAddr        string    `toml:"listen_addr"`
+	DatabaseURL       string    `toml:"database_url"`
+	JWTSecret         string    `toml:"jwt_secret"`
+	EncryptionKey     string    `toml:"encryption_key"`
+	FrontendURL       string    `toml:"frontend_url"`
+	CORSOrigin        string    `toml:"cors_origin"`
+	AllowSignup       bool      `toml:"allow_signup"`
+	MaxBodyBytes      int64     `toml:"max_body_bytes"`
+	UpstreamTimeout   Duration  `toml:"upstream_timeout"`
+	StreamIdleTimeout Duration  `toml:"stream_idle_timeout"`
+	FlushInterval     Duration  `toml:"flush_interval"`
+	SMTP              SMTP      `toml:"smtp"`
+	ProviderKeys      Providers `toml:"provider_keys"`
+	Upstreams         Providers `toml:"upstreams"`
+	Pricing           Pricing   `toml:"pricing"`
+}
+
+// SMTP is the outgoing mail server. An empty Host means mail is skipped (and recorded so).
+type SMTP struct {
+	Host string `toml:"host"`
+	Port int    `toml:"port"`
+	User string `toml:"user"`
+	Pass string `toml:"pass"`
+	From string `toml:"from"`
+	// TLS is "starttls" (required, except to a loopback host that does not offer it), "tls"
+	// (implicit, port 465) or "none".
+	TLS string `toml:"tls"`
+}
+
+// Providers holds one value per upstream provider.
+type Providers struct {
+	OpenAI    string `toml:"openai"`
+	Anthropic string `toml:"anthropic"`
+	Gemini    string `toml:"gemini"`
+}
+
+// Pricing adjusts the embedded price table.
+type Pricing struct {
+	// Default prices models the table does not know, so they are never free.
+	Default Price `toml:"default"`
+	// DefaultMaxOutputTokens is the output assumed for a budget reservation when a request
+	// names no max_tokens.
+	DefaultMaxOutputTokens int64 `toml:"default_max_output_tokens"`
+	// Overrides replaces or adds prices by model name (longest prefix wins, as for the table).
+	Overrides map[string]Price `toml:"overrides"`
+}
+
+// Price is USD per million tokens.
+type Price struct {
+	Input       float64 `toml:"input"`
+	CachedInput float64 `toml:"cached_input"`
+	CacheWrite  float64 `toml:"cache_write"`
+	Output      float64 `toml:"output"`
+}
+
+// Duration is a time.Duration written as "200ms", "2m" in TOML and env.
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
+
+// Default returns the embedded defaults of DESIGN §2.
+func Default() Config {
+	return Config{
+		ListenAddr:        "127.0.0.1:8080",
+		DatabaseURL:       "tokenguard.db",
+		AllowSignup:       true,
+		MaxBodyBytes:      32 << 20,
+		UpstreamTimeout:   Duration{10 * time.Minute},
+		StreamIdleTimeout: Duration{2 * time.Minute},
+		FlushInterval:     Duration{200 * time.Millisecond},
+		SMTP:              SMTP{Port: 587, TLS: "starttls"},
+		Upstreams: Providers{
+			OpenAI:    "https://api.openai.com",
+			Anthropic: "https://api.anthropic.com",
+			Gemini:    "https://generativelanguage.googleapis.com",
+		},
+		Pricing: Pricing{
+			// Priced like a premium model on purpose: an unknown model must not look cheap.
+			Default:                Price{Input: 5, CachedInput: 5, CacheWrite: 5, Output: 15},
+			DefaultMaxOutputTokens: 4096,
+		},
+	}
+}
+
+// Load builds the configuration from the defaults, the TOML file at path (skipped when path is
+// empty) and the environment, read through getenv. It does not generate secrets; see
+// EnsureSecrets.
+func Load(path string, getenv func(string) (string, bool)) (Config, error) {
+	cfg := Default()
+	if path != "" {
+		md, err := toml.DecodeFile(path, &cfg)
+		if err != nil {
+			return Config{}, fmt.Errorf("read config %s: %w", path, err)
+		}
+		if undecoded := md.Undecoded(); len(undecoded) > 0 {
+			keys := make([]string, len(undecoded))
+			for i, k := range undecoded {
+				keys[i] = k.String()
+			}
+			return Config{}, fmt.Errorf("config %s: unknown keys: %s", path, strings.Join(keys, ", "))
+		}
+	}
+	if err := cfg.applyEnv(getenv); err != nil {
+		return Config{}, err
+	}
+	if cfg.FrontendURL == "" {
+		cfg.FrontendURL = "http://" + cfg.ListenAddr
+	}
+	cfg.FrontendURL = strings.TrimRight(cfg.FrontendURL, "/")
+	if err := cfg.validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+func (c *Config) applyEnv(getenv func(string) (string, bool)) error {
+	str := map[string]*string{
+		"LISTEN_ADDR":            &c.ListenAddr,
+		"DATABASE_URL":           &c.DatabaseURL,
+		"JWT_SECRET":             &c.JWTSecret,
+		"ENCRYPTION_KEY":         &c.EncryptionKey,
+		"FRONTEND_URL":           &c.FrontendURL,
+		"CORS_ORIGIN":            &c.CORSOrigin,
+		"SMTP_HOST":              &c.SMTP.Host,
+		"SMTP_USER":              &c.SMTP.User,
+		"SMTP_PASS":              &c.SMTP.Pass,
+		"SMTP_FROM":              &c.SMTP.From,
+		"SMTP_TLS":               &c.SMTP.TLS,
+		"OPENAI_API_KEY":         &c.ProviderKeys.OpenAI,
+		"ANTHROPIC_API_KEY":      &c.ProviderKeys.Anthropic,
+		"GEMINI_API_KEY":         &c.ProviderKeys.Gemini,
+		"OPENAI_UPSTREAM_URL":    &c.Upstreams.OpenAI,
+		"ANTHROPIC_UPSTREAM_URL": &c.Upstreams.Anthropic,
+		"GEMINI_UPSTREAM_URL":    &c.Upstreams.Gemini,
+	}
+	for name, dst := range str {
+		if v, ok := getenv(name); ok {
+			*dst = strings.TrimSpace(v)
+		}
+	}
+	durations := map[string]*Duration{
+		"UPSTREAM_TIMEOUT":    &c.UpstreamTimeout,
+		"STREAM_IDLE_TIMEOUT": &c.StreamIdleTimeout,
+		"FLUSH_INTERVAL":      &c.FlushInterval,
+	}
+	for name, dst := range durations {
+		if v, ok := getenv(name); ok {
+			if err := dst.UnmarshalText([]byte(strings.TrimSpace(v))); err != nil {
+				return fmt.Errorf("%s=%q: want a duration such as 200ms or 2m", name, v)
+			}
+		}
+	}
+	if v, ok := getenv("SMTP_PORT"); ok {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil {
+			return fmt.Errorf("SMTP_PORT=%q: want a port number", v)
+		}
+		c.SMTP.Port = n
+	}
+	if v, ok := getenv("MAX_BODY_BYTES"); ok {
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil {
+			return fmt.Errorf("MAX_BODY_BYTES=%q: want a number of bytes", v)
+		}
+		c.MaxBodyBytes = n
+	}
+	if v, ok := getenv("ALLOW_SIGNUP"); ok {
+		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			return fmt.Errorf("ALLOW_SIGNUP=%q: want true or false", v)
+		}
+		c.AllowSignup = b
+	}
+	return nil
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
+		errs = append(errs, fmt.Errorf("LISTEN_ADDR %q: want host:port", c.ListenAddr))
+	}
+	if c.DatabaseURL == "" {
+		errs = append(errs, errors.New("DATABASE_URL is empty"))
+	}
+	if err := checkURL(c.FrontendURL); err != nil {
+		errs = append(errs, fmt.Errorf("FRONTEND_URL: %w", err))
+	}
+	if c.CORSOrigin != "" {
+		if c.CORSOrigin == "*" {
+			errs = append(errs, errors.New("CORS_ORIGIN must name your frontend's origin, not *"))
+		} else if err := checkURL(c.CORSOrigin); err != nil {
+			errs = append(errs, fmt.Errorf("CORS_ORIGIN: %w", err))
+		}
+	}
+	for name, u := range map[string]string{"OPENAI_UPSTREAM_URL": c.Upstreams.OpenAI, "ANTHROPIC_UPSTREAM_URL": c.Upstreams.Anthropic, "GEMINI_UPSTREAM_URL": c.Upstreams.Gemini} {
+		if err := checkURL(u); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+	}
+	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
+		errs = append(errs, errors.New("JWT_SECRET must be at least 32 characters (64 random characters recommended)"))
+	}
+	if c.EncryptionKey != "" {
+		if b, err := hex.DecodeString(c.EncryptionKey); err != nil || len(b) != 32 {
+			errs = append(errs, errors.New("ENCRYPTION_KEY must be 64 hex characters (32 bytes)"))
+		}
+	}
+	switch c.SMTP.TLS {
+	case "starttls", "tls", "none":
+	default:
+		errs = append(errs, fmt.Errorf("SMTP_TLS %q: want starttls, tls or none", c.SMTP.TLS))
+	}
+	if c.SMTP.Port < 1 || c.SMTP.Port > 65535 {
+		errs = append(errs, fmt.Errorf("SMTP_PORT %d: want 1-65535", c.SMTP.Port))
+	}
+	if c.SMTP.Host != "" && c.SMTP.From == "" {
+		errs = append(errs, errors.New("SMTP_FROM is required when SMTP_HOST is set"))
+	}
+	if c.MaxBodyBytes < 1024 {
+		errs = append(errs, fmt.Errorf("MAX_BODY_BYTES %d: want at least 1024", c.MaxBodyBytes))
+	}
+	for name, d := range map[string]Duration{"UPSTREAM_TIMEOUT": c.UpstreamTimeout, "STREAM_IDLE_TIMEOUT": c.StreamIdleTimeout, "FLUSH_INTERVAL": c.FlushInterval} {
+		if d.Duration <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive", name))
+		}
+	}
+	if c.Pricing.DefaultMaxOutputTokens <= 0 {
+		errs = append(errs, errors.New("pricing.default_max_output_tokens must be positive"))
+	}
+	prices := map[string]Price{"pricing.default": c.Pricing.Default}
+	for model, p := range c.Pricing.Overrides {
+		prices["pricing.overrides."+model] = p
+	}
+	for name, p := range prices {
+		if p.Input < 0 || p.CachedInput < 0 || p.CacheWrite < 0 || p.Output < 0 {
+			errs = append(errs, fmt.Errorf("%s: prices cannot be negative", name))
+		}
+	}
+	if c.Pricing.Default.Input <= 0 || c.Pricing.Default.Output <= 0 {
+		errs = append(errs, errors.New("pricing.default: unknown models must not be free; set input and output above 0"))
+	}
+	return errors.Join(errs...)
+}
+
+func checkURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q is not an http(s) URL", s)
+	}
+	return nil
+}

@@ -1,0 +1,135 @@
+package config_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"tokenguard/app/config"
+)
+
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+// TestLoadDefaults ensures TokenGuard starts with nothing configured.
+func TestLoadDefaults(t *testing.T) {
+	cfg, err := config.Load("", env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := cfg.ListenAddr, "127.0.0.1:8080"; got != want {
+		t.Errorf("ListenAddr = %q, want %q", got, want)
+	}
+	if got, want := cfg.FrontendURL, "http://127.0.0.1:8080"; got != want {
+		t.Errorf("FrontendURL = %q, want %q", got, want)
+	}
+	if got, want := cfg.FlushInterval.Duration, 200*time.Millisecond; got != want {
+		t.Errorf("FlushInterval = %v, want %v", got, want)
+	}
+	if !cfg.AllowSignup || cfg.MaxBodyBytes != 32<<20 || cfg.SMTP.Port != 587 || cfg.SMTP.TLS != "starttls" {
+		t.Errorf("defaults wrong: %+v", cfg)
+	}
+}
+
+// TestEnvOverridesFile ensures the precedence defaults < file < environment.
+func TestEnvOverridesFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokenguard.toml")
+	os.WriteFile(path, []byte(`
+listen_addr = "127.0.0.1:9000"
+flush_interval = "50ms"
+allow_signup = false
+[smtp]
+host = "mail.example.com"
+from = "tg@example.com"
+[pricing.overrides."my-model"]
+input = 1.5
+output = 3
+`), 0o600)
+	cfg, err := config.Load(path, env(map[string]string{"LISTEN_ADDR": "127.0.0.1:9100", "SMTP_PORT": "2525"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := cfg.ListenAddr, "127.0.0.1:9100"; got != want {
+		t.Errorf("ListenAddr = %q, want %q", got, want)
+	}
+	if got, want := cfg.FlushInterval.Duration, 50*time.Millisecond; got != want {
+		t.Errorf("FlushInterval = %v, want %v", got, want)
+	}
+	if cfg.AllowSignup || cfg.SMTP.Host != "mail.example.com" || cfg.SMTP.Port != 2525 {
+		t.Errorf("file/env not applied: %+v", cfg)
+	}
+	if got := cfg.Pricing.Overrides["my-model"].Input; got != 1.5 {
+		t.Errorf("override input = %v, want 1.5", got)
+	}
+}
+
+// TestLoadRejectsBadInput ensures every malformed setting is named in a clear error.
+func TestLoadRejectsBadInput(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		file string
+		want string
+	}{
+		{"listen", map[string]string{"LISTEN_ADDR": "8080"}, "", "LISTEN_ADDR"},
+		{"duration", map[string]string{"FLUSH_INTERVAL": "soon"}, "", "FLUSH_INTERVAL"},
+		{"negative duration", map[string]string{"UPSTREAM_TIMEOUT": "-1s"}, "", "UPSTREAM_TIMEOUT"},
+		{"body", map[string]string{"MAX_BODY_BYTES": "lots"}, "", "MAX_BODY_BYTES"},
+		{"signup", map[string]string{"ALLOW_SIGNUP": "maybe"}, "", "ALLOW_SIGNUP"},
+		{"encryption key", map[string]string{"ENCRYPTION_KEY": "abc"}, "", "ENCRYPTION_KEY"},
+		{"jwt", map[string]string{"JWT_SECRET": "short"}, "", "JWT_SECRET"},
+		{"smtp tls", map[string]string{"SMTP_TLS": "ssl"}, "", "SMTP_TLS"},
+		{"cors star", map[string]string{"CORS_ORIGIN": "*"}, "", "CORS_ORIGIN"},
+		{"upstream", map[string]string{"OPENAI_UPSTREAM_URL": "ftp://x"}, "", "OPENAI_UPSTREAM_URL"},
+		{"unknown key", nil, "listen_adr = \"x\"\n", "unknown keys"},
+		{"free default", nil, "[pricing.default]\ninput = 0\noutput = 0\n", "must not be free"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := ""
+			if tt.file != "" {
+				path = filepath.Join(t.TempDir(), "c.toml")
+				os.WriteFile(path, []byte(tt.file), 0o600)
+			}
+			_, err := config.Load(path, env(tt.env))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want one naming %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestEnsureSecrets ensures first-run secrets are generated once, kept private, and reused.
+func TestEnsureSecrets(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := config.Load("", env(map[string]string{"DATABASE_URL": filepath.Join(dir, "tg.db")}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen, path, err := config.EnsureSecrets(&cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(gen) != 2 || cfg.JWTSecret == "" || len(cfg.EncryptionKey) != 64 {
+		t.Fatalf("generated %v, cfg %q %q", gen, cfg.JWTSecret, cfg.EncryptionKey)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.Mode().Perm(); got != 0o600 {
+		t.Errorf("secrets file mode = %v, want 0600", got)
+	}
+
+	again, _ := config.Load("", env(map[string]string{"DATABASE_URL": "file:" + filepath.Join(dir, "tg.db") + "?mode=rwc"}))
+	gen2, _, err := config.EnsureSecrets(&again)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(gen2) != 0 || again.JWTSecret != cfg.JWTSecret || again.EncryptionKey != cfg.EncryptionKey {
+		t.Errorf("second start generated %v or changed secrets", gen2)
+	}
+}

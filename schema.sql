@@ -1,0 +1,158 @@
+-- TokenGuard schema. Applied on start by store.Open: every "-- migration: N" step whose number is
+-- above the database's user_version runs in its own transaction, in order. Never edit a step that
+-- has shipped; add a new one.
+--
+-- Conventions: timestamps are INTEGER unix milliseconds (UTC); money is INTEGER nano-dollars
+-- (1e-9 USD) so that period counters equal the sum of usage rows exactly; NULL budget = no limit.
+
+-- migration: 1
+
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE users (
+    id            INTEGER PRIMARY KEY,
+    email         TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    name          TEXT NOT NULL DEFAULT '',
+    password_hash TEXT NOT NULL,
+    -- Bumped to revoke every session of the user (password change); JWTs carry the value they
+    -- were issued under.
+    session_epoch INTEGER NOT NULL DEFAULT 0,
+    created_at    INTEGER NOT NULL
+);
+
+CREATE TABLE workspaces (
+    id                  INTEGER PRIMARY KEY,
+    name                TEXT NOT NULL,
+    daily_budget_nano   INTEGER CHECK (daily_budget_nano >= 0),
+    monthly_budget_nano INTEGER CHECK (monthly_budget_nano >= 0),
+    plan                TEXT NOT NULL DEFAULT 'free',
+    created_at          INTEGER NOT NULL,
+    deleted_at          INTEGER
+);
+
+CREATE TABLE memberships (
+    workspace_id INTEGER NOT NULL REFERENCES workspaces (id),
+    user_id      INTEGER NOT NULL REFERENCES users (id),
+    role         TEXT NOT NULL CHECK (role IN ('owner', 'admin', 'member')),
+    created_at   INTEGER NOT NULL,
+    PRIMARY KEY (workspace_id, user_id)
+) WITHOUT ROWID;
+CREATE INDEX memberships_user ON memberships (user_id);
+
+CREATE TABLE projects (
+    id                  INTEGER PRIMARY KEY,
+    workspace_id        INTEGER NOT NULL REFERENCES workspaces (id),
+    name                TEXT NOT NULL,
+    daily_budget_nano   INTEGER CHECK (daily_budget_nano >= 0),
+    monthly_budget_nano INTEGER CHECK (monthly_budget_nano >= 0),
+    fallback_model      TEXT NOT NULL DEFAULT '',
+    alert_email         TEXT NOT NULL DEFAULT '',
+    -- The key itself is never stored: a lookup prefix and a bcrypt hash of the whole key.
+    key_prefix          TEXT NOT NULL UNIQUE,
+    key_hash            TEXT NOT NULL,
+    active              INTEGER NOT NULL DEFAULT 1,
+    last_used_at        INTEGER,
+    created_at          INTEGER NOT NULL,
+    updated_at          INTEGER NOT NULL,
+    -- Soft delete: usage rows keep pointing at the project they were spent by.
+    deleted_at          INTEGER
+);
+CREATE INDEX projects_workspace ON projects (workspace_id);
+
+-- Provider keys are AES-256-GCM sealed; the additional data binds each ciphertext to its
+-- (project, provider) row, so a ciphertext copied elsewhere fails to open.
+CREATE TABLE provider_keys (
+    project_id INTEGER NOT NULL REFERENCES projects (id),
+    provider   TEXT NOT NULL CHECK (provider IN ('openai', 'anthropic', 'gemini')),
+    ciphertext BLOB NOT NULL,
+    masked     TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (project_id, provider)
+) WITHOUT ROWID;
+
+CREATE TABLE usage_logs (
+    id                INTEGER PRIMARY KEY,
+    -- Unique per proxied request, so a retried batch never counts a request twice.
+    request_id        TEXT NOT NULL UNIQUE,
+    created_at        INTEGER NOT NULL,
+    workspace_id      INTEGER NOT NULL,
+    project_id        INTEGER NOT NULL,
+    provider          TEXT NOT NULL,
+    original_model    TEXT NOT NULL,
+    final_model       TEXT NOT NULL,
+    was_fallback      INTEGER NOT NULL,
+    status            INTEGER NOT NULL,
+    input_tokens      INTEGER NOT NULL,
+    output_tokens     INTEGER NOT NULL,
+    cost_nano         INTEGER NOT NULL,
+    latency_ms        INTEGER NOT NULL,
+    error_code        TEXT NOT NULL DEFAULT '',
+    stream            INTEGER NOT NULL,
+    usage_estimated   INTEGER NOT NULL,
+    priced_by_default INTEGER NOT NULL
+);
+CREATE INDEX usage_logs_workspace_time ON usage_logs (workspace_id, created_at, id);
+CREATE INDEX usage_logs_project_time ON usage_logs (project_id, created_at, id);
+
+-- Spend per budget window, written in the same transaction as the usage rows it sums.
+CREATE TABLE spend_counters (
+    scope      TEXT NOT NULL CHECK (scope IN ('project', 'workspace')),
+    scope_id   INTEGER NOT NULL,
+    -- 'YYYY-MM-DD' for a UTC day, 'YYYY-MM' for a UTC month.
+    period     TEXT NOT NULL,
+    spend_nano INTEGER NOT NULL,
+    PRIMARY KEY (scope, scope_id, period)
+) WITHOUT ROWID;
+
+CREATE TABLE invites (
+    id           INTEGER PRIMARY KEY,
+    workspace_id INTEGER NOT NULL REFERENCES workspaces (id),
+    email        TEXT NOT NULL COLLATE NOCASE,
+    role         TEXT NOT NULL CHECK (role IN ('admin', 'member')),
+    -- SHA-256 of the token: the token itself only travels in the accept link.
+    token_hash   BLOB NOT NULL UNIQUE,
+    invited_by   INTEGER NOT NULL REFERENCES users (id),
+    created_at   INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL,
+    accepted_at  INTEGER,
+    accepted_by  INTEGER REFERENCES users (id),
+    cancelled_at INTEGER
+);
+CREATE INDEX invites_workspace ON invites (workspace_id);
+
+CREATE TABLE audit_log (
+    id            INTEGER PRIMARY KEY,
+    workspace_id  INTEGER NOT NULL,
+    actor_user_id INTEGER,
+    action        TEXT NOT NULL,
+    target_type   TEXT NOT NULL DEFAULT '',
+    target_id     TEXT NOT NULL DEFAULT '',
+    details       TEXT NOT NULL DEFAULT '{}',
+    ip            TEXT NOT NULL DEFAULT '',
+    created_at    INTEGER NOT NULL
+);
+CREATE INDEX audit_log_workspace ON audit_log (workspace_id, id);
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN
+    SELECT RAISE(ABORT, 'audit log is append-only');
+END;
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN
+    SELECT RAISE(ABORT, 'audit log is append-only');
+END;
+
+-- One row per outgoing message: its outcome, never its body (invite links carry tokens).
+CREATE TABLE mail_log (
+    id         INTEGER PRIMARY KEY,
+    kind       TEXT NOT NULL,
+    to_addr    TEXT NOT NULL,
+    subject    TEXT NOT NULL,
+    status     TEXT NOT NULL CHECK (status IN ('pending', 'sent', 'failed', 'skipped')),
+    attempts   INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT NOT NULL DEFAULT '',
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);

@@ -1,0 +1,206 @@
+// Package store is TokenGuard's SQLite persistence: it opens the database, migrates it, and holds
+// every SQL statement the program runs. It knows nothing of HTTP, budgets or pricing; the app
+// packages call it with plain values and get plain records back.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+
+	_ "modernc.org/sqlite" // registers the CGO-free "sqlite" driver
+)
+
+// ErrNotFound is returned by lookups that match no row.
+var ErrNotFound = errors.New("not found")
+
+// minSQLite is the oldest bundled SQLite we run on: releases before 3.51.3 can corrupt a WAL
+// database when a checkpoint races a WAL reset.
+var minSQLite = [3]int{3, 51, 3}
+
+// DB is an open TokenGuard database: one connection for writes, so transactions queue in Go
+// instead of failing with SQLITE_BUSY, and a pool of read-only connections that WAL lets run
+// beside the writer.
+type DB struct {
+	Write *sql.DB
+	Read  *sql.DB
+	path  string
+}
+
+// Open opens (creating if needed) the database at path — a file path or a "file:" URI — and
+// applies every migration of schema that the file has not seen yet. It refuses a bundled SQLite
+// older than 3.51.3.
+func Open(ctx context.Context, path, schema string) (*DB, error) {
+	if path == "" {
+		return nil, errors.New("open database: empty path")
+	}
+	write, err := sql.Open("sqlite", dsn(path, false))
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	write.SetMaxOpenConns(1)
+	write.SetMaxIdleConns(1)
+	write.SetConnMaxLifetime(0)
+	write.SetConnMaxIdleTime(0)
+
+	db := &DB{Write: write, path: path}
+	if err := db.checkVersion(ctx); err != nil {
+		write.Close()
+		return nil, err
+	}
+	if err := db.migrate(ctx, schema); err != nil {
+		write.Close()
+		return nil, err
+	}
+
+	read, err := sql.Open("sqlite", dsn(path, true))
+	if err != nil {
+		write.Close()
+		return nil, fmt.Errorf("open database %s for reading: %w", path, err)
+	}
+	read.SetMaxOpenConns(8)
+	read.SetMaxIdleConns(8)
+	db.Read = read
+	return db, nil
+}
+
+// Close closes both pools.
+func (db *DB) Close() error {
+	var errs []error
+	if db.Read != nil {
+		errs = append(errs, db.Read.Close())
+	}
+	errs = append(errs, db.Write.Close())
+	return errors.Join(errs...)
+}
+
+// Path is the database location the DB was opened with.
+func (db *DB) Path() string { return db.path }
+
+// WriteTx runs fn in one write transaction (BEGIN IMMEDIATE): it commits when fn returns nil and
+// rolls back otherwise.
+func (db *DB) WriteTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := db.Write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// dsn puts every pragma into the connection string, so each pooled connection gets them, not
+// just the first one.
+func dsn(path string, readOnly bool) string {
+	params := url.Values{}
+	params.Add("_pragma", "busy_timeout(10000)")
+	params.Add("_pragma", "journal_mode(WAL)")
+	params.Add("_pragma", "foreign_keys(1)")
+	// NORMAL in WAL mode is durable against application crashes; only an OS crash or power
+	// loss can drop the last transactions, never corrupt the file.
+	params.Add("_pragma", "synchronous(NORMAL)")
+	if readOnly {
+		params.Add("_pragma", "query_only(1)")
+	} else {
+		params.Set("_txlock", "immediate")
+	}
+	base := path
+	if !strings.HasPrefix(base, "file:") {
+		base = "file:" + base
+	}
+	sep := "?"
+	if strings.Contains(base, "?") {
+		sep = "&"
+	}
+	return base + sep + params.Encode()
+}
+
+func (db *DB) checkVersion(ctx context.Context) error {
+	var v string
+	if err := db.Write.QueryRowContext(ctx, `SELECT sqlite_version()`).Scan(&v); err != nil {
+		return fmt.Errorf("read sqlite version: %w", err)
+	}
+	if !versionAtLeast(v, minSQLite) {
+		return fmt.Errorf("bundled SQLite %s is older than %d.%d.%d, which fixes a WAL corruption bug; rebuild with a newer modernc.org/sqlite", v, minSQLite[0], minSQLite[1], minSQLite[2])
+	}
+	return nil
+}
+
+func versionAtLeast(v string, min [3]int) bool {
+	parts := strings.SplitN(v, ".", 3)
+	for i := 0; i < 3; i++ {
+		n := 0
+		if i < len(parts) {
+			n, _ = strconv.Atoi(parts[i])
+		}
+		if n != min[i] {
+			return n > min[i]
+		}
+	}
+	return true
+}
+
+var migrationMarker = regexp.MustCompile(`(?m)^-- migration: (\d+)\s*$`)
+
+type migration struct {
+	version int
+	sql     string
+}
+
+// migrations splits schema at its "-- migration: N" markers; numbers must rise by one from 1.
+func migrations(schema string) ([]migration, error) {
+	locs := migrationMarker.FindAllStringSubmatchIndex(schema, -1)
+	if len(locs) == 0 {
+		return nil, errors.New("schema has no migration markers")
+	}
+	var out []migration
+	for i, loc := range locs {
+		n, _ := strconv.Atoi(schema[loc[2]:loc[3]])
+		if n != i+1 {
+			return nil, fmt.Errorf("schema migration %d out of order (want %d)", n, i+1)
+		}
+		end := len(schema)
+		if i+1 < len(locs) {
+			end = locs[i+1][0]
+		}
+		out = append(out, migration{version: n, sql: schema[loc[1]:end]})
+	}
+	return out, nil
+}
+
+func (db *DB) migrate(ctx context.Context, schema string) error {
+	steps, err := migrations(schema)
+	if err != nil {
+		return err
+	}
+	var current int
+	if err := db.Write.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&current); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if current > len(steps) {
+		return fmt.Errorf("database schema version %d is newer than this binary knows (%d); run a newer TokenGuard", current, len(steps))
+	}
+	for _, step := range steps[current:] {
+		err := db.WriteTx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, step.sql); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, step.version))
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("apply migration %d: %w", step.version, err)
+		}
+	}
+	return nil
+}
