@@ -8,7 +8,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -38,6 +40,9 @@ type DB struct {
 func Open(ctx context.Context, path, schema string) (*DB, error) {
 	if path == "" {
 		return nil, errors.New("open database: empty path")
+	}
+	if err := createPrivate(path); err != nil {
+		return nil, err
 	}
 	write, err := sql.Open("sqlite", dsn(path, false))
 	if err != nil {
@@ -97,6 +102,22 @@ func (db *DB) WriteTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
+}
+
+// createPrivate creates a new database file readable by its owner only: it holds password and
+// key hashes, sealed provider keys and every usage record.
+func createPrivate(path string) error {
+	if strings.HasPrefix(path, "file:") {
+		return nil // a URI may name modes or memory databases; leave it to SQLite
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("create database %s: %w", path, err)
+	}
+	return f.Close()
 }
 
 // dsn puts every pragma into the connection string, so each pooled connection gets them, not

@@ -133,3 +133,15 @@ func TestEnsureSecrets(t *testing.T) {
 		t.Errorf("second start generated %v or changed secrets", gen2)
 	}
 }
+
+// TestExampleConfigLoads ensures the documented example file is valid and matches the defaults.
+func TestExampleConfigLoads(t *testing.T) {
+	cfg, err := config.Load("../../tokenguard.example.toml", env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	def, _ := config.Load("", env(nil))
+	if cfg.ListenAddr != def.ListenAddr || cfg.MaxBodyBytes != def.MaxBodyBytes || cfg.FlushInterval != def.FlushInterval || cfg.Pricing.Default != def.Pricing.Default {
+		t.Errorf("example config differs from the defaults:\n%+v\n%+v", cfg, def)
+	}
+}

@@ -1,0 +1,247 @@
+// Command tokenguard is a self-hosted spend guard for LLM APIs: one binary with an embedded
+// SQLite database, a dashboard, a management API and an OpenAI/Anthropic/Gemini compatible proxy
+// that meters every request and holds it to daily and monthly budgets.
+//
+// Usage:
+//
+//	tokenguard [serve] [--config tokenguard.toml]   run the server (the default)
+//	tokenguard backup OUT.db [--config …]           write an online, consistent copy of the database
+//	tokenguard version                              print the version
+package main
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/julienschmidt/httprouter"
+
+	"tokenguard/app/config"
+	"tokenguard/app/secret"
+	"tokenguard/store"
+)
+
+// Version is set at build time with -ldflags "-X main.Version=…".
+var Version = "dev"
+
+//go:embed schema.sql
+var schema string
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "tokenguard:", err)
+		os.Exit(1)
+	}
+}
+
+// run dispatches a subcommand; serve blocks until ctx is cancelled, then shuts down gracefully.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		m := NewMain(stderr)
+		if err := m.ParseFlags(args); err != nil {
+			return err
+		}
+		if err := m.Run(ctx); err != nil {
+			m.Close(context.Background())
+			return err
+		}
+		<-ctx.Done()
+		m.Logger.Info("shutting down: draining in-flight requests")
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+		defer cancel()
+		return m.Close(shutdownCtx)
+	case "backup":
+		return runBackup(ctx, args, stdout)
+	case "version":
+		fmt.Fprintln(stdout, "tokenguard", Version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		return fmt.Errorf("unknown command %q\n%s", cmd, usage)
+	}
+}
+
+const usage = `usage:
+  tokenguard [serve] [--config tokenguard.toml]   run the server (default)
+  tokenguard backup OUT.db [--config …]           online, consistent copy of the database
+  tokenguard version                              print the version
+`
+
+// shutdownGrace bounds how long shutdown waits for in-flight requests (long streams included)
+// before cutting them off; cut-off requests are still metered.
+const shutdownGrace = 30 * time.Second
+
+func runBackup(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
+	configPath := fs.String("config", "", "TOML config file")
+	var out string
+	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+		out, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if out == "" && fs.NArg() == 1 {
+		out = fs.Arg(0)
+	}
+	if out == "" {
+		return errors.New("usage: tokenguard backup OUT.db [--config tokenguard.toml]")
+	}
+	cfg, err := config.Load(*configPath, os.LookupEnv)
+	if err != nil {
+		return err
+	}
+	if err := store.Backup(ctx, cfg.DatabaseURL, out); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "backup written to %s (integrity_check ok)\n", out)
+	return nil
+}
+
+// Main is the server program as a value, so tests can start the real thing on 127.0.0.1:0 with
+// a temp database and stop it again.
+type Main struct {
+	Config     config.Config
+	ConfigPath string
+	Logger     *slog.Logger
+	// Getenv reads the environment; tests replace it.
+	Getenv func(string) (string, bool)
+	// Now is the clock every component shares; tests replace it.
+	Now func() time.Time
+
+	DB       *store.DB
+	listener net.Listener
+	server   *http.Server
+	// closers run in order on Close, after the HTTP server has drained.
+	closers []func(context.Context) error
+}
+
+// NewMain returns a Main that logs to w and reads the process environment.
+func NewMain(w io.Writer) *Main {
+	return &Main{
+		Logger: slog.New(slog.NewTextHandler(w, nil)),
+		Getenv: os.LookupEnv,
+		Now:    time.Now,
+	}
+}
+
+// ParseFlags reads serve's flags; a tokenguard.toml in the working directory is used when
+// --config is not given.
+func (m *Main) ParseFlags(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.StringVar(&m.ConfigPath, "config", "", "TOML config file (default: ./tokenguard.toml if present)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
+	}
+	if m.ConfigPath == "" {
+		if _, err := os.Stat("tokenguard.toml"); err == nil {
+			m.ConfigPath = "tokenguard.toml"
+		}
+	}
+	return nil
+}
+
+// Run loads the configuration, opens the database, wires every component and starts serving. It
+// returns once the server is listening; Close stops it.
+func (m *Main) Run(ctx context.Context) error {
+	cfg, err := config.Load(m.ConfigPath, m.Getenv)
+	if err != nil {
+		return err
+	}
+	generated, secretsPath, err := config.EnsureSecrets(&cfg)
+	if err != nil {
+		return err
+	}
+	for _, name := range generated {
+		m.Logger.Warn("generated a secret; set it in the environment for production and back this file up with the database", "name", name, "file", secretsPath)
+	}
+	m.Config = cfg
+
+	m.DB, err = store.Open(ctx, cfg.DatabaseURL, schema)
+	if err != nil {
+		return err
+	}
+	box, err := secret.NewBox(cfg.EncryptionKey)
+	if err != nil {
+		return err
+	}
+	if err := m.DB.CheckEncryptionKey(ctx, box); err != nil {
+		return err
+	}
+
+	router := httprouter.New()
+	router.GET("/healthz", func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "ok\n")
+	})
+
+	m.listener, err = net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.ListenAddr, err)
+	}
+	m.server = &http.Server{
+		Handler:           router,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
+	}
+	go func() {
+		if err := m.server.Serve(m.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.Logger.Error("http server stopped", "err", err)
+		}
+	}()
+	m.Logger.Info("TokenGuard is serving", "addr", m.Addr(), "dashboard", cfg.FrontendURL, "database", cfg.DatabaseURL, "version", Version)
+	return nil
+}
+
+// Addr is the address the server listens on (useful with port 0).
+func (m *Main) Addr() string {
+	if m.listener == nil {
+		return ""
+	}
+	return m.listener.Addr().String()
+}
+
+// Close stops accepting connections, waits for in-flight requests (until ctx ends, after which
+// they are cut off and still metered), then flushes every pending usage row and counter and
+// closes the database.
+func (m *Main) Close(ctx context.Context) error {
+	var errs []error
+	if m.server != nil {
+		if err := m.server.Shutdown(ctx); err != nil {
+			m.Logger.Warn("in-flight requests cut off at shutdown deadline", "err", err)
+			m.server.Close()
+		}
+	}
+	flushCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, c := range m.closers {
+		errs = append(errs, c(flushCtx))
+	}
+	if m.DB != nil {
+		errs = append(errs, m.DB.Close())
+	}
+	return errors.Join(errs...)
+}
