@@ -1,0 +1,284 @@
+// Package pricing turns a model name and its token usage into money. It holds an embedded, dated
+// table of per-million-token list prices for OpenAI, Anthropic and Google Gemini models, matches
+// dated and suffixed model names to their base entry by longest prefix, applies operator
+// overrides, and prices any model it does not know at a configurable default that is flagged,
+// so that nothing is ever free by accident.
+//
+// All arithmetic is integer: prices are micro-dollars per million tokens, which is the same
+// number as pico-dollars per token, so a cost is tokens × price pico-dollars, rounded once to
+// nano-dollars (NanoUSD), the unit every counter and usage row is kept in.
+package pricing
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/bits"
+	"sort"
+	"strings"
+)
+
+// NanoUSD is an amount of money in nano-dollars (1e-9 USD). Integer money lets period counters
+// equal the sum of the usage rows they count, exactly.
+type NanoUSD int64
+
+// Dollars converts n to US dollars, for display and JSON at the API edge.
+func (n NanoUSD) Dollars() float64 { return float64(n) / 1e9 }
+
+// FromDollars converts a dollar amount (a budget typed by a user, a price from config) to
+// nano-dollars, rounding to the nearest nano-dollar. Amounts beyond the int64 range saturate.
+func FromDollars(d float64) NanoUSD {
+	v := math.Round(d * 1e9)
+	switch {
+	case math.IsNaN(v):
+		return 0
+	case v >= math.MaxInt64:
+		return math.MaxInt64
+	case v <= math.MinInt64:
+		return math.MinInt64
+	}
+	return NanoUSD(v)
+}
+
+// Usage is one request's billable tokens, normalized across providers into disjoint classes:
+// Input is prompt tokens read at the full price (neither served from nor written to a cache),
+// CacheRead prompt tokens served from a prompt cache, CacheWrite prompt tokens written to one
+// (Anthropic's cache_creation_input_tokens), and Output every generated token, reasoning or
+// thinking tokens included.
+type Usage struct {
+	Input, CacheRead, CacheWrite, Output int64
+}
+
+// Price is a model's list price in micro-dollars (1e-6 USD) per million tokens, one field per
+// Usage class. $2.50 per million tokens is 2_500_000.
+type Price struct {
+	Input, CacheRead, CacheWrite, Output int64
+}
+
+// PriceFromDollars builds a Price from dollars per million tokens, the way providers publish
+// them. A zero cacheRead or cacheWrite means "billed like input" (providers without a cache
+// discount or a cache-write premium).
+func PriceFromDollars(input, cacheRead, cacheWrite, output float64) Price {
+	micro := func(d float64) int64 { return int64(math.Round(d * 1e6)) }
+	p := Price{Input: micro(input), CacheRead: micro(cacheRead), CacheWrite: micro(cacheWrite), Output: micro(output)}
+	return p.withCacheDefaults()
+}
+
+func (p Price) withCacheDefaults() Price {
+	if p.CacheRead == 0 {
+		p.CacheRead = p.Input
+	}
+	if p.CacheWrite == 0 {
+		p.CacheWrite = p.Input
+	}
+	return p
+}
+
+func (p Price) validate() error {
+	if p.Input < 0 || p.CacheRead < 0 || p.CacheWrite < 0 || p.Output < 0 {
+		return errors.New("prices must not be negative")
+	}
+	return nil
+}
+
+// Provider names, as used in routes, usage rows and filters.
+const (
+	OpenAI    = "openai"
+	Anthropic = "anthropic"
+	Gemini    = "gemini"
+)
+
+// DefaultMaxOutputTokens is the output cap WorstCase assumes when a request names none. Most
+// chat completions end well below it; a request that runs longer is still charged its real cost
+// when it settles — the cap only sizes the reservation that holds concurrent requests back.
+const DefaultMaxOutputTokens = 4096
+
+// DefaultUnknownPrice is a sensible default for models missing from the table: a flagship-class
+// price, so an unknown model is over- rather than under-counted against a budget.
+func DefaultUnknownPrice() Price { return PriceFromDollars(5, 0, 0, 30) }
+
+// Table prices models. It is immutable after New and safe for concurrent use.
+type Table struct {
+	entries   map[string]entry
+	def       Price
+	maxOutput int64
+	models    []string
+}
+
+type entry struct {
+	provider string
+	price    Price
+}
+
+// Option configures a Table.
+type Option func(*Table)
+
+// WithDefaultMaxOutput sets the output cap WorstCase assumes when a request names none
+// (DefaultMaxOutputTokens if unset or not positive).
+func WithDefaultMaxOutput(tokens int64) Option {
+	return func(t *Table) {
+		if tokens > 0 {
+			t.maxOutput = tokens
+		}
+	}
+}
+
+// New builds a table from the embedded list prices, with overrides (keyed by model name or
+// name prefix, case-insensitive; zero CacheRead/CacheWrite mean "same as Input") replacing or
+// adding entries, and def pricing every model that matches nothing. It returns an error for a
+// negative price, an empty override name, or a default price that would make unknown models
+// free.
+func New(overrides map[string]Price, def Price, opts ...Option) (*Table, error) {
+	if err := def.validate(); err != nil {
+		return nil, fmt.Errorf("default price: %w", err)
+	}
+	if def.Input == 0 && def.Output == 0 {
+		return nil, errors.New("default price: input and output are both zero; unknown models would be free")
+	}
+	t := &Table{entries: make(map[string]entry), def: def.withCacheDefaults(), maxOutput: DefaultMaxOutputTokens}
+	for _, b := range builtin() {
+		t.entries[b.model] = entry{provider: b.provider, price: b.price}
+	}
+	for name, p := range overrides {
+		key := normalize(name)
+		if key == "" {
+			return nil, errors.New("price override with an empty model name")
+		}
+		if err := p.validate(); err != nil {
+			return nil, fmt.Errorf("price override for %q: %w", name, err)
+		}
+		prov := ""
+		if old, ok := t.entries[key]; ok {
+			prov = old.provider
+		} else {
+			prov = familyProvider(key)
+		}
+		t.entries[key] = entry{provider: prov, price: p.withCacheDefaults()}
+	}
+	for _, o := range opts {
+		o(t)
+	}
+	t.models = make([]string, 0, len(t.entries))
+	for m := range t.entries {
+		t.models = append(t.models, m)
+	}
+	sort.Strings(t.models)
+	return t, nil
+}
+
+// normalize lower-cases a model name and drops the "models/" resource prefix that Gemini
+// clients sometimes send.
+func normalize(model string) string {
+	m := strings.ToLower(strings.TrimSpace(model))
+	return strings.TrimPrefix(m, "models/")
+}
+
+// isBoundary reports whether c separates a base model name from a suffix: dates, versions and
+// aliases are joined with '-' (gpt-4o-2024-08-06, claude-3-5-haiku-latest, gemini-2.0-flash-001),
+// '@' (Vertex AI: claude-sonnet-4-5@20250929) or ':'.
+func isBoundary(c byte) bool { return c == '-' || c == '@' || c == ':' }
+
+// match finds the entry for model: an exact name first, then the longest prefix that ends at a
+// boundary. Because only whole segments match, gpt-4o-mini never falls to gpt-4o's price and
+// o1x is not o1; because the longest wins, gpt-4o-mini-2024-07-18 is gpt-4o-mini, not gpt-4o.
+func (t *Table) match(model string) (entry, bool) {
+	m := normalize(model)
+	if e, ok := t.entries[m]; ok {
+		return e, true
+	}
+	for i := len(m) - 1; i > 0; i-- {
+		if isBoundary(m[i]) {
+			if e, ok := t.entries[m[:i]]; ok {
+				return e, true
+			}
+		}
+	}
+	return entry{}, false
+}
+
+// Lookup returns model's price, and byDefault true when the model matched nothing and the
+// default price applies.
+func (t *Table) Lookup(model string) (p Price, byDefault bool) {
+	if e, ok := t.match(model); ok {
+		return e.price, false
+	}
+	return t.def, true
+}
+
+// Cost prices u for model, and reports whether the default price was used. Token counts below
+// zero count as zero; a result beyond the int64 range saturates.
+func (t *Table) Cost(model string, u Usage) (cost NanoUSD, byDefault bool) {
+	p, byDefault := t.Lookup(model)
+	return p.Cost(u), byDefault
+}
+
+// Cost prices u at p: tokens × micro-dollars-per-million is pico-dollars, rounded half up to
+// nano-dollars once for the whole request.
+func (p Price) Cost(u Usage) NanoUSD {
+	var pico uint64
+	var overflow bool
+	add := func(tokens, price int64) {
+		if tokens <= 0 || price <= 0 {
+			return
+		}
+		hi, lo := bits.Mul64(uint64(tokens), uint64(price))
+		sum, carry := bits.Add64(pico, lo, 0)
+		if hi != 0 || carry != 0 {
+			overflow = true
+		}
+		pico = sum
+	}
+	add(u.Input, p.Input)
+	add(u.CacheRead, p.CacheRead)
+	add(u.CacheWrite, p.CacheWrite)
+	add(u.Output, p.Output)
+	nano := (pico + 500) / 1000
+	if overflow || pico > math.MaxUint64-500 || nano > math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return NanoUSD(nano)
+}
+
+// WorstCase is the most a request can cost: every input token at the full input price plus
+// maxOutput output tokens (the table's default cap when maxOutput is not positive). The budget
+// engine reserves it while the request is in flight.
+func (t *Table) WorstCase(model string, inputTokens, maxOutput int64) NanoUSD {
+	if maxOutput <= 0 {
+		maxOutput = t.maxOutput
+	}
+	p, _ := t.Lookup(model)
+	return p.Cost(Usage{Input: inputTokens, Output: maxOutput})
+}
+
+// DefaultMaxOutput is the output cap WorstCase assumes when a request names none.
+func (t *Table) DefaultMaxOutput() int64 { return t.maxOutput }
+
+// Provider returns which provider a known model belongs to (OpenAI, Anthropic or Gemini), or ""
+// for a model the table does not know. The proxy uses it to route a fallback model that belongs
+// to another provider than the request.
+func (t *Table) Provider(model string) string {
+	if e, ok := t.match(model); ok {
+		return e.provider
+	}
+	return ""
+}
+
+// Models lists every model name in the table (built-in and overrides), sorted, for
+// suggestions in the dashboard. The caller may not modify the slice.
+func (t *Table) Models() []string { return t.models }
+
+// familyProvider guesses the provider of an override that names a model outside the built-in
+// table, from the naming conventions each provider uses.
+func familyProvider(model string) string {
+	switch {
+	case strings.HasPrefix(model, "claude"):
+		return Anthropic
+	case strings.HasPrefix(model, "gemini"), strings.HasPrefix(model, "gemma"):
+		return Gemini
+	case strings.HasPrefix(model, "gpt-"), strings.HasPrefix(model, "chatgpt-"),
+		strings.HasPrefix(model, "o1"), strings.HasPrefix(model, "o3"), strings.HasPrefix(model, "o4"),
+		strings.HasPrefix(model, "text-embedding-"), strings.HasPrefix(model, "codex-"):
+		return OpenAI
+	}
+	return ""
+}

@@ -1,0 +1,305 @@
+package pricing
+
+import (
+	"math"
+	"testing"
+)
+
+func mustTable(t *testing.T, overrides map[string]Price, opts ...Option) *Table {
+	t.Helper()
+	tab, err := New(overrides, DefaultUnknownPrice(), opts...)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return tab
+}
+
+// Dated, aliased and suffixed model names resolve to their base entry's price, the longest
+// matching base wins, and names that only share characters with a base do not match it.
+func TestLookupMatchesLongestPrefix(t *testing.T) {
+	tab := mustTable(t, nil)
+	tests := []struct {
+		model     string
+		want      string // the built-in entry whose price must apply; "" = default price
+		wantProv  string
+		byDefault bool
+	}{
+		{"gpt-4o", "gpt-4o", OpenAI, false},
+		{"gpt-4o-2024-08-06", "gpt-4o", OpenAI, false},
+		{"gpt-4o-mini", "gpt-4o-mini", OpenAI, false},
+		{"gpt-4o-mini-2024-07-18", "gpt-4o-mini", OpenAI, false},
+		{"GPT-4o-Mini", "gpt-4o-mini", OpenAI, false},
+		{"gpt-4.1-mini-2025-04-14", "gpt-4.1-mini", OpenAI, false},
+		{"gpt-5-mini-2025-08-07", "gpt-5-mini", OpenAI, false},
+		{"gpt-5.1-codex", "gpt-5.1", OpenAI, false},
+		{"o3-mini-2025-01-31", "o3-mini", OpenAI, false},
+		{"o3-2025-04-16", "o3", OpenAI, false},
+		{"claude-3-5-haiku-latest", "claude-3-5-haiku", Anthropic, false},
+		{"claude-3-5-haiku-20241022", "claude-3-5-haiku", Anthropic, false},
+		{"claude-sonnet-4-5-20250929", "claude-sonnet-4-5", Anthropic, false},
+		{"claude-sonnet-4-5@20250929", "claude-sonnet-4-5", Anthropic, false},
+		{"claude-sonnet-4-20250514", "claude-sonnet-4", Anthropic, false},
+		{"claude-opus-4-1-20250805", "claude-opus-4-1", Anthropic, false},
+		{"claude-opus-4-20250514", "claude-opus-4", Anthropic, false},
+		{"claude-haiku-4-5-20251001", "claude-haiku-4-5", Anthropic, false},
+		{"claude-sonnet-5-5", "claude-sonnet-5-5", Anthropic, false},
+		{"gemini-2.0-flash-001", "gemini-2.0-flash", Gemini, false},
+		{"gemini-2.0-flash-lite-001", "gemini-2.0-flash-lite", Gemini, false},
+		{"models/gemini-2.5-flash", "gemini-2.5-flash", Gemini, false},
+		{"gemini-2.5-flash-lite-preview-06-17", "gemini-2.5-flash-lite", Gemini, false},
+		{"gemini-3.1-pro-preview", "gemini-3.1-pro", Gemini, false},
+		// Sharing characters is not sharing a segment.
+		{"o1x", "", "", true},
+		{"gpt-4omega", "", "", true},
+		{"my-finetune", "", "", true},
+		{"", "", "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.model, func(t *testing.T) {
+			got, byDefault := tab.Lookup(tt.model)
+			if byDefault != tt.byDefault {
+				t.Fatalf("byDefault = %v, want %v", byDefault, tt.byDefault)
+			}
+			want := tab.def
+			if tt.want != "" {
+				want = tab.entries[tt.want].price
+			}
+			if got != want {
+				t.Errorf("price = %+v, want %+v (%s)", got, want, tt.want)
+			}
+			if got, want := tab.Provider(tt.model), tt.wantProv; got != want {
+				t.Errorf("Provider = %q, want %q", got, want)
+			}
+		})
+	}
+	// The trap the table must avoid: mini is far cheaper than its big sibling.
+	mini, _ := tab.Lookup("gpt-4o-mini-2024-07-18")
+	big, _ := tab.Lookup("gpt-4o-2024-08-06")
+	if mini.Input >= big.Input {
+		t.Errorf("gpt-4o-mini input %d is not below gpt-4o %d", mini.Input, big.Input)
+	}
+}
+
+// Costs are exact integer sums over each token class at the published rates.
+func TestCost(t *testing.T) {
+	tab := mustTable(t, nil)
+	tests := []struct {
+		name  string
+		model string
+		u     Usage
+		want  NanoUSD
+	}{
+		// 1M input at $2.50 + 1M output at $10 = $12.50.
+		{"gpt-4o whole millions", "gpt-4o", Usage{Input: 1_000_000, Output: 1_000_000}, FromDollars(12.50)},
+		// 1000 × 0.15 µ$ + 500 × 0.60 µ$ = 150 + 300 µ$ = 450,000 n$.
+		{"gpt-4o-mini small", "gpt-4o-mini-2024-07-18", Usage{Input: 1000, Output: 500}, 450_000},
+		// cached input at half price: 1000 × $1.25/M = 1,250,000 n$.
+		{"gpt-4o cached", "gpt-4o", Usage{CacheRead: 1000}, 1_250_000},
+		// Anthropic: 100 in × $3 + 2000 cache read × $0.30 + 1000 cache write × $3.75 + 50 out × $15
+		// = 300,000 + 600,000 + 3,750,000 + 750,000 n$.
+		{"claude sonnet 4.5 with cache", "claude-sonnet-4-5-20250929",
+			Usage{Input: 100, CacheRead: 2000, CacheWrite: 1000, Output: 50}, 5_400_000},
+		// One token of gpt-5-nano input is 0.05 µ$ = 50 n$; one output token 0.40 µ$ = 400 n$.
+		{"gpt-5-nano one token each", "gpt-5-nano", Usage{Input: 1, Output: 1}, 450},
+		// gemini-2.0-flash-lite input is $0.075/M = 75,000 pico$ = 75 n$ per token.
+		{"sub-cent price per token", "gemini-2.0-flash-lite", Usage{Input: 7}, 525},
+		{"negative tokens count as zero", "gpt-4o", Usage{Input: -5, Output: 1}, 10_000},
+		{"no tokens", "gpt-4o", Usage{}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, byDefault := tab.Cost(tt.model, tt.u)
+			if byDefault {
+				t.Fatalf("%s priced by default", tt.model)
+			}
+			if got != tt.want {
+				t.Errorf("Cost = %d n$, want %d n$", got, tt.want)
+			}
+		})
+	}
+}
+
+// An unknown model costs the default price, is flagged, and is never free.
+func TestUnknownModelPricedByDefault(t *testing.T) {
+	def := PriceFromDollars(1, 0, 0, 2)
+	tab, err := New(nil, def)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cost, byDefault := tab.Cost("brand-new-model-9000", Usage{Input: 1_000_000, CacheRead: 1_000_000, Output: 1_000_000})
+	if !byDefault {
+		t.Error("unknown model not flagged as priced by default")
+	}
+	// Cache reads of an unknown model are not assumed discounted: $1 + $1 + $2.
+	if got, want := cost, FromDollars(4); got != want {
+		t.Errorf("cost = %d, want %d", got, want)
+	}
+	if got := tab.Provider("brand-new-model-9000"); got != "" {
+		t.Errorf("Provider = %q, want empty", got)
+	}
+
+	for _, bad := range []Price{{}, {CacheRead: 5}} {
+		if _, err := New(nil, bad); err == nil {
+			t.Errorf("New accepted a free default price %+v", bad)
+		}
+	}
+	if _, err := New(nil, Price{Input: -1, Output: 5}); err == nil {
+		t.Error("New accepted a negative default price")
+	}
+}
+
+// Overrides replace built-in prices (dated names still match them) and add new models, whose
+// provider is inferred from the name.
+func TestOverrides(t *testing.T) {
+	tab := mustTable(t, map[string]Price{
+		"GPT-4o":             PriceFromDollars(1, 0, 0, 2),
+		"claude-internal-x":  PriceFromDollars(3, 0.3, 3.75, 15),
+		"acme-llm":           PriceFromDollars(0.5, 0, 0, 0.5),
+		"gemini-2.5-flash":   PriceFromDollars(0.1, 0.01, 0, 0.2),
+		"text-embedding-new": PriceFromDollars(0.01, 0, 0, 0),
+	})
+	if got, want := mustCost(t, tab, "gpt-4o-2024-08-06", Usage{Input: 1_000_000, Output: 1_000_000}), FromDollars(3); got != want {
+		t.Errorf("overridden gpt-4o cost = %d, want %d", got, want)
+	}
+	// The override does not leak into the longer sibling.
+	if got, want := mustCost(t, tab, "gpt-4o-mini", Usage{Input: 1_000_000}), FromDollars(0.15); got != want {
+		t.Errorf("gpt-4o-mini cost = %d, want %d", got, want)
+	}
+	p, _ := tab.Lookup("acme-llm")
+	if p.CacheRead != p.Input || p.CacheWrite != p.Input {
+		t.Errorf("zero cache prices in an override should mean 'like input', got %+v", p)
+	}
+	for model, want := range map[string]string{
+		"claude-internal-x-2026": Anthropic,
+		"gemini-2.5-flash-001":   Gemini,
+		"gpt-4o":                 OpenAI,
+		"acme-llm":               "",
+		"text-embedding-new":     OpenAI,
+	} {
+		if got := tab.Provider(model); got != want {
+			t.Errorf("Provider(%q) = %q, want %q", model, got, want)
+		}
+	}
+	if _, err := New(map[string]Price{" ": PriceFromDollars(1, 0, 0, 1)}, DefaultUnknownPrice()); err == nil {
+		t.Error("New accepted an override with an empty name")
+	}
+	if _, err := New(map[string]Price{"x": {Input: 1, Output: -1}}, DefaultUnknownPrice()); err == nil {
+		t.Error("New accepted a negative override")
+	}
+}
+
+func mustCost(t *testing.T, tab *Table, model string, u Usage) NanoUSD {
+	t.Helper()
+	c, byDefault := tab.Cost(model, u)
+	if byDefault {
+		t.Fatalf("%s priced by default", model)
+	}
+	return c
+}
+
+// WorstCase reserves full-price input plus the request's output cap, or the configured default
+// cap when the request names none.
+func TestWorstCase(t *testing.T) {
+	tab := mustTable(t, nil)
+	// 1000 in × $2.50 + 4096 out × $10 = 2,500,000 + 40,960,000 n$.
+	if got, want := tab.WorstCase("gpt-4o", 1000, 0), NanoUSD(43_460_000); got != want {
+		t.Errorf("default cap: got %d, want %d", got, want)
+	}
+	if got, want := tab.WorstCase("gpt-4o", 1000, 100), NanoUSD(3_500_000); got != want {
+		t.Errorf("explicit cap: got %d, want %d", got, want)
+	}
+	small := mustTable(t, nil, WithDefaultMaxOutput(1000))
+	if got, want := small.DefaultMaxOutput(), int64(1000); got != want {
+		t.Errorf("DefaultMaxOutput = %d, want %d", got, want)
+	}
+	if got, want := small.WorstCase("gpt-4o", 0, -1), NanoUSD(10_000_000); got != want {
+		t.Errorf("configured cap: got %d, want %d", got, want)
+	}
+	// A absurd max_tokens from a client saturates instead of wrapping negative.
+	if got := tab.WorstCase("gpt-5.5-pro", math.MaxInt64, math.MaxInt64); got != math.MaxInt64 {
+		t.Errorf("overflow: got %d, want saturation", got)
+	}
+	// An unknown model reserves at the default price, never zero.
+	if got := tab.WorstCase("who-knows", 10, 10); got <= 0 {
+		t.Errorf("unknown model worst case = %d, want > 0", got)
+	}
+}
+
+// The pico-dollar sum is rounded half up to nano-dollars once, not per token class.
+func TestCostRounding(t *testing.T) {
+	onePico := Price{Input: 1, CacheRead: 1, CacheWrite: 1, Output: 1} // 1 µ$/M = 1 p$/token
+	tests := []struct {
+		u    Usage
+		want NanoUSD
+	}{
+		{Usage{Input: 499}, 0},
+		{Usage{Input: 500}, 1},
+		{Usage{Input: 250, Output: 250}, 1}, // two halves of a half: rounded after summing
+		{Usage{Input: 1499}, 1},
+		{Usage{Input: 1500}, 2},
+	}
+	for _, tt := range tests {
+		if got := onePico.Cost(tt.u); got != tt.want {
+			t.Errorf("Cost(%+v) = %d, want %d", tt.u, got, tt.want)
+		}
+	}
+}
+
+func TestDollarConversions(t *testing.T) {
+	tests := []struct {
+		d    float64
+		want NanoUSD
+	}{
+		{1, 1_000_000_000},
+		{0.05, 50_000_000},
+		{0.1 + 0.2, 300_000_000}, // float noise rounds away
+		{0.0000000004, 0},
+		{0.0000000005, 1},
+		{-2.5, -2_500_000_000},
+		{1e30, math.MaxInt64},
+		{math.NaN(), 0},
+	}
+	for _, tt := range tests {
+		if got := FromDollars(tt.d); got != tt.want {
+			t.Errorf("FromDollars(%v) = %d, want %d", tt.d, got, tt.want)
+		}
+	}
+	if got, want := NanoUSD(1_234_500_000).Dollars(), 1.2345; got != want {
+		t.Errorf("Dollars = %v, want %v", got, want)
+	}
+}
+
+// Every built-in row is well formed: a provider, a positive input price, a lower-case name that
+// is not shadowed by a duplicate, and Models lists them all.
+func TestBuiltinTable(t *testing.T) {
+	tab := mustTable(t, nil)
+	seen := map[string]bool{}
+	for _, b := range builtin() {
+		if seen[b.model] {
+			t.Errorf("duplicate row %q", b.model)
+		}
+		seen[b.model] = true
+		if b.model != normalize(b.model) {
+			t.Errorf("row %q is not normalized", b.model)
+		}
+		if b.provider != OpenAI && b.provider != Anthropic && b.provider != Gemini {
+			t.Errorf("row %q has provider %q", b.model, b.provider)
+		}
+		if b.price.Input <= 0 || b.price.CacheRead <= 0 || b.price.CacheWrite <= 0 || b.price.Output < 0 {
+			t.Errorf("row %q has a non-positive price %+v", b.model, b.price)
+		}
+		if b.price.CacheRead > b.price.Input {
+			t.Errorf("row %q reads cache dearer than input", b.model)
+		}
+	}
+	if got, want := len(tab.Models()), len(seen); got != want {
+		t.Errorf("Models() has %d names, want %d", got, want)
+	}
+}
+
+func BenchmarkLookupDated(b *testing.B) {
+	tab, _ := New(nil, DefaultUnknownPrice())
+	for b.Loop() {
+		tab.Cost("claude-sonnet-4-5-20250929", Usage{Input: 1000, Output: 200})
+	}
+}
