@@ -87,6 +87,9 @@ CREATE TABLE usage_logs (
     status            INTEGER NOT NULL,
     input_tokens      INTEGER NOT NULL,
     output_tokens     INTEGER NOT NULL,
+    -- As the provider reported it (it can include cached and reasoning tokens the two above
+    -- do not split out), so not always input_tokens + output_tokens.
+    total_tokens      INTEGER NOT NULL,
     cost_nano         INTEGER NOT NULL,
     latency_ms        INTEGER NOT NULL,
     error_code        TEXT NOT NULL DEFAULT '',

@@ -1,0 +1,325 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// UsageRow is one row of usage_logs: one proxied request (or one blocked by a budget).
+// Timestamps are unix milliseconds UTC; money is nano-dollars.
+type UsageRow struct {
+	ID              int64
+	RequestID       string
+	CreatedAt       int64
+	WorkspaceID     int64
+	ProjectID       int64
+	Provider        string
+	OriginalModel   string
+	FinalModel      string
+	WasFallback     bool
+	Status          int
+	InputTokens     int64
+	OutputTokens    int64
+	TotalTokens     int64
+	CostNano        int64
+	LatencyMs       int64
+	ErrorCode       string
+	Stream          bool
+	UsageEstimated  bool
+	PricedByDefault bool
+}
+
+// SpendCounter is one row of spend_counters: the spend of a project or workspace in one UTC day
+// ('2006-01-02') or UTC month ('2006-01').
+type SpendCounter struct {
+	Scope     string // "project" or "workspace"
+	ScopeID   int64
+	Period    string
+	SpendNano int64
+}
+
+const usageColumns = `request_id, created_at, workspace_id, project_id, provider, original_model,
+	final_model, was_fallback, status, input_tokens, output_tokens, total_tokens, cost_nano,
+	latency_ms, error_code, stream, usage_estimated, priced_by_default`
+
+const usageColumnCount = 18
+
+// usageChunk rows go in one INSERT statement: 500 × 18 = 9,000 parameters, well under SQLite's
+// limit, and few enough statements per batch that parsing them costs nothing noticeable.
+const usageChunk = 500
+
+// InsertUsage writes a batch of usage rows in ONE transaction and, in the same transaction, adds
+// the cost of every row it actually inserted to the project's and workspace's day and month
+// counters. A row whose request_id is already stored is skipped and not counted again, so a
+// batch retried after an uncertain failure never double-counts. It returns how many rows were
+// inserted.
+func (db *DB) InsertUsage(ctx context.Context, rows []UsageRow) (inserted int, err error) {
+	if len(rows) == 0 {
+		return 0, nil
+	}
+	err = db.WriteTx(ctx, func(tx *sql.Tx) error {
+		inserted = 0
+		deltas := make(map[SpendCounter]int64)
+		var periods periodCache
+		for start := 0; start < len(rows); start += usageChunk {
+			chunk := rows[start:min(start+usageChunk, len(rows))]
+			n, err := insertUsageChunk(ctx, tx, chunk, deltas, &periods)
+			if err != nil {
+				return err
+			}
+			inserted += n
+		}
+		return addSpend(ctx, tx, deltas)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("insert usage batch of %d: %w", len(rows), err)
+	}
+	return inserted, nil
+}
+
+func insertUsageChunk(ctx context.Context, tx *sql.Tx, rows []UsageRow, deltas map[SpendCounter]int64, periods *periodCache) (int, error) {
+	var q strings.Builder
+	q.Grow(200 + len(rows)*40)
+	q.WriteString(`INSERT INTO usage_logs (`)
+	q.WriteString(usageColumns)
+	q.WriteString(`) VALUES `)
+	args := make([]any, 0, len(rows)*usageColumnCount)
+	for i, r := range rows {
+		if i > 0 {
+			q.WriteByte(',')
+		}
+		q.WriteString(`(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+		args = append(args, r.RequestID, r.CreatedAt, r.WorkspaceID, r.ProjectID, r.Provider,
+			r.OriginalModel, r.FinalModel, r.WasFallback, r.Status, r.InputTokens, r.OutputTokens,
+			r.TotalTokens, r.CostNano, r.LatencyMs, r.ErrorCode, r.Stream, r.UsageEstimated,
+			r.PricedByDefault)
+	}
+	// RETURNING yields only the rows actually inserted, so only they reach the counters.
+	q.WriteString(` ON CONFLICT (request_id) DO NOTHING RETURNING created_at, workspace_id, project_id, cost_nano`)
+	res, err := tx.QueryContext(ctx, q.String(), args...)
+	if err != nil {
+		return 0, err
+	}
+	defer res.Close()
+	n := 0
+	for res.Next() {
+		var createdAt, workspaceID, projectID, cost int64
+		if err := res.Scan(&createdAt, &workspaceID, &projectID, &cost); err != nil {
+			return 0, err
+		}
+		n++
+		if cost == 0 {
+			continue
+		}
+		day, month := periods.keys(createdAt)
+		deltas[SpendCounter{Scope: "project", ScopeID: projectID, Period: day}] += cost
+		deltas[SpendCounter{Scope: "project", ScopeID: projectID, Period: month}] += cost
+		deltas[SpendCounter{Scope: "workspace", ScopeID: workspaceID, Period: day}] += cost
+		deltas[SpendCounter{Scope: "workspace", ScopeID: workspaceID, Period: month}] += cost
+	}
+	return n, res.Err()
+}
+
+func addSpend(ctx context.Context, tx *sql.Tx, deltas map[SpendCounter]int64) error {
+	if len(deltas) == 0 {
+		return nil
+	}
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO spend_counters (scope, scope_id, period, spend_nano)
+		VALUES (?, ?, ?, ?)
+		ON CONFLICT (scope, scope_id, period) DO UPDATE SET spend_nano = spend_nano + excluded.spend_nano`)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for k, v := range deltas {
+		if _, err := stmt.ExecContext(ctx, k.Scope, k.ScopeID, k.Period, v); err != nil {
+			return fmt.Errorf("add spend to %s %d %s: %w", k.Scope, k.ScopeID, k.Period, err)
+		}
+	}
+	return nil
+}
+
+// periodCache formats the UTC day and month keys of a timestamp, reusing the last answer: a
+// batch's rows are nearly always from the same day.
+type periodCache struct {
+	start, end int64
+	day, month string
+}
+
+func (p *periodCache) keys(ms int64) (day, month string) {
+	if p.end != 0 && ms >= p.start && ms < p.end {
+		return p.day, p.month
+	}
+	t := time.UnixMilli(ms).UTC()
+	d := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+	p.start, p.end = d.UnixMilli(), d.AddDate(0, 0, 1).UnixMilli()
+	p.day, p.month = d.Format("2006-01-02"), d.Format("2006-01")
+	return p.day, p.month
+}
+
+// SpendCounters returns every counter of the given periods (for start-up: today's and this
+// month's keys).
+func (db *DB) SpendCounters(ctx context.Context, periods ...string) ([]SpendCounter, error) {
+	if len(periods) == 0 {
+		return nil, nil
+	}
+	q := `SELECT scope, scope_id, period, spend_nano FROM spend_counters WHERE period IN (?` +
+		strings.Repeat(",?", len(periods)-1) + `)`
+	args := make([]any, len(periods))
+	for i, p := range periods {
+		args[i] = p
+	}
+	rows, err := db.Read.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read spend counters: %w", err)
+	}
+	defer rows.Close()
+	var out []SpendCounter
+	for rows.Next() {
+		var c SpendCounter
+		if err := rows.Scan(&c.Scope, &c.ScopeID, &c.Period, &c.SpendNano); err != nil {
+			return nil, fmt.Errorf("read spend counters: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read spend counters: %w", err)
+	}
+	return out, nil
+}
+
+// UsageFilter selects usage rows of one workspace. Zero values mean "any".
+type UsageFilter struct {
+	WorkspaceID int64  // required
+	From, To    int64  // unix ms: From inclusive, To exclusive
+	ProjectID   int64  //
+	Provider    string // exact: openai, anthropic, gemini
+	Model       string // partial match on the original or final model, case-insensitive
+	Status      int    // exact HTTP status
+	Limit       int    // default 100, at most 1000
+	Cursor      string // from a previous page's next cursor
+}
+
+// Paging limits for ListUsage.
+const (
+	DefaultUsageLimit = 100
+	MaxUsageLimit     = 1000
+)
+
+// ErrBadCursor is returned by ListUsage for a cursor it did not issue.
+var ErrBadCursor = errors.New("invalid cursor")
+
+// ListUsage returns one page of a workspace's usage rows, newest first, and the cursor of the
+// next page ("" on the last one). Paging walks the (workspace_id, created_at, id) index from the
+// cursor's position, so every page costs the same however deep it is. A limit outside 1..1000
+// is clamped (0 means 100). It returns ErrBadCursor (wrapped) for a malformed cursor.
+func (db *DB) ListUsage(ctx context.Context, f UsageFilter) ([]UsageRow, string, error) {
+	if f.WorkspaceID <= 0 {
+		return nil, "", errors.New("list usage: workspace is required")
+	}
+	limit := f.Limit
+	switch {
+	case limit <= 0:
+		limit = DefaultUsageLimit
+	case limit > MaxUsageLimit:
+		limit = MaxUsageLimit
+	}
+	var q strings.Builder
+	q.WriteString(`SELECT id, ` + usageColumns + ` FROM usage_logs WHERE workspace_id = ?`)
+	args := []any{f.WorkspaceID}
+	if f.From != 0 {
+		q.WriteString(` AND created_at >= ?`)
+		args = append(args, f.From)
+	}
+	if f.To != 0 {
+		q.WriteString(` AND created_at < ?`)
+		args = append(args, f.To)
+	}
+	if f.ProjectID != 0 {
+		q.WriteString(` AND project_id = ?`)
+		args = append(args, f.ProjectID)
+	}
+	if f.Provider != "" {
+		q.WriteString(` AND provider = ?`)
+		args = append(args, f.Provider)
+	}
+	if f.Model != "" {
+		pattern := "%" + escapeLike(f.Model) + "%"
+		q.WriteString(` AND (final_model LIKE ? ESCAPE '\' OR original_model LIKE ? ESCAPE '\')`)
+		args = append(args, pattern, pattern)
+	}
+	if f.Status != 0 {
+		q.WriteString(` AND status = ?`)
+		args = append(args, f.Status)
+	}
+	if f.Cursor != "" {
+		at, id, err := decodeUsageCursor(f.Cursor)
+		if err != nil {
+			return nil, "", fmt.Errorf("list usage: %w", err)
+		}
+		q.WriteString(` AND (created_at, id) < (?, ?)`)
+		args = append(args, at, id)
+	}
+	q.WriteString(` ORDER BY created_at DESC, id DESC LIMIT ?`)
+	args = append(args, limit+1)
+
+	rows, err := db.Read.QueryContext(ctx, q.String(), args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("list usage: %w", err)
+	}
+	defer rows.Close()
+	out := make([]UsageRow, 0, min(limit+1, 128))
+	for rows.Next() {
+		var r UsageRow
+		if err := rows.Scan(&r.ID, &r.RequestID, &r.CreatedAt, &r.WorkspaceID, &r.ProjectID,
+			&r.Provider, &r.OriginalModel, &r.FinalModel, &r.WasFallback, &r.Status,
+			&r.InputTokens, &r.OutputTokens, &r.TotalTokens, &r.CostNano, &r.LatencyMs,
+			&r.ErrorCode, &r.Stream, &r.UsageEstimated, &r.PricedByDefault); err != nil {
+			return nil, "", fmt.Errorf("list usage: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("list usage: %w", err)
+	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		last := out[limit-1]
+		next = encodeUsageCursor(last.CreatedAt, last.ID)
+	}
+	return out, next, nil
+}
+
+func escapeLike(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+	return r.Replace(s)
+}
+
+// The cursor is the (created_at, id) of the last row served, opaque to clients.
+func encodeUsageCursor(createdAt, id int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(createdAt, 10) + "." + strconv.FormatInt(id, 10)))
+}
+
+func decodeUsageCursor(c string) (createdAt, id int64, err error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return 0, 0, ErrBadCursor
+	}
+	at, idStr, ok := strings.Cut(string(b), ".")
+	if !ok {
+		return 0, 0, ErrBadCursor
+	}
+	createdAt, err1 := strconv.ParseInt(at, 10, 64)
+	id, err2 := strconv.ParseInt(idStr, 10, 64)
+	if err1 != nil || err2 != nil || id <= 0 {
+		return 0, 0, ErrBadCursor
+	}
+	return createdAt, id, nil
+}
