@@ -26,8 +26,11 @@ import (
 
 	"github.com/julienschmidt/httprouter"
 
+	"tokenguard/app/budget"
 	"tokenguard/app/config"
+	"tokenguard/app/pricing"
 	"tokenguard/app/secret"
+	usagelog "tokenguard/app/usage"
 	"tokenguard/store"
 )
 
@@ -128,7 +131,12 @@ type Main struct {
 	// Now is the clock every component shares; tests replace it.
 	Now func() time.Time
 
-	DB       *store.DB
+	DB *store.DB
+	// Prices, Budget and Usage are the metering core the proxy and the API use.
+	Prices *pricing.Table
+	Budget *budget.Engine
+	Usage  *usagelog.Writer
+
 	listener net.Listener
 	server   *http.Server
 	// closers run in order on Close, after the HTTP server has drained.
@@ -191,6 +199,19 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 
+	// Metering: the price table, the budget engine with the persisted counters of the current
+	// day and month loaded back (fail closed: without them every budget would look unspent), and
+	// the usage writer, closed after the server has drained so it flushes every row.
+	if m.Prices, err = newPriceTable(cfg.Pricing); err != nil {
+		return err
+	}
+	m.Budget = budget.New(m.Now)
+	if err := usagelog.LoadCounters(ctx, m.DB, m.Budget, m.Now()); err != nil {
+		return fmt.Errorf("refusing to start without budget counters: %w", err)
+	}
+	m.Usage = usagelog.NewWriter(m.DB, m.Logger, usagelog.WriterOptions{FlushInterval: cfg.FlushInterval.Duration})
+	m.closers = append(m.closers, m.Usage.Close)
+
 	router := httprouter.New()
 	router.GET("/healthz", func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
 		w.Header().Set("Content-Type", "text/plain")
@@ -214,6 +235,22 @@ func (m *Main) Run(ctx context.Context) error {
 	}()
 	m.Logger.Info("TokenGuard is serving", "addr", m.Addr(), "dashboard", cfg.FrontendURL, "database", cfg.DatabaseURL, "version", Version)
 	return nil
+}
+
+// newPriceTable builds the price table from the config's dollar prices.
+func newPriceTable(c config.Pricing) (*pricing.Table, error) {
+	price := func(p config.Price) pricing.Price {
+		return pricing.PriceFromDollars(p.Input, p.CachedInput, p.CacheWrite, p.Output)
+	}
+	overrides := make(map[string]pricing.Price, len(c.Overrides))
+	for model, p := range c.Overrides {
+		overrides[model] = price(p)
+	}
+	t, err := pricing.New(overrides, price(c.Default), pricing.WithDefaultMaxOutput(c.DefaultMaxOutputTokens))
+	if err != nil {
+		return nil, fmt.Errorf("pricing config: %w", err)
+	}
+	return t, nil
 }
 
 // Addr is the address the server listens on (useful with port 0).
