@@ -266,8 +266,22 @@ type Ticket struct {
 	e           *Engine
 	projectID   int64
 	workspaceID int64
+	limits      [4]*pricing.NanoUSD // by Budget-1, to report crossings on Settle
 	amount      pricing.NanoUSD
 	settled     bool
+}
+
+// Crossing reports that a settled request took a budget across an alert threshold (80% or 100%)
+// in the current period. Because spend only grows within a period, each threshold is crossed at
+// most once per period per budget (unless the budget itself is changed), and a restart — which
+// loads the counters back — does not report it again.
+type Crossing struct {
+	Budget      Budget
+	Threshold   float64 // FallbackLevel (0.8) or BlockLevel (1.0)
+	ProjectID   int64
+	WorkspaceID int64
+	Spend       pricing.NanoUSD // committed spend of the period after this request
+	Limit       pricing.NanoUSD
 }
 
 // Reserved is the worst-case amount the ticket holds.
@@ -313,7 +327,8 @@ func (e *Engine) Admit(s Subject, reserve func(fallback bool) pricing.NanoUSD) (
 	if reserve != nil {
 		amount = max(reserve(d.Fallback), 0)
 	}
-	t := &Ticket{e: e, projectID: s.ProjectID, workspaceID: s.WorkspaceID, amount: amount}
+	t := &Ticket{e: e, projectID: s.ProjectID, workspaceID: s.WorkspaceID, amount: amount,
+		limits: [4]*pricing.NanoUSD{s.Project.Daily, s.Project.Monthly, s.Workspace.Daily, s.Workspace.Monthly}}
 	if amount > 0 {
 		e.reserved[subjectKey{s.ProjectID, projectScope}] += amount
 		e.reserved[subjectKey{s.WorkspaceID, workspaceScope}] += amount
@@ -333,15 +348,18 @@ func level(used, limit pricing.NanoUSD) float64 {
 // project's and workspace's counters of the day and month containing at — the request's start,
 // which is also its usage row's createdAt, so memory and the persisted counters agree. Only the
 // first call has an effect; a nil ticket is a no-op.
-func (t *Ticket) Settle(at time.Time, actual pricing.NanoUSD) {
+//
+// It returns the alert thresholds this request's cost carried a budget across (usually none),
+// for the caller to send the 80% / 100% budget alerts.
+func (t *Ticket) Settle(at time.Time, actual pricing.NanoUSD) []Crossing {
 	if t == nil {
-		return
+		return nil
 	}
 	e := t.e
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if t.settled {
-		return
+		return nil
 	}
 	t.settled = true
 	if t.amount > 0 {
@@ -349,7 +367,7 @@ func (t *Ticket) Settle(at time.Time, actual pricing.NanoUSD) {
 		e.release(subjectKey{t.workspaceID, workspaceScope}, t.amount)
 	}
 	if actual <= 0 {
-		return
+		return nil
 	}
 	// The common case — the request started in the day last seen — needs no clock read and no
 	// date arithmetic. (If that day has just ended, the counters land in it and are pruned at
@@ -367,14 +385,31 @@ func (t *Ticket) Settle(at time.Time, actual pricing.NanoUSD) {
 			month = -1
 		}
 	}
+	var crossed []Crossing
+	add := func(b Budget, k counterKey) {
+		before := e.spend[k]
+		after := before + actual
+		e.spend[k] = after
+		limit := t.limits[b-1]
+		if limit == nil || *limit <= 0 {
+			return
+		}
+		for _, thr := range [...]float64{FallbackLevel, BlockLevel} {
+			if level(before, *limit) < thr && level(after, *limit) >= thr {
+				crossed = append(crossed, Crossing{Budget: b, Threshold: thr, ProjectID: t.projectID,
+					WorkspaceID: t.workspaceID, Spend: after, Limit: *limit})
+			}
+		}
+	}
 	if day >= 0 {
-		e.spend[counterKey{t.projectID, day, projectScope, false}] += actual
-		e.spend[counterKey{t.workspaceID, day, workspaceScope, false}] += actual
+		add(ProjectDaily, counterKey{t.projectID, day, projectScope, false})
+		add(WorkspaceDaily, counterKey{t.workspaceID, day, workspaceScope, false})
 	}
 	if month >= 0 {
-		e.spend[counterKey{t.projectID, month, projectScope, true}] += actual
-		e.spend[counterKey{t.workspaceID, month, workspaceScope, true}] += actual
+		add(ProjectMonthly, counterKey{t.projectID, month, projectScope, true})
+		add(WorkspaceMonthly, counterKey{t.workspaceID, month, workspaceScope, true})
 	}
+	return crossed
 }
 
 func (e *Engine) release(k subjectKey, amount pricing.NanoUSD) {

@@ -328,3 +328,43 @@ func BenchmarkAdmitSettle(b *testing.B) {
 		}
 	})
 }
+
+// Settle reports each alert threshold once, when a request carries a budget across it.
+func TestSettleReportsCrossingsOnce(t *testing.T) {
+	e := New(newClock(noon).Now)
+	s := Subject{ProjectID: 1, WorkspaceID: 2,
+		Project:   Limits{Daily: usd(1), Monthly: usd(10)},
+		Workspace: Limits{Daily: usd(2)}}
+	settle := func(amount float64) []Crossing {
+		tk, _ := e.Admit(s, fixed(0))
+		return tk.Settle(noon, pricing.FromDollars(amount))
+	}
+	if got := settle(0.5); len(got) != 0 {
+		t.Errorf("50%%: crossings %+v, want none", got)
+	}
+	got := settle(0.3) // project daily 0.5 → 0.8
+	if len(got) != 1 || got[0].Budget != ProjectDaily || got[0].Threshold != FallbackLevel ||
+		got[0].Spend != pricing.FromDollars(0.8) || got[0].Limit != pricing.FromDollars(1) || got[0].ProjectID != 1 {
+		t.Errorf("at 80%%: crossings %+v, want project daily 0.8", got)
+	}
+	if got := settle(0.1); len(got) != 0 {
+		t.Errorf("90%%: crossings %+v, want none (80%% already reported)", got)
+	}
+	// 0.9 → 1.7 crosses project daily 100% and workspace daily 80% (1.7 of 2) at once.
+	got = settle(0.8)
+	want := map[Budget]float64{ProjectDaily: BlockLevel, WorkspaceDaily: FallbackLevel}
+	if len(got) != len(want) {
+		t.Fatalf("crossings %+v, want %v", got, want)
+	}
+	for _, c := range got {
+		if want[c.Budget] != c.Threshold {
+			t.Errorf("unexpected crossing %+v", c)
+		}
+	}
+	// Jumping past both thresholds in one request reports both.
+	e2 := New(newClock(noon).Now)
+	tk, _ := e2.Admit(Subject{ProjectID: 1, Project: Limits{Monthly: usd(1)}}, fixed(0))
+	if got := tk.Settle(noon, pricing.FromDollars(5)); len(got) != 2 {
+		t.Errorf("0 → 500%%: crossings %+v, want both thresholds", got)
+	}
+}
