@@ -106,8 +106,18 @@ type Table struct {
 }
 
 type entry struct {
-	provider string
-	price    Price
+	provider  string
+	price     Price
+	longAbove int64 // 0: one price whatever the prompt length
+	long      Price
+}
+
+// forPrompt is the price of a request with promptTokens of prompt.
+func (e entry) forPrompt(promptTokens int64) Price {
+	if e.longAbove > 0 && promptTokens > e.longAbove {
+		return e.long
+	}
+	return e.price
 }
 
 // Option configures a Table.
@@ -137,7 +147,7 @@ func New(overrides map[string]Price, def Price, opts ...Option) (*Table, error) 
 	}
 	t := &Table{entries: make(map[string]entry), def: def.withCacheDefaults(), maxOutput: DefaultMaxOutputTokens}
 	for _, b := range builtin() {
-		t.entries[b.model] = entry{provider: b.provider, price: b.price}
+		t.entries[b.model] = entry{provider: b.provider, price: b.price, longAbove: b.longAbove, long: b.long}
 	}
 	for name, p := range overrides {
 		key := normalize(name)
@@ -196,8 +206,8 @@ func (t *Table) match(model string) (entry, bool) {
 	return entry{}, false
 }
 
-// Lookup returns model's price, and byDefault true when the model matched nothing and the
-// default price applies.
+// Lookup returns model's (short-context) price, and byDefault true when the model matched
+// nothing and the default price applies.
 func (t *Table) Lookup(model string) (p Price, byDefault bool) {
 	if e, ok := t.match(model); ok {
 		return e.price, false
@@ -205,11 +215,29 @@ func (t *Table) Lookup(model string) (p Price, byDefault bool) {
 	return t.def, true
 }
 
-// Cost prices u for model, and reports whether the default price was used. Token counts below
-// zero count as zero; a result beyond the int64 range saturates.
+// lookupFor is Lookup for a request with promptTokens of prompt, long-context tier included.
+func (t *Table) lookupFor(model string, promptTokens int64) (Price, bool) {
+	if e, ok := t.match(model); ok {
+		return e.forPrompt(promptTokens), false
+	}
+	return t.def, true
+}
+
+// Cost prices u for model — at the model's long-context rate when the prompt (Input +
+// CacheRead + CacheWrite) is past its threshold — and reports whether the default price was
+// used. Token counts below zero count as zero; a result beyond the int64 range saturates.
 func (t *Table) Cost(model string, u Usage) (cost NanoUSD, byDefault bool) {
-	p, byDefault := t.Lookup(model)
+	p, byDefault := t.lookupFor(model, sat(u.Input, sat(u.CacheRead, u.CacheWrite)))
 	return p.Cost(u), byDefault
+}
+
+// sat adds two token counts without wrapping (negatives count as zero).
+func sat(a, b int64) int64 {
+	a, b = max(a, 0), max(b, 0)
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
 }
 
 // Cost prices u at p: tokens × micro-dollars-per-million is pico-dollars, rounded half up to
@@ -246,7 +274,7 @@ func (t *Table) WorstCase(model string, inputTokens, maxOutput int64) NanoUSD {
 	if maxOutput <= 0 {
 		maxOutput = t.maxOutput
 	}
-	p, _ := t.Lookup(model)
+	p, _ := t.lookupFor(model, inputTokens)
 	return p.Cost(Usage{Input: inputTokens, Output: maxOutput})
 }
 

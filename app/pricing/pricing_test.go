@@ -245,6 +245,43 @@ func TestCostRounding(t *testing.T) {
 	}
 }
 
+// Past a model's long-context threshold the whole request is billed at the long rate; cached
+// prompt tokens count toward the threshold; a reservation for a long prompt uses the long rate.
+func TestLongContextTier(t *testing.T) {
+	tab := mustTable(t, nil)
+	tests := []struct {
+		name  string
+		model string
+		u     Usage
+		want  NanoUSD
+	}{
+		// 200,000 × $1.25/M + 1000 × $10/M = $0.25 + $0.01.
+		{"gemini-2.5-pro at the threshold", "gemini-2.5-pro", Usage{Input: 200_000, Output: 1000}, FromDollars(0.26)},
+		// 200,001 × $2.50/M + 1000 × $15/M.
+		{"gemini-2.5-pro past it", "gemini-2.5-pro", Usage{Input: 200_001, Output: 1000}, FromDollars(0.5000025 + 0.015)},
+		// Cache reads push the prompt past 200K: 1 × $6 + 200,000 × $0.60 per M.
+		{"sonnet 4.5 with cache reads", "claude-sonnet-4-5-20250929", Usage{Input: 1, CacheRead: 200_000}, FromDollars(0.000006 + 0.12)},
+		// Sonnet 4.6 has no surcharge.
+		{"sonnet 4.6 flat", "claude-sonnet-4-6", Usage{Input: 300_000}, FromDollars(0.9)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := mustCost(t, tab, tt.model, tt.u); got != tt.want {
+				t.Errorf("Cost = %d, want %d", got, tt.want)
+			}
+		})
+	}
+	// 300K in × $10/M + 4096 out × $45/M for gpt-5.5 past 270K.
+	if got, want := tab.WorstCase("gpt-5.5", 300_000, 0), FromDollars(3+0.18432); got != want {
+		t.Errorf("WorstCase long = %d, want %d", got, want)
+	}
+	// An override replaces the tiers along with the price.
+	flat := mustTable(t, map[string]Price{"gemini-2.5-pro": PriceFromDollars(1, 0, 0, 1)})
+	if got, want := mustCost(t, flat, "gemini-2.5-pro", Usage{Input: 1_000_000}), FromDollars(1); got != want {
+		t.Errorf("overridden long prompt = %d, want %d", got, want)
+	}
+}
+
 func TestDollarConversions(t *testing.T) {
 	tests := []struct {
 		d    float64
@@ -290,6 +327,10 @@ func TestBuiltinTable(t *testing.T) {
 		}
 		if b.price.CacheRead > b.price.Input {
 			t.Errorf("row %q reads cache dearer than input", b.model)
+		}
+		if b.longAbove > 0 && (b.long.Input <= b.price.Input || b.long.Output < b.price.Output ||
+			b.long.CacheRead < b.price.CacheRead || b.long.CacheWrite < b.price.CacheWrite) {
+			t.Errorf("row %q has a long-context tier cheaper than its base: %+v", b.model, b.long)
 		}
 	}
 	if got, want := len(tab.Models()), len(seen); got != want {
