@@ -298,6 +298,7 @@ func (t *Table) Models() []string { return t.models }
 // familyProvider guesses the provider of an override that names a model outside the built-in
 // table, from the naming conventions each provider uses.
 func familyProvider(model string) string {
+	model = strings.TrimPrefix(model, "ft:") // OpenAI fine-tunes: ft:gpt-4o-mini:org::id
 	switch {
 	case strings.HasPrefix(model, "claude"):
 		return Anthropic

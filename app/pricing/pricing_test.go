@@ -157,7 +157,15 @@ func TestOverrides(t *testing.T) {
 		"acme-llm":           PriceFromDollars(0.5, 0, 0, 0.5),
 		"gemini-2.5-flash":   PriceFromDollars(0.1, 0.01, 0, 0.2),
 		"text-embedding-new": PriceFromDollars(0.01, 0, 0, 0),
+		"ft:gpt-4o-mini":     PriceFromDollars(0.30, 0.15, 0, 1.20),
 	})
+	// The config example's fine-tune override matches full fine-tune names, dated or not.
+	if got, want := mustCost(t, tab, "ft:gpt-4o-mini-2024-07-18:acme::abc123", Usage{Input: 1_000_000}), FromDollars(0.30); got != want {
+		t.Errorf("dated fine-tune cost = %d, want %d", got, want)
+	}
+	if got, want := mustCost(t, tab, "ft:gpt-4o-mini:acme:custom:abc123", Usage{Input: 1_000_000, Output: 1_000_000}), FromDollars(1.50); got != want {
+		t.Errorf("fine-tune cost = %d, want %d", got, want)
+	}
 	if got, want := mustCost(t, tab, "gpt-4o-2024-08-06", Usage{Input: 1_000_000, Output: 1_000_000}), FromDollars(3); got != want {
 		t.Errorf("overridden gpt-4o cost = %d, want %d", got, want)
 	}
@@ -175,6 +183,7 @@ func TestOverrides(t *testing.T) {
 		"gpt-4o":                 OpenAI,
 		"acme-llm":               "",
 		"text-embedding-new":     OpenAI,
+		"ft:gpt-4o-mini:acme::x": OpenAI,
 	} {
 		if got := tab.Provider(model); got != want {
 			t.Errorf("Provider(%q) = %q, want %q", model, got, want)
