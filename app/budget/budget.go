@@ -292,7 +292,8 @@ func (t *Ticket) Reserved() pricing.NanoUSD { return t.amount }
 // that concurrent requests each see the others' reservations. A request is admitted while
 // committed spend plus the reservations of requests already in flight is under every budget;
 // its own reservation does not count against it. A blocked request gets a nil ticket and
-// reserves nothing.
+// reserves nothing. reserve runs under the engine's lock: it must be quick and must not call
+// the engine (pricing.Table.WorstCase is both); nil reserves nothing.
 func (e *Engine) Admit(s Subject, reserve func(fallback bool) pricing.NanoUSD) (*Ticket, Decision) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
