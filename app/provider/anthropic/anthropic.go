@@ -201,7 +201,7 @@ func mergeUsage(dst *pricing.Usage, u gjson.Result) {
 // NewMeter returns the meter for a streamed Messages response.
 func (*Adapter) NewMeter(*provider.Call) provider.Meter { return &meter{} }
 
-// meter reads usage from message_start (input and cache figures, a first output count) and
+// meter reads usage from message_start (input and cache figures) and
 // message_delta (the cumulative output count, and any input figures that changed), and
 // counts the generated text in content_block_delta events for the estimate of a stream that
 // breaks off before message_delta.
@@ -222,7 +222,12 @@ func (m *meter) Event(name, data []byte) bool {
 		}
 	case "message_start":
 		if u := gjson.GetBytes(data, "message.usage"); u.IsObject() {
+			// Its output_tokens is a placeholder (1 or so), not a count of what follows: a
+			// stream that breaks off before message_delta reports no output, and the proxy
+			// estimates it from the text relayed rather than trusting the placeholder.
+			out := m.res.Usage.Output
 			mergeUsage(&m.res.Usage, u)
+			m.res.Usage.Output = out
 		}
 	case "message_delta":
 		if u := gjson.GetBytes(data, "usage"); u.IsObject() {

@@ -221,6 +221,9 @@ func TestBrokenStreamKeepsPartialUsage(t *testing.T) {
 	if got, want := res.Usage.CacheRead, reply.Usage.CacheRead; got != want {
 		t.Errorf("cache read = %d, want %d", got, want)
 	}
+	if got := res.Usage.Output; got != 0 {
+		t.Errorf("output = %d, want 0 (message_start's placeholder is no count; the proxy estimates)", got)
+	}
 	if got, want := res.OutputBytes, int64(len(anthropictest.Pieces(reply.Text)[0])); got != want {
 		t.Errorf("OutputBytes = %d, want %d (the one delta streamed)", got, want)
 	}

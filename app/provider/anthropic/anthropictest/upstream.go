@@ -28,8 +28,8 @@ type Fail int
 const (
 	// FailNone streams the whole reply.
 	FailNone Fail = iota
-	// FailBreak cuts the connection after message_start and the first text delta, before
-	// message_delta: the client never learns the output count.
+	// FailBreak cuts the connection after message_start and Cut text deltas (1 when Cut is
+	// 0), before message_delta: the client never learns the output count.
 	FailBreak
 	// FailErrorEvent sends "event: error" (overloaded_error) after the first text delta, inside
 	// the 200 stream, and ends it, as the API does when it is overloaded mid-response.
@@ -38,9 +38,13 @@ const (
 
 // Reply is what the upstream answers to one messages request.
 type Reply struct {
-	Text  string
-	Usage Usage
-	Fail  Fail
+	Text string
+	// Chunks, when set, are the text deltas of a stream (else Text cut in small pieces).
+	Chunks []string
+	Usage  Usage
+	Fail   Fail
+	// Cut is how many deltas FailBreak sends before breaking off.
+	Cut int
 	// DeltaInput makes message_delta repeat the input and cache figures (newer API versions
 	// do), rather than only output_tokens.
 	DeltaInput bool
@@ -140,7 +144,11 @@ func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
 			stream(w, req.Model, reply)
 			return
 		}
-		writeJSON(w, message(req.Model, reply, reply.Text, "end_turn", reply.Usage))
+		text := reply.Text
+		if reply.Chunks != nil {
+			text = strings.Join(reply.Chunks, "")
+		}
+		writeJSON(w, message(req.Model, reply, text, "end_turn", reply.Usage))
 	default:
 		apiError(w, http.StatusNotFound, "not_found_error", "Not found")
 	}
@@ -182,9 +190,13 @@ func stream(w http.ResponseWriter, model string, r Reply) {
 	send("message_start", map[string]any{"type": "message_start", "message": message(model, r, "", nil, start)})
 	send("content_block_start", map[string]any{"type": "content_block_start", "index": 0, "content_block": map[string]any{"type": "text", "text": ""}})
 	send("ping", map[string]any{"type": "ping"})
-	for i, piece := range Pieces(r.Text) {
+	pieces := r.Chunks
+	if pieces == nil {
+		pieces = Pieces(r.Text)
+	}
+	for i, piece := range pieces {
 		send("content_block_delta", map[string]any{"type": "content_block_delta", "index": 0, "delta": map[string]any{"type": "text_delta", "text": piece}})
-		if i == 0 {
+		if i+1 == max(r.Cut, 1) {
 			switch r.Fail {
 			case FailBreak:
 				// Abort the connection: no terminating chunk, the client sees a broken body.

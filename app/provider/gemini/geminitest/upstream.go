@@ -28,8 +28,9 @@ type Fail int
 const (
 	// FailNone streams the whole reply.
 	FailNone Fail = iota
-	// FailBreak cuts the connection after the first chunk (and, in a JSON-array stream, part
-	// of the second), before the chunk that carries the finish reason and final usage.
+	// FailBreak cuts the connection after Cut chunks (1 when Cut is 0) and, in a JSON-array
+	// stream, part of the next one, before the chunk that carries the finish reason and the
+	// final usage.
 	FailBreak
 	// FailError sends an error chunk after the first chunk and ends the stream.
 	FailError
@@ -37,9 +38,20 @@ const (
 
 // Reply is what the upstream answers to one generate request.
 type Reply struct {
-	Text  string
-	Usage Usage
-	Fail  Fail
+	Text string
+	// Chunks, when set, are the text pieces of a stream (else Text cut in small pieces).
+	Chunks []string
+	Usage  Usage
+	Fail   Fail
+	// Cut is how many chunks FailBreak sends before breaking off.
+	Cut int
+}
+
+func (r Reply) pieces() []string {
+	if r.Chunks != nil {
+		return r.Chunks
+	}
+	return Pieces(r.Text)
 }
 
 // Seen is one request as the upstream received it.
@@ -139,7 +151,7 @@ func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
 	case "countTokens":
 		writeJSON(w, map[string]any{"totalTokens": reply.Usage.Prompt})
 	case "generateContent":
-		writeJSON(w, chunk(model, reply.Text, "STOP", reply.Usage))
+		writeJSON(w, chunk(model, strings.Join(reply.pieces(), ""), "STOP", reply.Usage))
 	case "streamGenerateContent":
 		if r.URL.Query().Get("alt") == "sse" {
 			streamSSE(w, model, reply)
@@ -183,7 +195,7 @@ func chunk(model, text, finish string, u Usage) map[string]any {
 // (the prompt, candidates counted up piece by piece), the last with the finish reason and the
 // final usage (thoughts and cache included).
 func chunks(model string, r Reply) []map[string]any {
-	ps := Pieces(r.Text)
+	ps := r.pieces()
 	out := make([]map[string]any, 0, len(ps))
 	for i, p := range ps {
 		if i == len(ps)-1 {
@@ -205,7 +217,7 @@ func streamSSE(w http.ResponseWriter, model string, r Reply) {
 		b, _ := json.Marshal(c)
 		_, _ = w.Write(append(append([]byte("data: "), b...), "\r\n\r\n"...))
 		fl.Flush()
-		if i == 0 {
+		if i+1 == max(r.Cut, 1) {
 			switch r.Fail {
 			case FailBreak:
 				panic(http.ErrAbortHandler)
@@ -235,11 +247,11 @@ func streamArray(w http.ResponseWriter, model string, r Reply) {
 		_, _ = io.WriteString(w, sep)
 		_, _ = w.Write(b)
 		fl.Flush()
-		if i == 0 {
+		if i+1 == max(r.Cut, 1) {
 			switch r.Fail {
 			case FailBreak:
-				if len(cs) > 1 {
-					next, _ := json.MarshalIndent(cs[1], "", "  ")
+				if i+1 < len(cs) {
+					next, _ := json.MarshalIndent(cs[i+1], "", "  ")
 					_, _ = io.WriteString(w, "\n,\r\n")
 					_, _ = w.Write(next[:len(next)/2])
 					fl.Flush()
