@@ -1,0 +1,4 @@
+package mail
+
+// PlainAllowed exposes the TLS policy to the tests.
+var PlainAllowed = plainAllowed
