@@ -1,0 +1,60 @@
+// TokenGuard dashboard behaviour. Kept in a static file so the Content-Security-Policy can forbid
+// inline scripts and eval. Every feature here is an enhancement: pages work without it.
+(function () {
+  "use strict";
+
+  // Copy buttons: <button data-copy-target="ID"> copies the text of element ID.
+  document.addEventListener("click", function (ev) {
+    var btn = ev.target.closest("[data-copy-target]");
+    if (!btn) return;
+    var el = document.getElementById(btn.getAttribute("data-copy-target"));
+    if (!el) return;
+    var text = el.value !== undefined && el.tagName === "INPUT" ? el.value : el.textContent;
+    var done = function () {
+      var old = btn.textContent;
+      btn.textContent = "Copied";
+      btn.classList.add("copied");
+      setTimeout(function () { btn.textContent = old; btn.classList.remove("copied"); }, 1500);
+    };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(done, function () { selectText(el); });
+    } else {
+      selectText(el);
+      try { document.execCommand("copy"); done(); } catch (e) { /* selected for manual copy */ }
+    }
+  });
+
+  function selectText(el) {
+    if (el.select) { el.select(); return; }
+    var range = document.createRange();
+    range.selectNodeContents(el);
+    var sel = window.getSelection();
+    sel.removeAllRanges();
+    sel.addRange(range);
+  }
+
+  // Full-page forms with data-confirm ask before submitting (HTMX requests use hx-confirm).
+  document.addEventListener("submit", function (ev) {
+    var form = ev.target;
+    var msg = form.getAttribute && form.getAttribute("data-confirm");
+    if (msg && !window.confirm(msg)) ev.preventDefault();
+  }, true);
+
+  // Typed-name confirmation: the submit button of a form with data-confirm-name stays disabled
+  // until the exact name is typed. The server checks it again.
+  document.addEventListener("input", function (ev) {
+    var form = ev.target.form;
+    if (!form || !form.hasAttribute("data-confirm-name")) return;
+    var want = form.getAttribute("data-confirm-name");
+    var btn = form.querySelector("button[type=submit]");
+    if (btn) btn.disabled = ev.target.value !== want;
+  });
+
+  // The usage filters submit on change for quick exploration (the Apply button still works).
+  document.addEventListener("change", function (ev) {
+    var form = ev.target.form;
+    if (form && form.hasAttribute("data-autosubmit") && window.htmx) {
+      window.htmx.trigger(form, "submit");
+    }
+  });
+})();
