@@ -1,0 +1,476 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/julienschmidt/httprouter"
+
+	"tokenguard/app/apikey"
+	"tokenguard/app/apperr"
+	"tokenguard/app/pricing"
+	"tokenguard/app/provider"
+	"tokenguard/app/usage"
+)
+
+// Causes of an upstream request's cancellation, told apart with context.Cause.
+var (
+	errUpstreamTimeout = errors.New("upstream did not answer in time")
+	errIdleTimeout     = errors.New("upstream stream idle for too long")
+)
+
+// Row error codes for outcomes that have no contract code of their own.
+const (
+	codeUpstreamError      = "UPSTREAM_ERROR"      // the provider answered 4xx/5xx
+	codeClientDisconnected = "CLIENT_DISCONNECTED" // the client left before the response ended
+	codeStreamIdleTimeout  = "STREAM_IDLE_TIMEOUT" // the provider went quiet mid-response
+)
+
+func (p *Proxy) handler(u *upstream) httprouter.Handle {
+	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+		p.serve(w, r, u, ps.ByName("path"))
+	}
+}
+
+// credentials finds the TokenGuard key and the caller's own provider key (if any) in the
+// slots of DESIGN §3, in that order: x-tokenguard-key, Authorization: Bearer, x-api-key,
+// x-goog-api-key, ?key=. A value that looks like a TokenGuard key is never taken as a
+// provider key, so it can never be sent upstream.
+func credentials(r *http.Request) (tg, caller string) {
+	tg = r.Header.Get("X-Tokenguard-Key")
+	take := func(v string) {
+		if v == "" {
+			return
+		}
+		if apikey.LooksLike(v) {
+			if tg == "" {
+				tg = v
+			}
+		} else if caller == "" {
+			caller = v
+		}
+	}
+	if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
+		take(strings.TrimSpace(a[7:]))
+	}
+	take(r.Header.Get("X-Api-Key"))
+	take(r.Header.Get("X-Goog-Api-Key"))
+	if q := r.URL.RawQuery; q != "" && strings.Contains(q, "key=") {
+		take(r.URL.Query().Get("key"))
+	}
+	return tg, caller
+}
+
+// dropRequest lists inbound headers never forwarded upstream: every credential slot, cookies,
+// hop-by-hop headers, and Accept-Encoding (the proxy must read what the provider sends).
+var dropRequest = map[string]bool{
+	"Authorization": true, "X-Api-Key": true, "X-Goog-Api-Key": true, "X-Tokenguard-Key": true,
+	"Cookie": true, "Proxy-Authorization": true, "Accept-Encoding": true,
+	"Connection": true, "Keep-Alive": true, "Proxy-Connection": true, "Te": true, "Trailer": true,
+	"Transfer-Encoding": true, "Upgrade": true, "Content-Length": true, "Host": true,
+	"Forwarded": true, "X-Forwarded-For": true, "X-Forwarded-Host": true, "X-Forwarded-Proto": true,
+}
+
+// dropResponse lists upstream response headers not relayed (hop-by-hop, and lengths the
+// relay may change).
+var dropResponse = map[string]bool{
+	"Connection": true, "Keep-Alive": true, "Proxy-Connection": true, "Te": true, "Trailer": true,
+	"Transfer-Encoding": true, "Upgrade": true, "Proxy-Authenticate": true,
+}
+
+func upstreamHeader(in http.Header) http.Header {
+	out := make(http.Header, len(in))
+	var named []string // headers the client marked hop-by-hop in Connection
+	for _, v := range in["Connection"] {
+		for f := range strings.SplitSeq(v, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				named = append(named, http.CanonicalHeaderKey(f))
+			}
+		}
+	}
+	for k, vs := range in {
+		if dropRequest[k] || strings.HasPrefix(k, "X-Tokenguard-") {
+			continue
+		}
+		out[k] = vs
+	}
+	for _, k := range named {
+		delete(out, k)
+	}
+	return out
+}
+
+// outcome is what one metered request ends as; it becomes the usage row.
+type outcome struct {
+	status    int
+	usage     pricing.Usage
+	estimated bool
+	errorCode string
+}
+
+func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, u *upstream, path string) {
+	start := p.cfg.Now()
+
+	tgKey, callerKey := credentials(r)
+	if tgKey == "" {
+		apperr.WriteJSON(w, apperr.New(apperr.MissingKey, "Missing TokenGuard key: send it in x-tokenguard-key or Authorization: Bearer"))
+		return
+	}
+	prefix, ok := apikey.Parse(tgKey)
+	if !ok {
+		apperr.WriteJSON(w, apperr.New(apperr.InvalidKey, "Invalid API key"))
+		return
+	}
+	proj, err := p.keys.get(r.Context(), tgKey, prefix)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	switch proj.deny {
+	case apperr.KeyDeactivated:
+		apperr.WriteJSON(w, apperr.New(apperr.KeyDeactivated, "This project is deactivated"))
+		return
+	case apperr.InvalidKey:
+		apperr.WriteJSON(w, apperr.New(apperr.InvalidKey, "Invalid API key"))
+		return
+	}
+	proj.lastUsed.Store(start.UnixMilli())
+
+	body, err := p.readBody(w, r)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	var query url.Values
+	if r.URL.RawQuery != "" {
+		query = r.URL.Query()
+		query.Del("key")
+		if len(query) == 0 {
+			query = nil
+		}
+	}
+	var call provider.Call
+	if err := u.adapter.Parse(&provider.Request{Method: r.Method, Path: path, Query: query, Body: body}, &call); err != nil {
+		p.fail(w, r, err)
+		return
+	}
+
+	upKey := callerKey
+	if upKey == "" {
+		upKey = proj.keys[u.adapter.Name()]
+	}
+	if upKey == "" {
+		upKey = u.envKey
+	}
+	if upKey == "" {
+		apperr.WriteJSON(w, apperr.New(apperr.NoProviderKey, "No %s key: set one on the project, send your own, or configure the server's fallback key", u.adapter.Name()))
+		return
+	}
+
+	// The gate: every route passes it, metered or not, so an exhausted project is refused
+	// everywhere. Unmetered calls reserve nothing.
+	model := call.Model
+	var reserve func(bool) pricing.NanoUSD
+	if call.Metered {
+		reserve = func(fallback bool) pricing.NanoUSD {
+			m := call.Model
+			if fallback && proj.fallback != "" {
+				m = proj.fallback
+			}
+			return p.cfg.Prices.WorstCase(m, call.InputTokens, call.MaxOutputTokens)
+		}
+	}
+	ticket, decision := p.cfg.Budget.Admit(proj.subject, reserve)
+	if decision.Blocked {
+		apperr.WriteJSON(w, apperr.New(apperr.BudgetExceeded, "%s", decision.Message))
+		p.record(proj, u, &call, start, model, false, outcome{status: http.StatusTooManyRequests, errorCode: apperr.BudgetExceeded}, 0, false)
+		return
+	}
+	fallback := decision.Fallback && proj.fallback != "" && call.Metered && proj.fallback != call.Model
+	if fallback {
+		// Same provider or not, the fallback is what gets sent: a model of another provider
+		// goes to this provider, which answers as it does for any model it lacks, and the row
+		// records exactly that (DESIGN §3, PRODUCT-DOCS "Fallback model").
+		model = proj.fallback
+	}
+
+	// From here on the reservation is settled whatever happens.
+	out := outcome{}
+	defer func() {
+		if !call.Metered {
+			ticket.Settle(start, 0)
+			return
+		}
+		var cost pricing.NanoUSD
+		var byDefault bool
+		if out.usage != (pricing.Usage{}) {
+			cost, byDefault = p.cfg.Prices.Cost(model, out.usage)
+		} else {
+			_, byDefault = p.cfg.Prices.Lookup(model)
+		}
+		if cr := ticket.Settle(start, cost); len(cr) > 0 && p.cfg.OnCrossing != nil {
+			p.cfg.OnCrossing(cr)
+		}
+		p.record(proj, u, &call, start, model, fallback, out, cost, byDefault)
+	}()
+
+	if call.Metered {
+		if err := u.adapter.Prepare(&call, model); err != nil {
+			out = outcome{status: apperr.Status(err), errorCode: apperr.Code(err)}
+			p.fail(w, r, err)
+			return
+		}
+	}
+	p.forward(w, r, u, &call, upKey, model, fallback, &out)
+}
+
+// forward sends call upstream and relays the answer, filling out.
+func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, u *upstream, call *provider.Call, upKey, model string, fallback bool, out *outcome) {
+	ctx, cancel := context.WithCancelCause(r.Context())
+	defer cancel(nil)
+
+	target := u.base + call.Path
+	if len(call.Query) > 0 {
+		target += "?" + call.Query.Encode()
+	}
+	var reqBody io.Reader
+	if call.Body != nil {
+		reqBody = bytes.NewReader(call.Body)
+	}
+	req, err := http.NewRequestWithContext(ctx, call.Method, target, reqBody)
+	if err != nil {
+		*out = outcome{status: http.StatusBadRequest, errorCode: apperr.InvalidRequest}
+		apperr.WriteJSON(w, apperr.New(apperr.InvalidRequest, "cannot build the upstream request for this path"))
+		return
+	}
+	req.Header = upstreamHeader(r.Header)
+	u.adapter.SetKey(req.Header, upKey)
+
+	headerTimer := time.AfterFunc(p.cfg.UpstreamTimeout, func() { cancel(errUpstreamTimeout) })
+	resp, err := p.client.Do(req)
+	headerTimer.Stop()
+	if err != nil {
+		*out = p.sendFailure(w, r, ctx, err)
+		return
+	}
+	defer resp.Body.Close()
+
+	idle := p.cfg.StreamIdleTimeout
+	idleTimer := time.AfterFunc(idle, func() { cancel(errIdleTimeout) })
+	defer idleTimer.Stop()
+	tick := func() { idleTimer.Reset(idle) }
+
+	h := w.Header()
+	for k, vs := range resp.Header {
+		if !dropResponse[k] {
+			h[k] = vs
+		}
+	}
+	h.Set("X-Tokenguard-Final-Model", model)
+	if fallback {
+		h.Set("X-Tokenguard-Fallback", "true")
+	}
+	out.status = resp.StatusCode
+	ok := resp.StatusCode >= 200 && resp.StatusCode < 300
+	streaming := ok && call.Stream && (call.Framing == provider.FramingRaw ||
+		strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream"))
+	if streaming {
+		// Events may be dropped, so the length can change.
+		h.Del("Content-Length")
+	}
+	w.WriteHeader(resp.StatusCode)
+
+	if !call.Metered {
+		res := copyBody(w, resp.Body, nil, tick)
+		if res.ReadErr != nil || res.WriteErr != nil {
+			*out = outcome{status: resp.StatusCode, errorCode: p.relayError(ctx, r, res)}
+		}
+		return
+	}
+	if !ok {
+		// Upstream errors pass through unchanged; nothing was generated, nothing is billed.
+		copyBody(w, resp.Body, nil, tick)
+		out.errorCode = codeUpstreamError
+		return
+	}
+	if streaming {
+		m := u.adapter.NewMeter(call)
+		var flush func()
+		if f, ok := w.(http.Flusher); ok {
+			flush = f.Flush
+		}
+		rr := provider.Relay(w, flush, resp.Body, call.Framing, m, tick)
+		sr := m.Result()
+		out.usage, out.estimated = p.complete(call, sr.Usage, sr.Complete, sr.OutputBytes)
+		if sr.ErrorCode != "" {
+			out.errorCode = sr.ErrorCode
+		}
+		if rr.ReadErr != nil || rr.WriteErr != nil {
+			out.errorCode = p.relayError(ctx, r, rr)
+		}
+		return
+	}
+
+	buf := bufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= 1<<20 {
+			bufPool.Put(buf)
+		}
+	}()
+	res := copyBody(w, resp.Body, buf, tick)
+	reported, found := u.adapter.Usage(call, buf.Bytes())
+	if res.ReadErr != nil || res.WriteErr != nil {
+		out.errorCode = p.relayError(ctx, r, res)
+	}
+	out.usage, out.estimated = p.complete(call, reported, found, int64(buf.Len()))
+}
+
+// complete fills what the provider did not report with estimates: the input from the request
+// size and the output from what was relayed, so a broken-off response is never free.
+func (p *Proxy) complete(call *provider.Call, u pricing.Usage, reported bool, outputBytes int64) (pricing.Usage, bool) {
+	if reported {
+		return u, false
+	}
+	if u.Input+u.CacheRead+u.CacheWrite == 0 {
+		u.Input = call.InputTokens
+	}
+	if u.Output == 0 {
+		u.Output = provider.EstimateTokens(int(outputBytes))
+	}
+	return u, true
+}
+
+// relayError names why a relay stopped early.
+func (p *Proxy) relayError(ctx context.Context, r *http.Request, res provider.RelayResult) string {
+	switch {
+	case res.WriteErr != nil || r.Context().Err() != nil:
+		return codeClientDisconnected
+	case errors.Is(context.Cause(ctx), errIdleTimeout):
+		return codeStreamIdleTimeout
+	default:
+		return apperr.UpstreamUnavailable
+	}
+}
+
+// sendFailure answers a request whose upstream call failed before any response header.
+func (p *Proxy) sendFailure(w http.ResponseWriter, r *http.Request, ctx context.Context, err error) outcome {
+	switch {
+	case r.Context().Err() != nil:
+		// The client left; nobody to answer. 499 is the usual log code for it.
+		return outcome{status: 499, errorCode: codeClientDisconnected}
+	case errors.Is(context.Cause(ctx), errUpstreamTimeout):
+		apperr.WriteJSON(w, apperr.New(apperr.UpstreamTimeout, "The provider did not answer in time"))
+		return outcome{status: http.StatusGatewayTimeout, errorCode: apperr.UpstreamTimeout}
+	default:
+		p.log.Warn("upstream unreachable", "err", err)
+		apperr.WriteJSON(w, apperr.New(apperr.UpstreamUnavailable, "The provider could not be reached"))
+		return outcome{status: http.StatusBadGateway, errorCode: apperr.UpstreamUnavailable}
+	}
+}
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+var copyPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// copyBody relays a non-streamed body to w as it arrives, keeping a copy in keep (when not
+// nil) for the usage. After the client goes away it keeps reading, so the usage still counts.
+func copyBody(w io.Writer, src io.Reader, keep *bytes.Buffer, tick func()) provider.RelayResult {
+	bp := copyPool.Get().(*[]byte)
+	defer copyPool.Put(bp)
+	buf := *bp
+	var res provider.RelayResult
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			tick()
+			if keep != nil {
+				keep.Write(buf[:n])
+			}
+			if res.WriteErr == nil {
+				if _, werr := w.Write(buf[:n]); werr != nil {
+					res.WriteErr = werr
+					if keep == nil {
+						return res
+					}
+				}
+			}
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				res.ReadErr = err
+			}
+			return res
+		}
+	}
+}
+
+// readBody reads the request body up to the limit. A body over it is refused with 413 as soon
+// as that is known — from Content-Length before reading a byte, or after limit+1 bytes.
+func (p *Proxy) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, nil
+	}
+	limit := p.cfg.MaxBodyBytes
+	if r.ContentLength > limit {
+		return nil, apperr.New(apperr.PayloadTooLarge, "The request body is over the %d-byte limit", limit)
+	}
+	size := r.ContentLength
+	if size < 0 || size > 1<<20 {
+		size = 4 << 10
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size+1))
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+			return nil, apperr.New(apperr.PayloadTooLarge, "The request body is over the %d-byte limit", limit)
+		}
+		return nil, apperr.New(apperr.InvalidRequest, "could not read the request body")
+	}
+	if r.Method == http.MethodGet && buf.Len() == 0 {
+		return nil, nil
+	}
+	return buf.Bytes(), nil
+}
+
+// fail writes err in the contract's shape, logging internal errors (never a credential: none
+// is ever part of an error here).
+func (p *Proxy) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if apperr.Code(err) == apperr.Internal {
+		if r.Context().Err() != nil {
+			return
+		}
+		p.log.Error("proxy request failed", "path", r.URL.Path, "err", err)
+	}
+	apperr.WriteJSON(w, err)
+}
+
+// record queues the usage row of a metered (or blocked) request.
+func (p *Proxy) record(proj *project, u *upstream, call *provider.Call, start time.Time, model string, fallback bool, out outcome, cost pricing.NanoUSD, byDefault bool) {
+	in := out.usage.Input + out.usage.CacheRead + out.usage.CacheWrite
+	p.cfg.Usage.Add(usage.Record{
+		CreatedAt:       start,
+		WorkspaceID:     proj.workspaceID,
+		ProjectID:       proj.id,
+		Provider:        u.adapter.Name(),
+		OriginalModel:   call.Model,
+		FinalModel:      model,
+		WasFallback:     fallback,
+		Status:          out.status,
+		InputTokens:     in,
+		OutputTokens:    out.usage.Output,
+		TotalTokens:     in + out.usage.Output,
+		Cost:            cost,
+		LatencyMs:       p.cfg.Now().Sub(start).Milliseconds(),
+		ErrorCode:       out.errorCode,
+		Stream:          call.Stream,
+		UsageEstimated:  out.estimated,
+		PricedByDefault: byDefault,
+	})
+}
