@@ -1,0 +1,73 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/julienschmidt/httprouter"
+
+	"tokenguard/app/account"
+	"tokenguard/app/apperr"
+	"tokenguard/app/usage"
+	"tokenguard/store"
+)
+
+// listUsage: GET /api/usage?from=&to=&provider=&projectId=&model=&status=&limit=&cursor= →
+// {data:[row…],nextCursor} of the request's workspace, newest first (DESIGN §4).
+func (a *API) listUsage(w http.ResponseWriter, r *http.Request, _ httprouter.Params, c Caller) error {
+	if a.usage == nil {
+		return apperr.New(apperr.NotFound, "usage log is not available")
+	}
+	wsID, err := a.workspace(r, c)
+	if err != nil {
+		return err
+	}
+	if _, err := a.acct.Authorize(r.Context(), c.Actor, wsID, account.ViewWorkspace); err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	f := store.UsageFilter{WorkspaceID: wsID, Provider: q.Get("provider"), Model: q.Get("model"), Cursor: q.Get("cursor")}
+	switch f.Provider {
+	case "", "openai", "anthropic", "gemini":
+	default:
+		return invalid("provider must be openai, anthropic or gemini")
+	}
+	if f.ProjectID, err = queryInt(q.Get("projectId"), "projectId"); err != nil {
+		return err
+	}
+	status, err := queryInt(q.Get("status"), "status")
+	if err != nil {
+		return err
+	}
+	f.Status = int(status)
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > store.MaxUsageLimit {
+			return invalid("limit must be between 1 and %d", store.MaxUsageLimit)
+		}
+		f.Limit = n
+	}
+	from, err := queryTime(q.Get("from"), "from", false)
+	if err != nil {
+		return err
+	}
+	to, err := queryTime(q.Get("to"), "to", true)
+	if err != nil {
+		return err
+	}
+	if !from.IsZero() {
+		f.From = from.UnixMilli()
+	}
+	if !to.IsZero() {
+		f.To = to.UnixMilli()
+	}
+	rows, next, err := a.usage.ListUsage(r.Context(), f)
+	if errors.Is(err, store.ErrBadCursor) {
+		return invalid("cursor is not one this server issued")
+	}
+	if err != nil {
+		return err
+	}
+	return Reply(w, http.StatusOK, list[usage.Record]{Data: usage.FromRows(rows), NextCursor: next})
+}
