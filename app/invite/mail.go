@@ -21,7 +21,9 @@ type mailData struct {
 }
 
 // Expires renders the expiry for both bodies.
-func (d mailData) Expires() string { return d.ExpiresAt.UTC().Format("Monday 2 January 2006, 15:04 MST") }
+func (d mailData) Expires() string {
+	return d.ExpiresAt.UTC().Format("Monday 2 January 2006, 15:04 MST")
+}
 
 var textBody = texttemplate.Must(texttemplate.New("invite.txt").Parse(`Hello,
 
