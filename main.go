@@ -28,6 +28,7 @@ import (
 
 	"tokenguard/app/budget"
 	"tokenguard/app/config"
+	"tokenguard/app/mail"
 	"tokenguard/app/pricing"
 	"tokenguard/app/secret"
 	usagelog "tokenguard/app/usage"
@@ -136,6 +137,8 @@ type Main struct {
 	Prices *pricing.Table
 	Budget *budget.Engine
 	Usage  *usagelog.Writer
+	// Mailer queues outgoing mail (invites, alerts, digests) and records each outcome.
+	Mailer *mail.Mailer
 
 	listener net.Listener
 	server   *http.Server
@@ -211,6 +214,17 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.Usage = usagelog.NewWriter(m.DB, m.Logger, usagelog.WriterOptions{FlushInterval: cfg.FlushInterval.Duration})
 	m.closers = append(m.closers, m.Usage.Close)
+
+	// Mail is queued and retried in the background, so no request waits on SMTP; Close (after
+	// the server has drained) gives waiting messages one last attempt within the flush deadline.
+	m.Mailer, err = mail.New(m.DB, mail.Options{SMTP: cfg.SMTP, Log: m.Logger, Now: m.Now})
+	if err != nil {
+		return err
+	}
+	m.closers = append(m.closers, m.Mailer.Close)
+	if !m.Mailer.Configured() {
+		m.Logger.Info("SMTP_HOST not set: emails are recorded as skipped; invite links still work")
+	}
 
 	router := httprouter.New()
 	router.GET("/healthz", func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
