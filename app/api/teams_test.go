@@ -13,10 +13,10 @@ import (
 // team is a workspace with one user of each role, a second member to act on, and an outsider
 // who owns a workspace of their own.
 type team struct {
-	app                                      *testApp
+	app                                     *testApp
 	owner, admin, member, member2, outsider *user
-	ws                                       int64
-	name                                     string
+	ws                                      int64
+	name                                    string
 }
 
 // users signs up the five people the team tests use, once per app.
@@ -245,7 +245,12 @@ func TestEscalation(t *testing.T) {
 			}
 		})
 	}
-	var ms struct{ Data []struct{ UserID int64; Role string } }
+	var ms struct {
+		Data []struct {
+			UserID int64
+			Role   string
+		}
+	}
 	a.mustJSON(tm.owner.call(http.MethodGet, fmt.Sprintf("/api/workspaces/%d/members", tm.ws), nil), 200, &ms)
 	roles := map[int64]string{}
 	for _, m := range ms.Data {
