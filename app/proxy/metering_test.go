@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -345,5 +347,98 @@ func TestOpenAIGoSDK(t *testing.T) {
 	}
 	if !a.up.Last().IncludeUsage {
 		t.Fatal("the SDK stream was not asked for usage upstream")
+	}
+}
+
+// benchApp is an app with one project and a fake upstream answering a small chat completion.
+// cpuTime is the CPU (user + system) this process has used so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU reports the process CPU per operation (every goroutine: client, TokenGuard, fake
+// upstream, usage writer), which wall time per op on 2 cores does not show.
+func reportCPU(b *testing.B, start time.Duration) {
+	b.ReportMetric(float64((cpuTime()-start).Microseconds())/float64(b.N), "cpu-µs/op")
+}
+
+func benchApp(b *testing.B) (*app, testProject, string) {
+	a := newApp(b, appOptions{})
+	p := a.project(projectOptions{daily: 1_000_000, monthly: 1_000_000, wsDaily: 1_000_000})
+	a.up.Set(openaitest.Behavior{Usage: openaitest.Usage{Prompt: 20, Completion: 5}, Chunks: []string{"Hello", "!"}})
+	body := chatBody("gpt-4o-mini", false, `,"max_tokens":100`)
+	// Warm up: the key's one bcrypt check and the connection pools are not per request.
+	for range 3 {
+		if resp, b := a.chat(p.key, body); resp.StatusCode != 200 {
+			a.t.Fatal(resp.Status, b)
+		}
+	}
+	return a, p, body
+}
+
+// A proxied non-streaming request end to end: client → TokenGuard (auth, gate, relay, usage
+// row) → fake OpenAI, all in this process. Compare with BenchmarkDirectUpstream: the
+// difference is what TokenGuard adds.
+func BenchmarkProxyChat(b *testing.B) {
+	a, p, body := benchApp(b)
+	url := a.srv.URL + "/proxy/openai/v1/chat/completions"
+	b.ReportAllocs()
+	cpu0 := cpuTime()
+	defer func() { reportCPU(b, cpu0) }()
+	for b.Loop() {
+		req, _ := http.NewRequest("POST", url, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+p.key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			b.Fatal(resp.Status)
+		}
+	}
+}
+
+// The same request sent straight to the fake upstream: the baseline for BenchmarkProxyChat.
+func BenchmarkDirectUpstream(b *testing.B) {
+	a, _, body := benchApp(b)
+	url := a.up.URL + "/v1/chat/completions"
+	b.ReportAllocs()
+	cpu0 := cpuTime()
+	defer func() { reportCPU(b, cpu0) }()
+	for b.Loop() {
+		req, _ := http.NewRequest("POST", url, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer sk-direct")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+}
+
+// The proxy's handler alone (no client connection to TokenGuard): auth, gate, upstream call
+// to the fake, relay, usage row.
+func BenchmarkProxyHandler(b *testing.B) {
+	a, p, body := benchApp(b)
+	h := a.srv.Config.Handler
+	b.ReportAllocs()
+	cpu0 := cpuTime()
+	defer func() { reportCPU(b, cpu0) }()
+	for b.Loop() {
+		req := httptest.NewRequest("POST", "/proxy/openai/v1/chat/completions", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+p.key)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != 200 {
+			b.Fatal(w.Code, w.Body.String())
+		}
 	}
 }
