@@ -34,7 +34,7 @@ import (
 // service and JSON API, the real mailer pointed at a real SMTP server (or at none), served over
 // HTTP by httptest.
 type app struct {
-	t        *testing.T
+	t        testing.TB
 	db       *store.DB
 	accounts *account.Service
 	invites  *invite.Service
@@ -54,7 +54,7 @@ type appOptions struct {
 	maxAttempts int
 }
 
-func newApp(t *testing.T, o appOptions) *app {
+func newApp(t testing.TB, o appOptions) *app {
 	t.Helper()
 	a := &app{t: t, db: storetest.Open(t), smtp: o.smtp, clock: &clock{now: time.Now()}, logs: &syncBuffer{}}
 	log := slog.New(slog.NewTextHandler(a.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
