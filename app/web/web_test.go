@@ -1,0 +1,306 @@
+package web_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"tokenguard/store"
+)
+
+// TestKeyShownOnce ensures the key appears on exactly one response — no-store, out of HTMX
+// history — and never again: not on a reload, not on the project or projects pages.
+func TestKeyShownOnce(t *testing.T) {
+	app := newApp(t)
+	c := app.client(t)
+	ws := c.signup("Ada", "ada@example.com")
+
+	c.get(ws + "/new-project")
+	r := c.post(ws+"/projects", url.Values{"name": {"support-bot"}, "dailyBudgetUsd": {"5"}, "monthlyBudgetUsd": {"100"}})
+	if got, want := r.Status, http.StatusSeeOther; got != want {
+		t.Fatalf("create: status %d, want %d: %s", got, want, r.Body)
+	}
+	loc := r.Header.Get("Location")
+	if keyRe.MatchString(loc) {
+		t.Fatalf("the key travels in the redirect URL %q", loc)
+	}
+	page := c.get(loc)
+	key := keyRe.FindString(page.Body)
+	if key == "" {
+		t.Fatalf("key page shows no key: %s", page.Body)
+	}
+	if got, want := page.Header.Get("Cache-Control"), "no-store"; got != want {
+		t.Errorf("key page Cache-Control = %q, want %q", got, want)
+	}
+	if !strings.Contains(page.Body, `hx-history="false"`) {
+		t.Error("key page is not kept out of HTMX history")
+	}
+	if !strings.Contains(page.Body, app.URL+"/proxy/openai/v1") {
+		t.Error("snippets do not use this server's base URL")
+	}
+	if !strings.Contains(page.Body, "will not be shown again") {
+		t.Error("no warning that the key is shown once")
+	}
+
+	again := c.get(loc)
+	if strings.Contains(again.Body, key) {
+		t.Error("reloading the key page shows the key again")
+	}
+	if !strings.Contains(again.Body, "already been shown") {
+		t.Error("the reload does not say the key was already shown")
+	}
+	projectPath, _, _ := strings.Cut(loc, "?")
+	for _, p := range []string{ws + "/projects", projectPath, ws + "/usage", ws + "/team", ws + "/settings", ws + "/audit"} {
+		if body := c.get(p).Body; strings.Contains(body, key) {
+			t.Errorf("%s shows the full key", p)
+		}
+	}
+	var logged int
+	app.DB.Read.QueryRow(`SELECT count(*) FROM audit_log WHERE details LIKE ?`, "%"+key[len(key)-8:]+"%").Scan(&logged)
+	if logged != 0 {
+		t.Error("the key is in the audit log")
+	}
+}
+
+// TestCSRF ensures a state change needs both a same-origin request and the session's token.
+func TestCSRF(t *testing.T) {
+	app := newApp(t)
+	c := app.client(t)
+	ws := c.signup("Ada", "ada@example.com")
+	c.get(ws + "/new-project")
+	form := func() url.Values { return url.Values{"name": {"evil"}} }
+
+	cases := []struct {
+		name      string
+		origin    string
+		withToken bool
+	}{
+		{"cross-site origin with a valid cookie and token", "https://evil.example", true},
+		{"same origin without the token", app.URL, false},
+		{"no origin and no token", "", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := c.postFrom(ws+"/projects", form(), tc.origin, tc.withToken)
+			if got, want := r.Status, http.StatusForbidden; got != want {
+				t.Errorf("status %d, want %d", got, want)
+			}
+		})
+	}
+	projects := c.get(ws + "/projects")
+	if strings.Contains(projects.Body, "evil") {
+		t.Fatal("a refused request created a project")
+	}
+	// The same request from the page itself works.
+	if r := c.post(ws+"/projects", form()); r.Status != http.StatusSeeOther {
+		t.Fatalf("same-origin request with token: status %d", r.Status)
+	}
+	// GET never changes state: logout is POST only.
+	if r := c.get("/logout"); r.Status == http.StatusSeeOther {
+		t.Error("GET /logout signed out")
+	}
+}
+
+// TestUserSuppliedNamesRenderInert ensures a hostile project name is escaped on every page
+// that shows it.
+func TestUserSuppliedNamesRenderInert(t *testing.T) {
+	app := newApp(t)
+	c := app.client(t)
+	ws := c.signup("<script>alert(1)</script>", "ada@example.com")
+	const evil = `<img src=x onerror=alert(1)>`
+	path, key := c.createProject(ws, url.Values{"name": {evil}})
+	sendChat(t, app, key)
+	waitUsage(t, app, 1)
+
+	for _, p := range []string{ws + "/projects", path, ws + "/usage", ws + "/audit", ws + "/team"} {
+		body := c.get(p).Body
+		if strings.Contains(body, "<img src=x") || strings.Contains(body, "<script>alert") {
+			t.Errorf("%s renders the name as markup", p)
+		}
+	}
+	for _, p := range []string{ws + "/projects", path, ws + "/usage"} {
+		if body := c.get(p).Body; !strings.Contains(body, "&lt;img src=x onerror=alert(1)&gt;") {
+			t.Errorf("%s does not show the name as text", p)
+		}
+	}
+}
+
+// TestRolesAndIsolation walks an invite through to a member, who sees no management controls
+// and whose direct POSTs are refused; and an outsider, who gets 404 for everything.
+func TestRolesAndIsolation(t *testing.T) {
+	app := newApp(t)
+	owner := app.client(t)
+	ws := owner.signup("Olivia", "olivia@example.com")
+	projectPath, _ := owner.createProject(ws, url.Values{"name": {"alpha"}})
+
+	owner.get(ws + "/team")
+	r := owner.post(ws+"/team/invites", url.Values{"email": {"mel@example.com"}, "role": {"member"}})
+	link := regexp.MustCompile(`http://[^"<\s]+/invites/[A-Za-z0-9_\-]+`).FindString(r.Body)
+	if link == "" {
+		t.Fatalf("no invite link shown: %d %s", r.Status, r.Body)
+	}
+	msgs := app.Mail.Wait(1, 5*time.Second)
+	if !strings.Contains(msgs[0].Text, link) {
+		t.Errorf("the mailed invite does not carry the link %s", link)
+	}
+	invitePath := strings.TrimPrefix(link, app.URL)
+
+	mel := app.client(t)
+	page := mel.get(invitePath)
+	if !strings.Contains(page.Body, "Create an account") {
+		t.Fatalf("invite page for a signed-out visitor: %s", page.Body)
+	}
+	mel.get("/signup?next=" + url.QueryEscape(invitePath) + "&email=mel%40example.com")
+	r = mel.post("/signup", url.Values{"name": {"Mel"}, "email": {"mel@example.com"}, "password": {"correct horse battery"}, "next": {invitePath}})
+	if got, want := r.Header.Get("Location"), invitePath; got != want {
+		t.Fatalf("after signup redirected to %q, want %q", got, want)
+	}
+	mel.get(invitePath)
+	r = mel.post(invitePath+"/accept", nil)
+	if got, want := r.Header.Get("Location"), ws+"/projects"; got != want {
+		t.Fatalf("accept redirected to %q, want %q (%d %s)", got, want, r.Status, r.Body)
+	}
+
+	team := mel.get(ws + "/team").Body
+	for _, control := range []string{"/team/invites", "/role", "/remove", "Send invite"} {
+		if strings.Contains(team, control) {
+			t.Errorf("member's team page renders control %q", control)
+		}
+	}
+	if body := mel.get(projectPath).Body; strings.Contains(body, "/regenerate") || strings.Contains(body, "Delete project") {
+		t.Error("member's project page renders management controls")
+	}
+	if body := mel.get(ws + "/projects").Body; strings.Contains(body, "New project") {
+		t.Error("member's projects page offers New project")
+	}
+	var ownerID int64
+	app.DB.Read.QueryRow(`SELECT id FROM users WHERE email = 'olivia@example.com'`).Scan(&ownerID)
+	for _, p := range []string{
+		fmt.Sprintf("%s/team/members/%d/role", ws, ownerID),
+		fmt.Sprintf("%s/team/members/%d/remove", ws, ownerID),
+		ws + "/team/invites",
+		ws + "/projects",
+		projectPath + "/regenerate",
+		ws + "/settings/delete",
+	} {
+		if r := mel.post(p, url.Values{"role": {"member"}, "email": {"x@example.com"}, "name": {"x"}, "confirmName": {"x"}}); r.Status != http.StatusForbidden {
+			t.Errorf("member POST %s: status %d, want 403", p, r.Status)
+		}
+	}
+	var role string
+	app.DB.Read.QueryRow(`SELECT role FROM memberships WHERE user_id = ?`, ownerID).Scan(&role)
+	if role != "owner" {
+		t.Fatalf("owner's role became %q", role)
+	}
+
+	eve := app.client(t)
+	eve.signup("Eve", "eve@example.com")
+	for _, p := range []string{ws + "/projects", projectPath, ws + "/usage", ws + "/team"} {
+		if r := eve.get(p); r.Status != http.StatusNotFound {
+			t.Errorf("outsider GET %s: status %d, want 404", p, r.Status)
+		}
+	}
+}
+
+// TestUsageLogPaging ensures the usage log pages by cursor with no row repeated or skipped.
+func TestUsageLogPaging(t *testing.T) {
+	app := newApp(t)
+	c := app.client(t)
+	ws := c.signup("Ada", "ada@example.com")
+	path, _ := c.createProject(ws, url.Values{"name": {"alpha"}})
+	var wsID, projectID int64
+	fmt.Sscanf(ws, "/w/%d", &wsID)
+	fmt.Sscanf(path, ws+"/projects/%d", &projectID)
+	now := time.Now().UnixMilli()
+	rows := make([]store.UsageRow, 120)
+	for i := range rows {
+		rows[i] = store.UsageRow{RequestID: fmt.Sprintf("req-%03d", i), CreatedAt: now - int64(i)*1000, WorkspaceID: wsID, ProjectID: projectID,
+			Provider: "openai", OriginalModel: "gpt-4o", FinalModel: "gpt-4o", Status: 200, InputTokens: 10, OutputTokens: 5, TotalTokens: 15, CostNano: 1000}
+	}
+	if _, err := app.DB.InsertUsage(context.Background(), rows); err != nil {
+		t.Fatal(err)
+	}
+	idRe := regexp.MustCompile(`data-usage-id="(\d+)"`)
+	nextRe := regexp.MustCompile(`hx-get="([^"]+fragment=rows[^"]*)"`)
+	seen := map[string]bool{}
+	page := c.get(ws + "/usage")
+	for pages := 0; ; pages++ {
+		for _, m := range idRe.FindAllStringSubmatch(page.Body, -1) {
+			if seen[m[1]] {
+				t.Fatalf("row %s shown twice", m[1])
+			}
+			seen[m[1]] = true
+		}
+		next := nextRe.FindStringSubmatch(page.Body)
+		if next == nil {
+			break
+		}
+		if pages > 5 {
+			t.Fatal("paging does not end")
+		}
+		req, _ := http.NewRequest(http.MethodGet, app.URL+strings.ReplaceAll(next[1], "&amp;", "&"), nil)
+		req.Header.Set("HX-Request", "true")
+		page = c.do(req)
+		if strings.Contains(page.Body, "<html") {
+			t.Fatal("Load more returned a whole page instead of rows")
+		}
+	}
+	if got, want := len(seen), 120; got != want {
+		t.Errorf("paged through %d rows, want %d", got, want)
+	}
+	filtered := c.get(ws + "/usage?status=429")
+	if idRe.MatchString(filtered.Body) {
+		t.Error("status filter 429 still shows 200 rows")
+	}
+	if bad := c.get(ws + "/usage?status=abc"); !strings.Contains(bad.Body, "Status must be an HTTP status") {
+		t.Error("a bad status filter is not reported")
+	}
+}
+
+// TestHeadersAndAssets ensures pages carry the CSP and security headers and assets are served
+// fingerprinted and immutable.
+func TestHeadersAndAssets(t *testing.T) {
+	app := newApp(t)
+	c := app.client(t)
+	r := c.get("/login")
+	csp := r.Header.Get("Content-Security-Policy")
+	if !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe") {
+		t.Errorf("CSP = %q", csp)
+	}
+	if got := r.Header.Get("X-Frame-Options"); got != "DENY" {
+		t.Errorf("X-Frame-Options = %q", got)
+	}
+	if strings.Contains(r.Body, "<script>") {
+		t.Error("the page has an inline script")
+	}
+	asset := regexp.MustCompile(`/static/htmx-2\.0\.11\.min\.[0-9a-f]{12}\.js`).FindString(r.Body)
+	if asset == "" {
+		t.Fatalf("no fingerprinted htmx in the page: %s", r.Body)
+	}
+	a := c.get(asset)
+	if a.Status != http.StatusOK || a.Header.Get("Cache-Control") != "public, max-age=31536000, immutable" {
+		t.Errorf("asset: %d %q", a.Status, a.Header.Get("Cache-Control"))
+	}
+	if got := c.get("/static/htmx.min.js").Status; got != http.StatusNotFound {
+		t.Errorf("unfingerprinted asset: status %d, want 404", got)
+	}
+	// The dashboard never takes a JWT from the query string or a bearer header.
+	sess, err := app.Accounts.Signup(context.Background(), accountSignup("bob@example.com"), "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	anon := app.client(t)
+	if r := anon.get(fmt.Sprintf("/w/%d/projects?token=%s", sess.Workspace.ID, sess.Token)); r.Status != http.StatusSeeOther {
+		t.Errorf("a JWT in the query string opened the dashboard: %d", r.Status)
+	}
+	req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/w/%d/projects", app.URL, sess.Workspace.ID), nil)
+	req.Header.Set("Authorization", "Bearer "+sess.Token)
+	if r := anon.do(req); r.Status != http.StatusSeeOther {
+		t.Errorf("a bearer JWT opened the dashboard: %d", r.Status)
+	}
+}
