@@ -30,6 +30,10 @@ import (
 	"tokenguard/app/config"
 	"tokenguard/app/mail"
 	"tokenguard/app/pricing"
+	"tokenguard/app/provider/anthropic"
+	"tokenguard/app/provider/gemini"
+	"tokenguard/app/provider/openai"
+	"tokenguard/app/proxy"
 	"tokenguard/app/secret"
 	usagelog "tokenguard/app/usage"
 	"tokenguard/store"
@@ -137,6 +141,8 @@ type Main struct {
 	Prices *pricing.Table
 	Budget *budget.Engine
 	Usage  *usagelog.Writer
+	// Proxy serves /proxy/<provider>/…; its key cache is what the account service evicts.
+	Proxy *proxy.Proxy
 	// Mailer queues outgoing mail (invites, alerts, digests) and records each outcome.
 	Mailer *mail.Mailer
 
@@ -226,11 +232,28 @@ func (m *Main) Run(ctx context.Context) error {
 		m.Logger.Info("SMTP_HOST not set: emails are recorded as skipped; invite links still work")
 	}
 
+	// The proxy: key auth (cached), budget gate, relay and metering for every provider. Closed
+	// after the server drains so the projects' last-used times are written.
+	m.Proxy, err = proxy.New(proxy.Config{
+		DB: m.DB, Prices: m.Prices, Budget: m.Budget, Usage: m.Usage, Logger: m.Logger, Box: box, Now: m.Now,
+		MaxBodyBytes: cfg.MaxBodyBytes, UpstreamTimeout: cfg.UpstreamTimeout.Duration,
+		StreamIdleTimeout: cfg.StreamIdleTimeout.Duration,
+	},
+		proxy.Upstream{Adapter: openai.New(), BaseURL: cfg.Upstreams.OpenAI, EnvKey: cfg.ProviderKeys.OpenAI},
+		proxy.Upstream{Adapter: anthropic.New(), BaseURL: cfg.Upstreams.Anthropic, EnvKey: cfg.ProviderKeys.Anthropic},
+		proxy.Upstream{Adapter: gemini.New(), BaseURL: cfg.Upstreams.Gemini, EnvKey: cfg.ProviderKeys.Gemini},
+	)
+	if err != nil {
+		return err
+	}
+	m.closers = append(m.closers, m.Proxy.Close)
+
 	router := httprouter.New()
 	router.GET("/healthz", func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
 		w.Header().Set("Content-Type", "text/plain")
 		io.WriteString(w, "ok\n")
 	})
+	m.Proxy.Register(router)
 
 	m.listener, err = net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
