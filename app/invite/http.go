@@ -11,6 +11,7 @@ import (
 
 	"github.com/julienschmidt/httprouter"
 
+	"tokenguard/app/account"
 	"tokenguard/app/api"
 	"tokenguard/app/apperr"
 )
@@ -56,7 +57,7 @@ func (h *Handler) Register(r *httprouter.Router) {
 		{http.MethodDelete, RouteOne, auth(h.cancel)},
 		{http.MethodPost, RouteResend, auth(h.resend)},
 		{http.MethodGet, RoutePreview, pub(h.tokenRoute(h.preview))},
-		{http.MethodPost, RouteAccept, auth(h.tokenRouteAuthed(h.accept))},
+		{http.MethodPost, RouteAccept, pub(h.tokenRoute(h.signedIn(h.accept)))},
 		{http.MethodPost, RouteSignup, pub(h.tokenRoute(h.signup))},
 	} {
 		r.Handle(rt.method, rt.path, rt.handle)
@@ -92,9 +93,20 @@ func (h *Handler) tokenRoute(next api.HandlerFunc) api.HandlerFunc {
 	}
 }
 
-func (h *Handler) tokenRouteAuthed(next api.AuthedFunc) api.AuthedFunc {
-	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params, c api.Caller) error {
-		return h.internalHere(w, r, next(w, r, ps, c))
+// signedIn is api.Authed for a token route: the same Bearer-only check, but inside tokenRoute,
+// so even an internal error while checking the session is logged without the path.
+func (h *Handler) signedIn(next api.AuthedFunc) api.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+		auth := r.Header.Get("Authorization")
+		const scheme = "bearer "
+		if len(auth) <= len(scheme) || !strings.EqualFold(auth[:len(scheme)], scheme) {
+			return apperr.New(apperr.Unauthorized, "Sign in to accept this invite: send Authorization: Bearer <token>")
+		}
+		u, err := h.svc.accounts.Authenticate(r.Context(), strings.TrimSpace(auth[len(scheme):]))
+		if err != nil {
+			return err
+		}
+		return next(w, r, ps, api.Caller{User: u, Actor: account.Actor{UserID: u.ID, IP: api.ClientIP(r)}})
 	}
 }
 

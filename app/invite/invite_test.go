@@ -391,6 +391,8 @@ func TestInvitePermissions(t *testing.T) {
 		{"already a member", owner, "POST", path("/api/workspaces/%d/invites", ws), map[string]string{"email": "MEMBER@acme.test", "role": "admin"}, 409},
 		{"already invited", owner, "POST", path("/api/workspaces/%d/invites", ws), map[string]string{"email": "pending@example.com", "role": "admin"}, 409},
 		{"no session", user{}, "GET", path("/api/workspaces/%d/invites", ws), nil, 401},
+		{"accept without session", user{}, "POST", "/api/invites/" + tokenOf(t, pending.AcceptURL) + "/accept", nil, 401},
+		{"accept with a forged session", user{Token: "eyJhbGciOiJub25lIn0.e30."}, "POST", "/api/invites/" + tokenOf(t, pending.AcceptURL) + "/accept", nil, 401},
 		{"admin cancels", admin, "DELETE", path("/api/workspaces/%d/invites/%d", ws, pending.Invite.ID), nil, 204},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
