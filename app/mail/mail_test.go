@@ -140,6 +140,19 @@ func TestStartTLSAndAuth(t *testing.T) {
 	}
 }
 
+// TestLoopbackRelayWithSelfSignedCert ensures a local relay that offers STARTTLS with a
+// certificate nobody trusts (Debian's postfix default) is still used, encrypted.
+func TestLoopbackRelayWithSelfSignedCert(t *testing.T) {
+	srv := mailtest.Start(t, mailtest.Options{StartTLS: true})
+	e := newMailer(t, srv.SMTP(mail.TLSStartTLS), nil) // no trusted roots for the server's cert
+	if err := e.mailer.Send(message("dev@example.com")); err != nil {
+		t.Fatal(err)
+	}
+	if got := srv.Wait(1, 10*time.Second)[0]; !got.TLS {
+		t.Error("message went over an unencrypted session although the relay offers STARTTLS")
+	}
+}
+
 // TestImplicitTLS ensures SMTP_TLS=tls speaks TLS from the first byte.
 func TestImplicitTLS(t *testing.T) {
 	srv := mailtest.Start(t, mailtest.Options{ImplicitTLS: true, User: "u", Pass: "p"})
@@ -285,6 +298,24 @@ func TestRefusesCleartextToRemoteHost(t *testing.T) {
 	}
 	if n := len(srv.Messages()); n != 0 {
 		t.Errorf("%d message(s) sent in clear to a non-loopback host", n)
+	}
+}
+
+// TestRemoteCertificateIsVerified ensures a non-loopback server whose certificate is not
+// trusted receives nothing: STARTTLS there is only worth something when verified.
+func TestRemoteCertificateIsVerified(t *testing.T) {
+	ip := nonLoopbackIP(t)
+	srv := mailtest.Start(t, mailtest.Options{StartTLS: true, Listen: net.JoinHostPort(ip, "0")})
+	e := newMailer(t, srv.SMTP(mail.TLSStartTLS), func(o *mail.Options) { o.MaxAttempts = 1 })
+	if err := e.mailer.Send(message("dev@example.com")); err != nil {
+		t.Fatal(err)
+	}
+	row := waitOutcome(t, e.db, finished)
+	if row.Status != store.MailFailed || !strings.Contains(row.LastError, "certificate") {
+		t.Errorf("mail_log = %+v, want failed on the certificate", row)
+	}
+	if n := len(srv.Messages()); n != 0 {
+		t.Errorf("%d message(s) sent to a server with an untrusted certificate", n)
 	}
 }
 
