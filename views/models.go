@@ -104,7 +104,7 @@ func USD(nano int64) string {
 	case nano == 0:
 		s = "$0.00"
 	case nano < 10_000_000: // under one cent
-		s = fmt.Sprintf("$%.4f", float64(nano)/1e9)
+		s = fmt.Sprintf("$0.%04d", (nano+50_000)/100_000) // rounded half up to 1/10,000 USD
 	default:
 		cents := (nano + 5_000_000) / 10_000_000
 		s = "$" + groupThousands(cents/100) + fmt.Sprintf(".%02d", cents%100)

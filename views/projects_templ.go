@@ -133,7 +133,7 @@ func ProjectsPage(l Layout, p ProjectsList) templ.Component {
 					return templ_7745c5c3_Err
 				}
 			} else {
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 11, "<div class=\"panel tablewrap\"><table><thead><tr><th scope=\"col\">Project</th><th scope=\"col\">Today</th><th scope=\"col\">This month</th><th scope=\"col\">State</th><th scope=\"col\" class=\"hide-sm\">Last used</th></tr></thead> <tbody>")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 11, "<div class=\"panel tablewrap\"><table class=\"cards\"><thead><tr><th scope=\"col\">Project</th><th scope=\"col\">Today</th><th scope=\"col\">This month</th><th scope=\"col\">State</th><th scope=\"col\" class=\"hide-sm\">Last used</th></tr></thead> <tbody>")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
@@ -399,7 +399,7 @@ func projectFields(f ProjectForm) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 31, "</div><div class=\"row\"><div class=\"field\"><label for=\"dailyBudgetUsd\">Daily budget (USD)</label> <input id=\"dailyBudgetUsd\" name=\"dailyBudgetUsd\" type=\"text\" inputmode=\"decimal\" value=\"")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 31, "</div><div class=\"row top\"><div class=\"field\"><label for=\"dailyBudgetUsd\">Daily budget (USD)</label> <input id=\"dailyBudgetUsd\" name=\"dailyBudgetUsd\" type=\"text\" inputmode=\"decimal\" value=\"")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -467,7 +467,7 @@ func projectFields(f ProjectForm) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 37, "</div></div><div class=\"row\"><div class=\"field\"><label for=\"fallbackModel\">Fallback model (optional)</label> <input id=\"fallbackModel\" name=\"fallbackModel\" type=\"text\" list=\"models\" value=\"")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 37, "</div></div><div class=\"row top\"><div class=\"field\"><label for=\"fallbackModel\">Fallback model (optional)</label> <input id=\"fallbackModel\" name=\"fallbackModel\" type=\"text\" list=\"models\" value=\"")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}

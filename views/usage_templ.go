@@ -255,7 +255,7 @@ func UsagePage(l Layout, u UsageLog) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 21, "\" placeholder=\"contains…\"></div><div class=\"field\"><label for=\"f-status\">Status</label> <input id=\"f-status\" name=\"status\" type=\"text\" inputmode=\"numeric\" value=\"")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 21, "\" placeholder=\"contains…\"></div><div class=\"field short\"><label for=\"f-status\">Status</label> <input id=\"f-status\" name=\"status\" type=\"text\" inputmode=\"numeric\" value=\"")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
