@@ -1,6 +1,7 @@
 package invite_test
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -464,5 +465,115 @@ func TestRedactPath(t *testing.T) {
 		if got := invite.RedactPath(in); got != want {
 			t.Errorf("RedactPath(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestInviteRouteMatrix runs every invite management route as each of owner, admin, member and a
+// user of another workspace: owners and admins succeed, members get 403, outsiders 404.
+func TestInviteRouteMatrix(t *testing.T) {
+	a := newApp(t, appOptions{})
+	owner := a.signup("owner@acme.test", "Olivia")
+	admin := a.signup("admin@acme.test", "Adam")
+	member := a.signup("member@acme.test", "Mia")
+	outsider := a.signup("out@other.test", "Otto")
+	ws := owner.Workspace
+	a.join(admin, ws, account.RoleAdmin)
+	a.join(member, ws, account.RoleMember)
+
+	n := 0
+	routes := []struct {
+		name string
+		ok   int
+		// req builds the request, creating what it needs (a fresh open invite) as the owner.
+		req func() (method, path string, body any)
+	}{
+		{"list", http.StatusOK, func() (string, string, any) {
+			return "GET", path("/api/workspaces/%d/invites", ws), nil
+		}},
+		{"create", http.StatusCreated, func() (string, string, any) {
+			n++
+			return "POST", path("/api/workspaces/%d/invites", ws), map[string]string{"email": fmt.Sprintf("new%d@example.com", n), "role": "member"}
+		}},
+		{"cancel", http.StatusNoContent, func() (string, string, any) {
+			n++
+			inv := a.invite(owner, ws, fmt.Sprintf("c%d@example.com", n), "member")
+			return "DELETE", path("/api/workspaces/%d/invites/%d", ws, inv.Invite.ID), nil
+		}},
+		{"resend", http.StatusOK, func() (string, string, any) {
+			n++
+			inv := a.invite(owner, ws, fmt.Sprintf("r%d@example.com", n), "member")
+			return "POST", path("/api/workspaces/%d/invites/%d/resend", ws, inv.Invite.ID), nil
+		}},
+	}
+	roles := []struct {
+		name string
+		u    user
+		want func(ok int) int
+	}{
+		{"owner", owner, func(ok int) int { return ok }},
+		{"admin", admin, func(ok int) int { return ok }},
+		{"member", member, func(int) int { return http.StatusForbidden }},
+		{"outsider", outsider, func(int) int { return http.StatusNotFound }},
+	}
+	for _, rt := range routes {
+		for _, role := range roles {
+			t.Run(rt.name+"/"+role.name, func(t *testing.T) {
+				method, p, body := rt.req()
+				status, b := a.do(method, p, role.u.Token, body)
+				if want := role.want(rt.ok); status != want {
+					t.Errorf("%s %s as %s = %d %s, want %d", method, p, role.name, status, b, want)
+				}
+			})
+		}
+	}
+}
+
+// TestInviteAuditEvents ensures each invite action writes its own audit event, with the actor,
+// the invite as target, the email and role as details, and the client IP — never the token.
+func TestInviteAuditEvents(t *testing.T) {
+	a := newApp(t, appOptions{})
+	owner := a.signup("owner@acme.test", "Olivia")
+	dev := a.signup("dev@example.com", "Dana")
+	ws := owner.Workspace
+
+	var inv issued
+	var token string
+	for _, tc := range []struct {
+		action string
+		actor  *user
+		act    func()
+	}{
+		{account.AuditMemberInvited, &owner, func() { inv = a.invite(owner, ws, "dev@example.com", "admin") }},
+		{account.AuditInviteResent, &owner, func() {
+			a.call(http.MethodPost, path("/api/workspaces/%d/invites/%d/resend", ws, inv.Invite.ID), owner.Token, nil, http.StatusOK, &inv)
+			token = tokenOf(t, inv.AcceptURL)
+		}},
+		{account.AuditInviteAccepted, &dev, func() {
+			a.call(http.MethodPost, "/api/invites/"+token+"/accept", dev.Token, nil, http.StatusOK, nil)
+		}},
+		{account.AuditInviteCancelled, &owner, func() {
+			inv = a.invite(owner, ws, "x@example.com", "member")
+			a.call(http.MethodDelete, path("/api/workspaces/%d/invites/%d", ws, inv.Invite.ID), owner.Token, nil, http.StatusNoContent, nil)
+		}},
+	} {
+		t.Run(tc.action, func(t *testing.T) {
+			before := a.countAudit(ws, tc.action)
+			tc.act()
+			events := a.audit(ws)
+			last := events[len(events)-1]
+			if got := a.countAudit(ws, tc.action); got != before+1 {
+				t.Fatalf("%d %s events after the action, want %d", got, tc.action, before+1)
+			}
+			if last.Action != tc.action || last.ActorUserID != tc.actor.ID || last.TargetType != "invite" ||
+				last.TargetID != fmt.Sprint(inv.Invite.ID) || last.IP != "127.0.0.1" {
+				t.Errorf("last event = %+v, want %s by user %d on invite %d from 127.0.0.1", last, tc.action, tc.actor.ID, inv.Invite.ID)
+			}
+			if !strings.Contains(last.Details, inv.Invite.Email) || !strings.Contains(last.Details, inv.Invite.Role) {
+				t.Errorf("details %s do not name the email and role", last.Details)
+			}
+			if token != "" && strings.Contains(last.Details, token) {
+				t.Error("the audit log holds an invite token")
+			}
+		})
 	}
 }
