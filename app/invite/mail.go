@@ -1,9 +1,7 @@
 package invite
 
 import (
-	"bytes"
 	htmltemplate "html/template"
-	"strings"
 	texttemplate "text/template"
 	"time"
 
@@ -25,7 +23,10 @@ func (d mailData) Expires() string {
 	return d.ExpiresAt.UTC().Format("Monday 2 January 2006, 15:04 MST")
 }
 
-var textBody = texttemplate.Must(texttemplate.New("invite.txt").Parse(`Hello,
+var inviteTemplate = mail.Template{
+	Kind:    "invite",
+	Subject: texttemplate.Must(texttemplate.New("subject").Parse(`{{.Inviter}} invited you to {{.Workspace}} on TokenGuard`)),
+	Text: texttemplate.Must(texttemplate.New("text").Parse(`Hello,
 
 {{.Inviter}} invited you to join the workspace "{{.Workspace}}" on TokenGuard as {{.Role}}.
 
@@ -35,11 +36,8 @@ Accept the invite here:
 Sign in (or create an account) with {{.Email}} to accept. The link expires on {{.Expires}}.
 
 If you did not expect this invite, ignore this email.
-`))
-
-// The HTML body is html/template: names chosen by users (workspace, inviter) are escaped, and
-// the link is checked as a URL.
-var htmlBody = htmltemplate.Must(htmltemplate.New("invite.html").Parse(`<!DOCTYPE html>
+`)),
+	HTML: htmltemplate.Must(htmltemplate.New("html").Parse(`<!DOCTYPE html>
 <html><body style="font-family:system-ui,sans-serif;line-height:1.5;color:#1f2937">
 <p>Hello,</p>
 <p><strong>{{.Inviter}}</strong> invited you to join the workspace <strong>{{.Workspace}}</strong> on TokenGuard as <strong>{{.Role}}</strong>.</p>
@@ -48,27 +46,8 @@ var htmlBody = htmltemplate.Must(htmltemplate.New("invite.html").Parse(`<!DOCTYP
 <p>Sign in (or create an account) with {{.Email}} to accept. The link expires on {{.Expires}}.</p>
 <p style="color:#6b7280">If you did not expect this invite, ignore this email.</p>
 </body></html>
-`))
+`)),
+}
 
 // inviteMail renders the invite mail in plain text and HTML.
-func inviteMail(d mailData) (mail.Message, error) {
-	var text, html bytes.Buffer
-	if err := textBody.Execute(&text, d); err != nil {
-		return mail.Message{}, err
-	}
-	if err := htmlBody.Execute(&html, d); err != nil {
-		return mail.Message{}, err
-	}
-	return mail.Message{
-		Kind:    "invite",
-		To:      d.Email,
-		Subject: oneLine(d.Inviter + " invited you to " + d.Workspace + " on TokenGuard"),
-		Text:    text.String(),
-		HTML:    html.String(),
-	}, nil
-}
-
-// oneLine keeps a subject on one header line whatever a user put in a name.
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
-}
+func inviteMail(d mailData) (mail.Message, error) { return inviteTemplate.Render(d.Email, d) }
