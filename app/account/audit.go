@@ -33,7 +33,6 @@ const (
 	AuditProjectUpdated      = "project_updated"
 	AuditUsageExported       = "usage_exported"
 	AuditInviteResent        = "invite_resent"
-	AuditPasswordChanged     = "password_changed"
 )
 
 // AuditEntry is one audit log event.
