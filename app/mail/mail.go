@@ -140,6 +140,14 @@ func New(db *store.DB, opts Options) (*Mailer, error) {
 			return nil, err
 		}
 		m.sender = s
+		// The usual pairings are 587+starttls and 465+tls; the other two hang until the attempt
+		// times out, so say so at start rather than after minutes of retries.
+		switch {
+		case opts.SMTP.Port == 465 && s.mode == TLSStartTLS:
+			m.log.Warn("SMTP_PORT 465 usually expects implicit TLS: set SMTP_TLS=tls")
+		case opts.SMTP.Port == 587 && s.mode == TLSImplicit:
+			m.log.Warn("SMTP_PORT 587 usually expects STARTTLS: set SMTP_PORT=465 for SMTP_TLS=tls, or SMTP_TLS=starttls")
+		}
 	}
 	m.cond = sync.NewCond(&m.mu)
 	m.ctx, m.cancel = context.WithCancel(context.Background())
