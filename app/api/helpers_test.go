@@ -91,7 +91,7 @@ func (c *clock) Add(d time.Duration) {
 
 // testApp is a running API on a real SQLite file behind a real HTTP server.
 type testApp struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *httptest.Server
 	db     *store.DB
 	acct   *account.Service
@@ -113,7 +113,7 @@ func withCORS(origin string) appOption {
 }
 
 // newApp builds a ready API with a temp database, so a test reads as the story it checks.
-func newApp(t *testing.T, opts ...appOption) *testApp {
+func newApp(t testing.TB, opts ...appOption) *testApp {
 	t.Helper()
 	db := storetest.Open(t)
 	box, err := secret.NewBox(testEncKey)
