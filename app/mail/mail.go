@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/emersion/go-smtp"
+
 	"tokenguard/app/config"
 	"tokenguard/store"
 )
@@ -286,7 +288,7 @@ func (m *Mailer) process(j *job, closing bool) {
 		return
 	}
 	j.lastErr = truncate(err.Error(), 500)
-	if j.attempts >= m.opts.MaxAttempts || closing {
+	if j.attempts >= m.opts.MaxAttempts || closing || permanent(err) {
 		m.finish(j, store.MailFailed, j.lastErr)
 		return
 	}
@@ -360,6 +362,14 @@ func (m *Mailer) insert(j *job, status string) error {
 // still recorded while Close gives up on deliveries.
 func dbContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), 10*time.Second)
+}
+
+// permanent reports whether err is an SMTP 5xx reply (a refused address, rejected credentials):
+// the same message would meet the same answer, so it is not retried. Everything else — a
+// refused connection, a timeout, a 4xx "try later" — is.
+func permanent(err error) bool {
+	var se *smtp.SMTPError
+	return errors.As(err, &se) && se.Code >= 500 && se.Code < 600
 }
 
 func truncate(s string, n int) string {

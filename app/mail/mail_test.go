@@ -165,8 +165,8 @@ func TestImplicitTLS(t *testing.T) {
 	}
 }
 
-// TestWrongPasswordFails ensures a rejected AUTH is retried a bounded number of times and then
-// recorded failed, with the reason and without the password.
+// TestWrongPasswordFails ensures rejected credentials (a permanent 5xx answer) are recorded
+// failed at once, with the reason and without the password, instead of being retried.
 func TestWrongPasswordFails(t *testing.T) {
 	srv := mailtest.Start(t, mailtest.Options{StartTLS: true, User: "apikey", Pass: "right"})
 	cfg := srv.SMTP(mail.TLSStartTLS)
@@ -176,8 +176,8 @@ func TestWrongPasswordFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	row := waitOutcome(t, e.db, finished)
-	if row.Status != store.MailFailed || row.Attempts != 4 {
-		t.Errorf("mail_log = %+v, want failed after 4 attempts", row)
+	if row.Status != store.MailFailed || row.Attempts != 1 {
+		t.Errorf("mail_log = %+v, want failed after 1 attempt", row)
 	}
 	if !strings.Contains(row.LastError, "AUTH") {
 		t.Errorf("last error %q does not name AUTH", row.LastError)
@@ -212,6 +212,20 @@ func TestRetriesUntilServerIsUp(t *testing.T) {
 	row = waitOutcome(t, e.db, finished)
 	if row.Status != store.MailSent || row.Attempts < 3 || row.LastError != "" {
 		t.Errorf("after restart: %+v, want sent after 3+ attempts", row)
+	}
+}
+
+// TestTemporaryRefusalIsRetried ensures a 4xx answer (try again later) is retried: the
+// third attempt is delivered.
+func TestTemporaryRefusalIsRetried(t *testing.T) {
+	srv := mailtest.Start(t, mailtest.Options{TempFail: 2})
+	e := newMailer(t, srv.SMTP(mail.TLSStartTLS), nil)
+	if err := e.mailer.Send(message("dev@example.com")); err != nil {
+		t.Fatal(err)
+	}
+	srv.Wait(1, 10*time.Second)
+	if row := waitOutcome(t, e.db, finished); row.Status != store.MailSent || row.Attempts != 3 {
+		t.Errorf("mail_log = %+v, want sent on the 3rd attempt", row)
 	}
 }
 

@@ -43,6 +43,8 @@ type Options struct {
 	ImplicitTLS bool
 	// Listen is the address to listen on; default "127.0.0.1:0".
 	Listen string
+	// TempFail answers the first TempFail messages with 451 (try again later).
+	TempFail int
 }
 
 // Received is one accepted message.
@@ -74,6 +76,8 @@ type Server struct {
 	msgs     []Received
 	arrived  chan struct{}
 	sessions int
+	// tempFailed counts messages answered 451 so far.
+	tempFailed int
 }
 
 // Start runs a server (on 127.0.0.1 with a free port unless opts.Listen says otherwise); it stops
@@ -237,6 +241,15 @@ func (ss *session) Data(r io.Reader) error {
 	raw, err := io.ReadAll(r)
 	if err != nil {
 		return err
+	}
+	ss.srv.mu.Lock()
+	tempFail := ss.srv.tempFailed < ss.srv.opts.TempFail
+	if tempFail {
+		ss.srv.tempFailed++
+	}
+	ss.srv.mu.Unlock()
+	if tempFail {
+		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try again later"}
 	}
 	msg, err := Parse(raw)
 	if err != nil {
