@@ -103,6 +103,8 @@ func USD(nano int64) string {
 	switch {
 	case nano == 0:
 		s = "$0.00"
+	case nano < 50_000: // would round to $0.0000 and read as free
+		s = "<$0.0001"
 	case nano < 10_000_000: // under one cent
 		s = fmt.Sprintf("$0.%04d", (nano+50_000)/100_000) // rounded half up to 1/10,000 USD
 	default:

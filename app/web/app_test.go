@@ -16,6 +16,7 @@ import (
 	"github.com/julienschmidt/httprouter"
 
 	"tokenguard/app/account"
+	"tokenguard/app/api"
 	"tokenguard/app/budget"
 	"tokenguard/app/invite"
 	"tokenguard/app/mail"
@@ -100,6 +101,7 @@ func newApp(tb testing.TB) *testApp {
 	router := httprouter.New()
 	dash.Register(router)
 	px.Register(router)
+	api.New(api.Deps{Accounts: accounts, Logger: log}).Register(router)
 	srv.Config.Handler = router
 	srv.Start()
 	tb.Cleanup(func() {

@@ -15,7 +15,9 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
+	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"tokenguard/app/provider/openai/openaitest"
@@ -28,6 +30,8 @@ type browser struct {
 	shots   string
 	mu      sync.Mutex
 	dialogs []string
+	// problems are CSP violations and JavaScript errors the pages caused.
+	problems []string
 }
 
 // newBrowser starts Debian's chromium. Without chromium the test is skipped — unless CI is set,
@@ -82,7 +86,48 @@ func newBrowser(t *testing.T) *browser {
 			}))
 		}
 	}()
+	// CSP violations and script errors are collected: the pages (HTMX included) must run under
+	// the strict CSP without a single one.
+	entries := chromedp.Events(ctx, cdplog.EntryAdded)
+	exceptions := chromedp.Events(ctx, runtime.ExceptionThrown)
+	go func() {
+		for ev, err := range entries {
+			if err != nil {
+				return
+			}
+			if e := ev.Entry; e.Source == cdplog.EntrySourceSecurity || e.Source == cdplog.EntrySourceJavascript {
+				b.problem(string(e.Source) + ": " + e.Text)
+			}
+		}
+	}()
+	go func() {
+		for ev, err := range exceptions {
+			if err != nil {
+				return
+			}
+			b.problem("exception: " + ev.ExceptionDetails.Text)
+		}
+	}()
+	b.run(chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, cdplog.Enable, cdp.Empty{})
+		return err
+	}))
 	return b
+}
+
+func (b *browser) problem(p string) {
+	b.mu.Lock()
+	b.problems = append(b.problems, p)
+	b.mu.Unlock()
+}
+
+func (b *browser) noProblems() {
+	b.t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, p := range b.problems {
+		b.t.Errorf("browser console: %s", p)
+	}
 }
 
 func (b *browser) run(steps ...chromedp.Action[chromedp.Void]) {
@@ -341,6 +386,8 @@ func TestBrowserJourney(t *testing.T) {
 		}
 	}
 	owner.noDialogs("after visiting pages with the hostile name")
+	owner.noProblems()
+	mel.noProblems()
 	owner.run(chromedp.Navigate(app.URL+ws+"/projects"), chromedp.WaitVisible(chromedp.CSS(".project-name")))
 	owner.shot("12-projects-xss")
 

@@ -32,9 +32,9 @@ func (a inviteAdapter) Pending(ctx context.Context, actor account.Actor, workspa
 	return out, nil
 }
 
-func (a inviteAdapter) Resend(ctx context.Context, actor account.Actor, workspaceID, inviteID int64) (string, error) {
+func (a inviteAdapter) Resend(ctx context.Context, actor account.Actor, workspaceID, inviteID int64) (string, string, error) {
 	is, err := a.svc.Resend(ctx, actor, workspaceID, inviteID)
-	return is.AcceptURL, err
+	return is.Email, is.AcceptURL, err
 }
 
 func (a inviteAdapter) Cancel(ctx context.Context, actor account.Actor, workspaceID, inviteID int64) error {

@@ -20,8 +20,9 @@ type Invites interface {
 	Create(ctx context.Context, actor account.Actor, workspaceID int64, email string, role account.Role) (acceptURL string, err error)
 	// Pending lists the workspace's invites not yet accepted or cancelled.
 	Pending(ctx context.Context, actor account.Actor, workspaceID int64) ([]Invite, error)
-	// Resend renews an invite (a new token, a new 7 days), mails it and returns its accept URL.
-	Resend(ctx context.Context, actor account.Actor, workspaceID, inviteID int64) (acceptURL string, err error)
+	// Resend renews an invite (a new token, a new 7 days), mails it and returns the invitee's
+	// email and the new accept URL.
+	Resend(ctx context.Context, actor account.Actor, workspaceID, inviteID int64) (email, acceptURL string, err error)
 	Cancel(ctx context.Context, actor account.Actor, workspaceID, inviteID int64) error
 	// Lookup describes the invite a token belongs to, whatever its state; NOT_FOUND for an
 	// unknown token.
@@ -144,11 +145,11 @@ func (s *Server) resendInvite(w http.ResponseWriter, r *http.Request, c *reqCtx)
 	if err != nil {
 		return err
 	}
-	link, err := s.opt.Invites.Resend(r.Context(), c.actor(r), c.ws.ID, id)
+	email, link, err := s.opt.Invites.Resend(r.Context(), c.actor(r), c.ws.ID, id)
 	if err != nil {
 		return err
 	}
-	return s.showInviteLink(w, r, c, "the invitee", link, "Invite renewed for 7 days.")
+	return s.showInviteLink(w, r, c, email, link, "Invite to "+email+" renewed for 7 days.")
 }
 
 func (s *Server) cancelInvite(w http.ResponseWriter, r *http.Request, c *reqCtx) error {

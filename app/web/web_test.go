@@ -304,3 +304,66 @@ func TestHeadersAndAssets(t *testing.T) {
 		t.Errorf("a bearer JWT opened the dashboard: %d", r.Status)
 	}
 }
+
+// TestCookieOnlyForDashboard ensures the dashboard's session cookie opens neither the JSON API
+// nor the proxy: each surface takes only its own credential.
+func TestCookieOnlyForDashboard(t *testing.T) {
+	app := newApp(t)
+	c := app.client(t)
+	c.signup("Ada", "ada@example.com")
+	if r := c.get("/api/me"); r.Status != http.StatusUnauthorized {
+		t.Errorf("GET /api/me with the dashboard cookie: status %d, want 401", r.Status)
+	}
+	req, _ := http.NewRequest(http.MethodPost, app.URL+"/proxy/openai/v1/chat/completions",
+		strings.NewReader(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`))
+	req.Header.Set("Content-Type", "application/json")
+	r := c.do(req)
+	if r.Status != http.StatusUnauthorized || !strings.Contains(r.Body, "MISSING_KEY") {
+		t.Errorf("proxy with the dashboard cookie: %d %s, want 401 MISSING_KEY", r.Status, r.Body)
+	}
+	if got := len(app.Upstream.Received()); got != 0 {
+		t.Errorf("%d requests reached the upstream", got)
+	}
+	// The cookie is HttpOnly and SameSite=Lax (not Secure on plain http, so no __Host- prefix).
+	login := app.client(t).post("/login", url.Values{"email": {"ada@example.com"}, "password": {"correct horse battery"}})
+	var found bool
+	for _, ck := range (&http.Response{Header: login.Header}).Cookies() {
+		if ck.Name == "tg_session" {
+			found = true
+			if !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode {
+				t.Errorf("session cookie HttpOnly=%v SameSite=%v", ck.HttpOnly, ck.SameSite)
+			}
+		}
+	}
+	if !found {
+		t.Error("signing in set no tg_session cookie")
+	}
+}
+
+// TestInvitePageStates ensures a used or cancelled invite link gets a clear page, not a form.
+func TestInvitePageStates(t *testing.T) {
+	app := newApp(t)
+	owner := app.client(t)
+	ws := owner.signup("Olivia", "olivia@example.com")
+	owner.get(ws + "/team")
+	r := owner.post(ws+"/team/invites", url.Values{"email": {"sam@example.com"}, "role": {"admin"}})
+	link := regexp.MustCompile(`/invites/[A-Za-z0-9_\-]+`).FindString(r.Body)
+	invID := regexp.MustCompile(`data-invite-id="(\d+)"`).FindStringSubmatch(r.Body)
+	if link == "" || invID == nil {
+		t.Fatalf("no invite shown: %s", r.Body)
+	}
+	anon := app.client(t)
+	if body := anon.get(link).Body; !strings.Contains(body, "Join Olivia") || !strings.Contains(body, "as admin") {
+		t.Errorf("pending invite page: %s", body)
+	}
+	owner.get(ws + "/team")
+	if r := owner.post(ws+"/team/invites/"+invID[1]+"/cancel", nil); r.Status != http.StatusSeeOther {
+		t.Fatalf("cancel: %d", r.Status)
+	}
+	if body := anon.get(link).Body; !strings.Contains(body, "This invite was cancelled") || strings.Contains(body, "Create an account") {
+		t.Errorf("cancelled invite page: %s", body)
+	}
+	if r := anon.get("/invites/not-a-real-token"); r.Status != http.StatusNotFound || !strings.Contains(r.Body, "Invite not found") {
+		t.Errorf("unknown invite: %d", r.Status)
+	}
+}
