@@ -75,6 +75,7 @@ func BenchmarkPages(b *testing.B) {
 		{"usage-filter-provider-status", ws + "/usage?provider=gemini&status=429"},
 		{"usage-filter-model", ws + "/usage?model=mini"},
 		{"usage-filter-dates", ws + "/usage?from=" + time.Now().AddDate(0, 0, -10).Format("2006-01-02") + "&to=" + time.Now().AddDate(0, 0, -9).Format("2006-01-02")},
+		{"usage-filter-no-match", ws + "/usage?status=503"},
 		{"new-project", ws + "/new-project"},
 		{"team", ws + "/team"},
 		{"audit", ws + "/audit"},
@@ -92,7 +93,7 @@ func BenchmarkPages(b *testing.B) {
 				if rec.Code != http.StatusOK {
 					b.Fatalf("%s: status %d: %s", p.path, rec.Code, rec.Body.String())
 				}
-				if strings.HasPrefix(p.name, "usage") && !strings.Contains(rec.Body.String(), "data-usage-id") {
+				if strings.HasPrefix(p.name, "usage") && !strings.HasSuffix(p.name, "no-match") && !strings.Contains(rec.Body.String(), "data-usage-id") {
 					b.Fatalf("%s shows no rows", p.path)
 				}
 			}

@@ -97,26 +97,35 @@ func (s *Server) usagePage(w http.ResponseWriter, r *http.Request, c *reqCtx) er
 	}
 	var t views.UsageTable
 	if problem == "" {
-		rows, next, err := s.opt.DB.ListUsage(r.Context(), f)
-		if errors.Is(err, store.ErrBadCursor) {
+		rows, next, err := s.listUsage(r, f, q.Get("scan"))
+		if errors.Is(err, store.ErrBadCursor) || errors.Is(err, errBadScan) {
 			v.Error = "That page link has expired; showing the newest requests."
 			f.Cursor = ""
-			rows, next, err = s.opt.DB.ListUsage(r.Context(), f)
+			rows, next, err = s.listUsage(r, f, "")
 		}
 		if err != nil {
 			return err
 		}
 		t.Rows = usageRows(rows, names)
-		if next != "" {
+		if !next.empty() {
 			nq := url.Values{}
 			for k, vs := range q {
-				if k != "cursor" && k != "fragment" && len(vs) > 0 && vs[0] != "" {
+				if k != "cursor" && k != "scan" && k != "fragment" && len(vs) > 0 && vs[0] != "" {
 					nq.Set(k, vs[0])
 				}
 			}
-			nq.Set("cursor", next)
+			if next.cursor != "" {
+				nq.Set("cursor", next.cursor)
+			}
+			if next.scan != 0 {
+				nq.Set("scan", strconv.FormatInt(next.scan, 10))
+			}
 			nq.Set("fragment", "rows")
 			t.NextURL = views.WSPath(c.ws.ID, "/usage?"+nq.Encode())
+			t.Older = len(rows) < f.Limit
+			if t.Older {
+				t.OlderThan = time.UnixMilli(next.scan)
+			}
 		}
 	}
 	l := s.layout(r, c, "Usage", "usage")
@@ -135,4 +144,75 @@ func (s *Server) recentUsage(r *http.Request, c *reqCtx, p account.Project) (vie
 		return views.UsageTable{}, err
 	}
 	return views.UsageTable{Rows: usageRows(rows, map[int64]string{p.ID: p.Name})}, nil
+}
+
+// A filter on provider, model or status cannot use an index, so a filter that matches little
+// would walk the whole log. The usage log therefore searches such filters in time windows, newest
+// first, within a time budget per request: each page costs at most about one window's rows, and
+// when a page is not full the next link continues from where the search stopped ("Search older").
+const (
+	scanWindow = 6 * time.Hour
+	scanBudget = 25 * time.Millisecond
+	// scanFloor bounds a search without a "from" date.
+	scanFloor = 400 * 24 * time.Hour
+)
+
+var errBadScan = errors.New("invalid scan position")
+
+// usageNext is where the next page starts: a store cursor inside the window ending at scan, or
+// (no cursor) the window ending at scan.
+type usageNext struct {
+	cursor string
+	scan   int64
+}
+
+func (n usageNext) empty() bool { return n.cursor == "" && n.scan == 0 }
+
+func (s *Server) listUsage(r *http.Request, f store.UsageFilter, scanParam string) ([]store.UsageRow, usageNext, error) {
+	ctx := r.Context()
+	if f.Provider == "" && f.Model == "" && f.Status == 0 {
+		rows, next, err := s.opt.DB.ListUsage(ctx, f)
+		return rows, usageNext{cursor: next}, err
+	}
+	end := s.now().UnixMilli() + 1
+	if f.To != 0 {
+		end = f.To
+	}
+	if scanParam != "" {
+		v, err := strconv.ParseInt(scanParam, 10, 64)
+		if err != nil || v <= 0 || v > end {
+			return nil, usageNext{}, errBadScan
+		}
+		end = v
+	}
+	floor := f.From
+	if floor == 0 {
+		floor = s.now().Add(-scanFloor).UnixMilli()
+	}
+	limit := f.Limit
+	started := time.Now() // a performance budget: real time, not the injected clock
+	var out []store.UsageRow
+	for end > floor {
+		w := f
+		w.To = end
+		w.From = max(end-scanWindow.Milliseconds(), floor)
+		w.Limit = limit - len(out)
+		rows, next, err := s.opt.DB.ListUsage(ctx, w)
+		if err != nil {
+			return nil, usageNext{}, err
+		}
+		out = append(out, rows...)
+		f.Cursor = "" // a cursor only applies to the first window
+		if next != "" {
+			return out, usageNext{cursor: next, scan: end}, nil
+		}
+		end = w.From
+		if len(out) >= limit || time.Since(started) > scanBudget {
+			break
+		}
+	}
+	if end <= floor {
+		return out, usageNext{}, nil
+	}
+	return out, usageNext{scan: end}, nil
 }

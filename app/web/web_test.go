@@ -207,7 +207,8 @@ func TestRolesAndIsolation(t *testing.T) {
 	}
 }
 
-// TestUsageLogPaging ensures the usage log pages by cursor with no row repeated or skipped.
+// TestUsageLogPaging ensures the usage log pages by cursor with no row repeated or skipped,
+// also for a filter that is searched window by window.
 func TestUsageLogPaging(t *testing.T) {
 	app := newApp(t)
 	c := app.client(t)
@@ -217,45 +218,54 @@ func TestUsageLogPaging(t *testing.T) {
 	fmt.Sscanf(ws, "/w/%d", &wsID)
 	fmt.Sscanf(path, ws+"/projects/%d", &projectID)
 	now := time.Now().UnixMilli()
-	rows := make([]store.UsageRow, 120)
+	// 150 rows, one every 30 minutes (75 hours: many search windows); every other one a 429.
+	rows := make([]store.UsageRow, 150)
 	for i := range rows {
-		rows[i] = store.UsageRow{RequestID: fmt.Sprintf("req-%03d", i), CreatedAt: now - int64(i)*1000, WorkspaceID: wsID, ProjectID: projectID,
-			Provider: "openai", OriginalModel: "gpt-4o", FinalModel: "gpt-4o", Status: 200, InputTokens: 10, OutputTokens: 5, TotalTokens: 15, CostNano: 1000}
+		status := 200
+		if i%2 == 0 {
+			status = 429
+		}
+		rows[i] = store.UsageRow{RequestID: fmt.Sprintf("req-%03d", i), CreatedAt: now - int64(i)*30*60*1000, WorkspaceID: wsID, ProjectID: projectID,
+			Provider: "openai", OriginalModel: "gpt-4o", FinalModel: "gpt-4o", Status: status, InputTokens: 10, OutputTokens: 5, TotalTokens: 15, CostNano: 1000}
 	}
 	if _, err := app.DB.InsertUsage(context.Background(), rows); err != nil {
 		t.Fatal(err)
 	}
 	idRe := regexp.MustCompile(`data-usage-id="(\d+)"`)
 	nextRe := regexp.MustCompile(`hx-get="([^"]+fragment=rows[^"]*)"`)
-	seen := map[string]bool{}
-	page := c.get(ws + "/usage")
-	for pages := 0; ; pages++ {
-		for _, m := range idRe.FindAllStringSubmatch(page.Body, -1) {
-			if seen[m[1]] {
-				t.Fatalf("row %s shown twice", m[1])
+	pageAll := func(query string) int {
+		seen := map[string]bool{}
+		page := c.get(ws + "/usage" + query)
+		for pages := 0; ; pages++ {
+			for _, m := range idRe.FindAllStringSubmatch(page.Body, -1) {
+				if seen[m[1]] {
+					t.Fatalf("%s: row %s shown twice", query, m[1])
+				}
+				seen[m[1]] = true
 			}
-			seen[m[1]] = true
-		}
-		next := nextRe.FindStringSubmatch(page.Body)
-		if next == nil {
-			break
-		}
-		if pages > 5 {
-			t.Fatal("paging does not end")
-		}
-		req, _ := http.NewRequest(http.MethodGet, app.URL+strings.ReplaceAll(next[1], "&amp;", "&"), nil)
-		req.Header.Set("HX-Request", "true")
-		page = c.do(req)
-		if strings.Contains(page.Body, "<html") {
-			t.Fatal("Load more returned a whole page instead of rows")
+			next := nextRe.FindStringSubmatch(page.Body)
+			if next == nil {
+				return len(seen)
+			}
+			if pages > 200 {
+				t.Fatalf("%s: paging does not end", query)
+			}
+			req, _ := http.NewRequest(http.MethodGet, app.URL+strings.ReplaceAll(next[1], "&amp;", "&"), nil)
+			req.Header.Set("HX-Request", "true")
+			page = c.do(req)
+			if strings.Contains(page.Body, "<html") {
+				t.Fatal("Load more returned a whole page instead of rows")
+			}
 		}
 	}
-	if got, want := len(seen), 120; got != want {
+	if got, want := pageAll(""), 150; got != want {
 		t.Errorf("paged through %d rows, want %d", got, want)
 	}
-	filtered := c.get(ws + "/usage?status=429")
-	if idRe.MatchString(filtered.Body) {
-		t.Error("status filter 429 still shows 200 rows")
+	if got, want := pageAll("?status=429"), 75; got != want {
+		t.Errorf("status=429: paged through %d rows, want %d", got, want)
+	}
+	if got, want := pageAll("?status=503"), 0; got != want {
+		t.Errorf("status=503: %d rows, want none", got)
 	}
 	if bad := c.get(ws + "/usage?status=abc"); !strings.Contains(bad.Body, "Status must be an HTTP status") {
 		t.Error("a bad status filter is not reported")
