@@ -130,6 +130,13 @@ func newApp(t testing.TB, opts ...appOption) *testApp {
 	for _, opt := range opts {
 		opt(&o, &d)
 	}
+	var extra []func(*httprouter.Router)
+	if o.Keys != account.KeyCache(a.evict) {
+		// An option put a real key cache (the proxy) in place: it serves on the same router.
+		if r, ok := o.Keys.(interface{ Register(*httprouter.Router) }); ok {
+			extra = append(extra, r.Register)
+		}
+	}
 	a.acct, err = account.New(db, o)
 	if err != nil {
 		t.Fatal(err)
@@ -138,6 +145,9 @@ func newApp(t testing.TB, opts ...appOption) *testApp {
 	a.api = New(d)
 	router := httprouter.New()
 	a.api.Register(router)
+	for _, register := range extra {
+		register(router)
+	}
 	a.srv = httptest.NewServer(router)
 	t.Cleanup(a.srv.Close)
 	return a
