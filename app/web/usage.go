@@ -153,8 +153,6 @@ func (s *Server) recentUsage(r *http.Request, c *reqCtx, p account.Project) (vie
 const (
 	scanWindow = 6 * time.Hour
 	scanBudget = 25 * time.Millisecond
-	// scanFloor bounds a search without a "from" date.
-	scanFloor = 400 * 24 * time.Hour
 )
 
 var errBadScan = errors.New("invalid scan position")
@@ -185,17 +183,22 @@ func (s *Server) listUsage(r *http.Request, f store.UsageFilter, scanParam strin
 		}
 		end = v
 	}
-	floor := f.From
-	if floor == 0 {
-		floor = s.now().Add(-scanFloor).UnixMilli()
+	// The search stops at the "from" date or the workspace's oldest row, whichever is later.
+	oldest, found, err := s.opt.DB.OldestUsage(ctx, f.WorkspaceID)
+	if err != nil || !found {
+		return nil, usageNext{}, err
+	}
+	floor := max(f.From, oldest)
+	if end <= floor {
+		return nil, usageNext{}, nil
 	}
 	limit := f.Limit
 	started := time.Now() // a performance budget: real time, not the injected clock
 	var out []store.UsageRow
-	for end > floor {
+	for {
 		w := f
 		w.To = end
-		w.From = max(end-scanWindow.Milliseconds(), floor)
+		w.From = max(end-scanWindow.Milliseconds(), floor) // From is inclusive: the oldest row is searched
 		w.Limit = limit - len(out)
 		rows, next, err := s.opt.DB.ListUsage(ctx, w)
 		if err != nil {
@@ -206,13 +209,12 @@ func (s *Server) listUsage(r *http.Request, f store.UsageFilter, scanParam strin
 		if next != "" {
 			return out, usageNext{cursor: next, scan: end}, nil
 		}
+		if w.From <= floor {
+			return out, usageNext{}, nil
+		}
 		end = w.From
 		if len(out) >= limit || time.Since(started) > scanBudget {
-			break
+			return out, usageNext{scan: end}, nil
 		}
 	}
-	if end <= floor {
-		return out, usageNext{}, nil
-	}
-	return out, usageNext{scan: end}, nil
 }
