@@ -232,8 +232,7 @@ func (m *Main) Run(ctx context.Context) error {
 		m.Logger.Info("SMTP_HOST not set: emails are recorded as skipped; invite links still work")
 	}
 
-	// The proxy: key auth (cached), budget gate, relay and metering for every provider. Closed
-	// after the server drains so the projects' last-used times are written.
+	// The proxy: key auth (cached), budget gate, relay and metering for every provider.
 	m.Proxy, err = proxy.New(proxy.Config{
 		DB: m.DB, Prices: m.Prices, Budget: m.Budget, Usage: m.Usage, Logger: m.Logger, Box: box, Now: m.Now,
 		MaxBodyBytes: cfg.MaxBodyBytes, UpstreamTimeout: cfg.UpstreamTimeout.Duration,
@@ -246,7 +245,8 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	m.closers = append(m.closers, m.Proxy.Close)
+	// First of the closers: cut-off requests record their usage before the writer closes.
+	m.closers = append([]func(context.Context) error{m.Proxy.Close}, m.closers...)
 
 	router := httprouter.New()
 	router.GET("/healthz", func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {

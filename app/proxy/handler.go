@@ -35,6 +35,8 @@ const (
 
 func (p *Proxy) handler(u *upstream) httprouter.Handle {
 	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+		p.inflight.Add(1)
+		defer p.inflight.Done()
 		p.serve(w, r, u, ps.ByName("path"))
 	}
 }

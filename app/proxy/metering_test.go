@@ -46,6 +46,7 @@ func TestBudgetUnderConcurrency(t *testing.T) {
 			if resp, body := a.chat(p.key, chatBody(testModel, false, "")); resp.StatusCode != 200 {
 				t.Fatalf("warm-up: %d %s", resp.StatusCode, body)
 			}
+			a.waitRows(p, 1) // settled
 
 			// Each request: max_tokens 50,000 → reserves ≈ $0.05 and really costs $0.05. The
 			// upstream holds every answer a moment, so all 50 are in flight together.
@@ -68,13 +69,14 @@ func TestBudgetUnderConcurrency(t *testing.T) {
 			close(start)
 			wg.Wait()
 
+			a.waitRows(p, 51) // every request settled and logged
 			if admitted := statuses[200]; admitted < 1 || admitted > 2 || statuses[429] != 50-admitted {
 				t.Fatalf("statuses %v: want 1–2 admitted (budget $1.00, $0.90 spent, $0.05 each), the rest 429", statuses)
 			}
 			if got := a.engine.Reserved(budget.ProjectScope, p.id); got != 0 {
 				t.Fatalf("still reserved after every request settled: %d", got)
 			}
-			rows := a.rows(p)
+			rows := a.waitRows(p, 51)
 			var sum int64
 			blocked := 0
 			for _, r := range rows {
@@ -227,7 +229,7 @@ func TestStreamIdleTimeout(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(body, `"b"`) {
 		t.Fatalf("%d %s", resp.StatusCode, body)
 	}
-	rows := a.rows(p)
+	rows := a.waitRows(p, 1)
 	if len(rows) != 1 || rows[0].ErrorCode != "STREAM_IDLE_TIMEOUT" || !rows[0].UsageEstimated || rows[0].CostNano <= 0 {
 		t.Fatalf("rows %+v", rows)
 	}
@@ -249,6 +251,7 @@ func TestFallbackAndBlock(t *testing.T) {
 			p := a.project(projectOptions{daily: 1, fallback: tt.fallback})
 			a.up.Set(openaitest.Behavior{Usage: openaitest.Usage{Completion: 850_000}, Chunks: []string{"x"}})
 			a.chat(p.key, chatBody(testModel, false, ""))
+			a.waitRows(p, 1)
 
 			a.up.Set(openaitest.Behavior{Usage: openaitest.Usage{Prompt: 10, Completion: 10}, Chunks: []string{"x"}})
 			resp, body := a.chat(p.key, chatBody(testModel, false, `,"max_tokens":10`))
@@ -261,7 +264,7 @@ func TestFallbackAndBlock(t *testing.T) {
 			if resp.Header.Get("X-Tokenguard-Fallback") != "true" || resp.Header.Get("X-Tokenguard-Final-Model") != tt.fallback {
 				t.Fatalf("headers %v", resp.Header)
 			}
-			rows := a.rows(p)
+			rows := a.waitRows(p, 2)
 			r := rows[len(rows)-1]
 			if !r.WasFallback || r.OriginalModel != testModel || r.FinalModel != tt.fallback {
 				t.Fatalf("row %+v", r)
@@ -341,7 +344,7 @@ func TestOpenAIGoSDK(t *testing.T) {
 	if got, want := acc.Choices[0].Message.Content, "Hi from fake"; got != want {
 		t.Fatalf("streamed content %q, want %q", got, want)
 	}
-	rows := a.rows(p)
+	rows := a.waitRows(p, 2)
 	if len(rows) != 2 || rows[0].CostNano != rows[1].CostNano || rows[0].CostNano <= 0 || rows[1].UsageEstimated {
 		t.Fatalf("rows %+v", rows)
 	}

@@ -75,6 +75,7 @@ type Proxy struct {
 	upstreams map[string]*upstream
 	client    *http.Client
 
+	inflight  sync.WaitGroup // requests being served, so Close can wait for their usage rows
 	touchMu   sync.Mutex
 	touchDue  map[int64]int64 // last-used times of evicted entries, not yet written
 	stop      chan struct{}
@@ -238,10 +239,24 @@ func (p *Proxy) FlushLastUsed(ctx context.Context) error {
 	return nil
 }
 
-// Close stops the background writer and writes the last-used times one last time. Call it
-// after the HTTP server has drained.
+// Close waits (until ctx ends) for requests still being served — streams cut off by the
+// server's shutdown — to record their usage, stops the background writer and writes the
+// last-used times one last time. Call it after the HTTP server has shut down and before the
+// usage writer is closed.
 func (p *Proxy) Close(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		p.inflight.Wait()
+		close(done)
+	}()
+	var errs []error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("proxy: requests still running at shutdown: %w", ctx.Err()))
+	}
 	p.closeOnce.Do(func() { close(p.stop) })
 	<-p.stopped
-	return p.FlushLastUsed(ctx)
+	errs = append(errs, p.FlushLastUsed(ctx))
+	return errors.Join(errs...)
 }

@@ -223,6 +223,20 @@ func (a *app) rows(p testProject) []store.UsageRow {
 	return rows
 }
 
+// waitRows returns the project's rows once there are at least n: a response can be fully read
+// by the client a moment before the proxy has recorded it.
+func (a *app) waitRows(p testProject, n int) []store.UsageRow {
+	a.t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		rows := a.rows(p)
+		if len(rows) >= n || time.Now().After(deadline) {
+			return rows
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func errorCode(t testing.TB, body string) string {
 	t.Helper()
 	var e struct {
@@ -263,7 +277,7 @@ func TestStreamAndNonStreamCostTheSame(t *testing.T) {
 		t.Errorf("upstream was not asked for stream usage")
 	}
 
-	rows := a.rows(p)
+	rows := a.waitRows(p, 2)
 	if len(rows) != 2 {
 		t.Fatalf("%d rows, want 2", len(rows))
 	}
@@ -329,7 +343,7 @@ func TestKeyErrors(t *testing.T) {
 			}
 		})
 	}
-	if got := len(a.rows(good)); got != 1 {
+	if got := len(a.waitRows(good, 1)); got != 1 {
 		t.Errorf("%d rows for the good key, want 1 (rejected keys log nothing)", got)
 	}
 
@@ -471,7 +485,7 @@ func TestBadInput(t *testing.T) {
 		if resp.StatusCode != 200 || !strings.Contains(body, huge) || !strings.Contains(body, "[DONE]") {
 			t.Fatalf("status %d, body of %d bytes", resp.StatusCode, len(body))
 		}
-		rows := a.rows(p)
+		rows := a.waitRows(p, 1)
 		last := rows[len(rows)-1]
 		if got, want := last.CostNano, int64(524298*1000); got != want || last.UsageEstimated {
 			t.Fatalf("cost %d (estimated %v), want %d", got, last.UsageEstimated, want)
@@ -495,7 +509,7 @@ func TestBadInput(t *testing.T) {
 		if got := a.up.Last().Header.Get("Accept-Encoding"); got != "" {
 			t.Fatalf("upstream saw Accept-Encoding %q", got)
 		}
-		rows := a.rows(p)
+		rows := a.waitRows(p, 2)
 		if got, want := rows[len(rows)-1].CostNano, int64(15*1000); got != want {
 			t.Fatalf("cost %d, want %d", got, want)
 		}
