@@ -3,6 +3,7 @@ package web_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -375,5 +376,141 @@ func TestInvitePageStates(t *testing.T) {
 	}
 	if r := anon.get("/invites/not-a-real-token"); r.Status != http.StatusNotFound || !strings.Contains(r.Body, "Invite not found") {
 		t.Errorf("unknown invite: %d", r.Status)
+	}
+}
+
+// proxyStatus sends a chat completion with key and returns the status and body.
+func proxyStatus(t *testing.T, app *testApp, key string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, app.URL+"/proxy/openai/v1/chat/completions",
+		strings.NewReader(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("x-tokenguard-key", key)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b := new(strings.Builder)
+	_, _ = io.Copy(b, res.Body)
+	return res.StatusCode, b.String()
+}
+
+// TestProjectLifecycle drives the project page's actions and checks the proxy obeys at once:
+// settings with inline errors, a provider key shown only masked, regenerate (confirm step, old
+// key dead), deactivate and activate, delete.
+func TestProjectLifecycle(t *testing.T) {
+	app := newApp(t)
+	c := app.client(t)
+	ws := c.signup("Ada", "ada@example.com")
+	path, key := c.createProject(ws, url.Values{"name": {"alpha"}})
+	if st, body := proxyStatus(t, app, key); st != http.StatusOK {
+		t.Fatalf("new key: %d %s", st, body)
+	}
+
+	c.get(path)
+	r := c.post(path, url.Values{"name": {"alpha"}, "dailyBudgetUsd": {"-3"}, "alertEmail": {"not-an-email"}})
+	if r.Status != http.StatusBadRequest || !strings.Contains(r.Body, `id="dailyBudgetUsd-err"`) {
+		t.Errorf("negative budget: %d, no inline error", r.Status)
+	}
+	r = c.post(path, url.Values{"name": {"alpha"}, "alertEmail": {"not-an-email"}})
+	if r.Status != http.StatusBadRequest || !strings.Contains(r.Body, `id="alertEmail-err"`) {
+		t.Errorf("bad alert email: %d, no inline error", r.Status)
+	}
+	if r := c.post(path, url.Values{"name": {"alpha-renamed"}, "dailyBudgetUsd": {"$12.50"}}); r.Status != http.StatusSeeOther {
+		t.Fatalf("save settings: %d %s", r.Status, r.Body)
+	}
+	if body := c.get(path).Body; !strings.Contains(body, "alpha-renamed") || !strings.Contains(body, `value="12.5"`) || !strings.Contains(body, "Settings saved.") {
+		t.Error("saved settings are not shown (or no flash)")
+	}
+
+	const providerKey = "sk-proj-abcdefghijklmnop1234"
+	if r := c.post(path+"/provider-keys", url.Values{"provider": {"openai"}, "key": {providerKey}}); r.Status != http.StatusSeeOther {
+		t.Fatalf("set provider key: %d %s", r.Status, r.Body)
+	}
+	body := c.get(path).Body
+	if strings.Contains(body, providerKey) || !strings.Contains(body, "…1234") {
+		t.Error("the provider key is not shown masked (or is shown in full)")
+	}
+	if st, _ := proxyStatus(t, app, key); st != http.StatusOK {
+		t.Fatalf("request after setting a provider key: %d", st)
+	}
+	if got := app.Upstream.Last().Header.Get("Authorization"); got != "Bearer "+providerKey {
+		t.Errorf("upstream got Authorization %q, want the project's key", got)
+	}
+
+	if body := c.get(path + "?confirm=regenerate").Body; !strings.Contains(body, "Yes, regenerate") {
+		t.Error("no confirmation step before regenerating")
+	}
+	r = c.post(path+"/regenerate", nil)
+	newKey := keyRe.FindString(c.get(r.Header.Get("Location")).Body)
+	if newKey == "" || newKey == key {
+		t.Fatalf("regenerate showed key %q", newKey)
+	}
+	if st, body := proxyStatus(t, app, key); st != http.StatusUnauthorized || !strings.Contains(body, "INVALID_KEY") {
+		t.Errorf("old key after regenerate: %d %s", st, body)
+	}
+	if st, _ := proxyStatus(t, app, newKey); st != http.StatusOK {
+		t.Errorf("new key: %d", st)
+	}
+
+	c.post(path+"/deactivate", nil)
+	if st, body := proxyStatus(t, app, newKey); st != http.StatusUnauthorized || !strings.Contains(body, "KEY_DEACTIVATED") {
+		t.Errorf("after deactivate: %d %s", st, body)
+	}
+	if body := c.get(ws + "/projects").Body; !strings.Contains(body, "Deactivated") {
+		t.Error("projects page does not show the project deactivated")
+	}
+	c.post(path+"/activate", nil)
+	if st, _ := proxyStatus(t, app, newKey); st != http.StatusOK {
+		t.Errorf("after activate: %d", st)
+	}
+	if r := c.post(path+"/delete", nil); r.Header.Get("Location") != ws+"/projects" {
+		t.Fatalf("delete: %d %s", r.Status, r.Header.Get("Location"))
+	}
+	if st, _ := proxyStatus(t, app, newKey); st != http.StatusUnauthorized {
+		t.Errorf("deleted project's key: %d", st)
+	}
+	if r := c.get(path); r.Status != http.StatusNotFound {
+		t.Errorf("deleted project's page: %d", r.Status)
+	}
+}
+
+// TestWorkspaceSettings checks rename, budgets and the typed-name delete.
+func TestWorkspaceSettings(t *testing.T) {
+	app := newApp(t)
+	c := app.client(t)
+	ws := c.signup("Ada", "ada@example.com")
+	c.get(ws + "/settings")
+	if body := c.get(ws + "/settings").Body; !strings.Contains(body, "only workspace") {
+		t.Error("deleting the only workspace is offered")
+	}
+	r := c.post(ws+"/settings", url.Values{"name": {"Acme"}, "dailyBudgetUsd": {"ten"}})
+	if r.Status != http.StatusBadRequest || !strings.Contains(r.Body, `id="dailyBudgetUsd-err"`) {
+		t.Errorf("bad budget: %d", r.Status)
+	}
+	if r := c.post(ws+"/settings", url.Values{"name": {"Acme"}, "dailyBudgetUsd": {"10"}, "monthlyBudgetUsd": {"200"}}); r.Status != http.StatusSeeOther {
+		t.Fatalf("save: %d %s", r.Status, r.Body)
+	}
+	if body := c.get(ws + "/projects").Body; !strings.Contains(body, "Acme") || !strings.Contains(body, "$10.00") {
+		t.Error("renamed workspace or its budget not shown")
+	}
+	r = c.post("/workspaces", url.Values{"name": {"Second"}})
+	second := strings.TrimSuffix(r.Header.Get("Location"), "/projects")
+	if !strings.HasPrefix(second, "/w/") {
+		t.Fatalf("create workspace: %d %s", r.Status, r.Body)
+	}
+	c.get(second + "/settings")
+	if r := c.post(second+"/settings/delete", url.Values{"confirmName": {"second"}}); r.Status != http.StatusBadRequest {
+		t.Errorf("delete with the wrong name: %d", r.Status)
+	}
+	if r := c.post(second+"/settings/delete", url.Values{"confirmName": {"Second"}}); r.Status != http.StatusSeeOther {
+		t.Errorf("delete with the exact name: %d %s", r.Status, r.Body)
+	}
+	if r := c.get(second + "/projects"); r.Status != http.StatusNotFound {
+		t.Errorf("deleted workspace: %d", r.Status)
+	}
+	if body := c.get(ws + "/projects").Body; strings.Contains(body, `>Second<span class="role">`) {
+		t.Error("the deleted workspace is still in the switcher")
 	}
 }
