@@ -60,10 +60,8 @@ type Seen struct {
 // Upstream is the fake Anthropic API.
 type Upstream struct {
 	*httptest.Server
-	// Key is the only x-api-key accepted.
-	Key string
-
 	mu    sync.Mutex
+	key   string // the only x-api-key accepted
 	reply Reply
 	seen  []Seen
 }
@@ -76,10 +74,17 @@ var DefaultReply = Reply{
 
 // New starts an Upstream accepting key; it is closed when tb ends.
 func New(tb testing.TB, key string) *Upstream {
-	u := &Upstream{Key: key, reply: DefaultReply}
+	u := &Upstream{key: key, reply: DefaultReply}
 	u.Server = httptest.NewServer(http.HandlerFunc(u.serve))
 	tb.Cleanup(u.Close)
 	return u
+}
+
+// SetKey sets the only key later requests are accepted with.
+func (u *Upstream) SetKey(key string) {
+	u.mu.Lock()
+	u.key = key
+	u.mu.Unlock()
 }
 
 // SetReply sets what later messages requests get.
@@ -110,11 +115,11 @@ func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	u.mu.Lock()
 	u.seen = append(u.seen, Seen{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: r.Header.Clone(), Body: body})
-	reply := u.reply
+	reply, key := u.reply, u.key
 	u.mu.Unlock()
 
 	w.Header().Set("request-id", "req_fake01")
-	if r.Header.Get("x-api-key") != u.Key {
+	if r.Header.Get("x-api-key") != key {
 		apiError(w, http.StatusUnauthorized, "authentication_error", "invalid x-api-key")
 		return
 	}

@@ -70,20 +70,25 @@ var DefaultReply = Reply{
 // Upstream is the fake Gemini API.
 type Upstream struct {
 	*httptest.Server
-	// Key is the only x-goog-api-key accepted.
-	Key string
-
 	mu    sync.Mutex
+	key   string // the only x-goog-api-key accepted
 	reply Reply
 	seen  []Seen
 }
 
 // New starts an Upstream accepting key; it is closed when tb ends.
 func New(tb testing.TB, key string) *Upstream {
-	u := &Upstream{Key: key, reply: DefaultReply}
+	u := &Upstream{key: key, reply: DefaultReply}
 	u.Server = httptest.NewServer(http.HandlerFunc(u.serve))
 	tb.Cleanup(u.Close)
 	return u
+}
+
+// SetKey sets the only key later requests are accepted with.
+func (u *Upstream) SetKey(key string) {
+	u.mu.Lock()
+	u.key = key
+	u.mu.Unlock()
 }
 
 // SetReply sets what later generate requests get.
@@ -114,10 +119,10 @@ func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	u.mu.Lock()
 	u.seen = append(u.seen, Seen{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: r.Header.Clone(), Body: body})
-	reply := u.reply
+	reply, key := u.reply, u.key
 	u.mu.Unlock()
 
-	if r.Header.Get("x-goog-api-key") != u.Key {
+	if r.Header.Get("x-goog-api-key") != key {
 		apiError(w, http.StatusBadRequest, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.")
 		return
 	}
