@@ -275,7 +275,9 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, u *upstream, cal
 			h[k] = vs
 		}
 	}
-	h.Set("X-Tokenguard-Final-Model", model)
+	if model != "" {
+		h.Set("X-Tokenguard-Final-Model", model)
+	}
 	if fallback {
 		h.Set("X-Tokenguard-Fallback", "true")
 	}
