@@ -515,3 +515,49 @@ func TestBadInput(t *testing.T) {
 		}
 	})
 }
+
+// A request marks its project as used in memory only; the time reaches the projects table in
+// the next batched write, also for a project evicted from the key cache in between.
+func TestLastUsedIsBatched(t *testing.T) {
+	a := newApp(t, appOptions{})
+	p1 := a.project(projectOptions{})
+	p2 := a.project(projectOptions{})
+	lastUsed := func(id int64) sql.NullInt64 {
+		var v sql.NullInt64
+		if err := a.db.Read.QueryRow(`SELECT last_used_at FROM projects WHERE id = ?`, id).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	a.chat(p1.key, chatBody("gpt-4o-mini", false, ""))
+	a.chat(p2.key, chatBody("gpt-4o-mini", false, ""))
+	if v := lastUsed(p1.id); v.Valid {
+		t.Fatalf("last_used_at written per request (%d); want it batched", v.Int64)
+	}
+	a.proxy.EvictWorkspace(p2.workspaceID)
+	if err := a.proxy.FlushLastUsed(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []testProject{p1, p2} {
+		if got, want := lastUsed(p.id), a.now.UnixMilli(); !got.Valid || got.Int64 != want {
+			t.Errorf("project %d last_used_at = %v, want %d", p.id, got, want)
+		}
+	}
+}
+
+// A deleted project's key is dead at once (the projects API evicts it).
+func TestDeletedProjectKey(t *testing.T) {
+	a := newApp(t, appOptions{})
+	p := a.project(projectOptions{})
+	if resp, _ := a.chat(p.key, chatBody("gpt-4o-mini", false, "")); resp.StatusCode != 200 {
+		t.Fatal(resp.Status)
+	}
+	if _, err := a.db.Write.Exec(`UPDATE projects SET deleted_at = 1 WHERE id = ?`, p.id); err != nil {
+		t.Fatal(err)
+	}
+	a.proxy.EvictProject(p.id)
+	resp, body := a.chat(p.key, chatBody("gpt-4o-mini", false, ""))
+	if resp.StatusCode != 401 || errorCode(t, body) != "INVALID_KEY" {
+		t.Fatalf("deleted project: %d %s", resp.StatusCode, body)
+	}
+}
