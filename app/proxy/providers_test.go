@@ -514,3 +514,59 @@ func TestProviderCredentialCanary(t *testing.T) {
 		t.Errorf("caller's own key: %d %s, upstream got %q", resp.StatusCode, body, m.anth.Last().Header.Get("x-api-key"))
 	}
 }
+
+// A client that leaves mid-stream still gets its request metered: the input the provider
+// reported before the break, and an output estimated from what was relayed, flagged as an
+// estimate and as a client disconnect; the reservation is released.
+func TestProviderClientDisconnectMidStream(t *testing.T) {
+	m := newMultiApp(t, 0)
+	tests := []struct {
+		name, path, body string
+		setup            func()
+		wantIn           int64
+	}{
+		{"anthropic", "/proxy/anthropic/v1/messages", anthropicBody("claude-haiku-4-5", true),
+			func() {
+				m.anth.SetReply(anthropictest.Reply{Chunks: []string{"one ", "two ", "three ", "four"}, Usage: anthropictest.DefaultReply.Usage, Fail: anthropictest.FailHang, Cut: 3})
+			}, 4700},
+		{"gemini sse", "/proxy/gemini/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse", geminiBody,
+			func() {
+				m.gem.SetReply(geminitest.Reply{Chunks: []string{"one ", "two ", "three ", "four"}, Usage: geminitest.DefaultReply.Usage, Fail: geminitest.FailHang, Cut: 3})
+			}, 2400},
+		{"gemini json array", "/proxy/gemini/v1beta/models/gemini-2.5-flash:streamGenerateContent", geminiBody,
+			func() {
+				m.gem.SetReply(geminitest.Reply{Chunks: []string{"one ", "two ", "three ", "four"}, Usage: geminitest.DefaultReply.Usage, Fail: geminitest.FailHang, Cut: 3})
+			}, 2400},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := m.project(projectOptions{daily: 10})
+			tt.setup()
+			ctx, cancel := context.WithCancel(context.Background())
+			resp := m.do(ctx, "POST", tt.path, tt.body, "x-tokenguard-key", p.key)
+			buf := make([]byte, 4096)
+			var got strings.Builder
+			for !strings.Contains(got.String(), "three") {
+				n, err := resp.Body.Read(buf)
+				got.Write(buf[:n])
+				if err != nil {
+					t.Fatalf("stream ended early: %v (%q)", err, got.String())
+				}
+			}
+			cancel()
+			resp.Body.Close()
+
+			rows := m.waitRows(p, 1)
+			if len(rows) != 1 {
+				t.Fatalf("%d rows after the disconnect", len(rows))
+			}
+			r := rows[0]
+			if r.ErrorCode != "CLIENT_DISCONNECTED" || !r.UsageEstimated || r.InputTokens != tt.wantIn || r.OutputTokens <= 0 || r.CostNano <= 0 || !r.Stream {
+				t.Errorf("row %+v: want an estimated, non-free, streamed row flagged CLIENT_DISCONNECTED with %d input tokens", r, tt.wantIn)
+			}
+			if got := m.engine.Reserved(budget.ProjectScope, p.id); got != 0 {
+				t.Errorf("reserved %d after the disconnect", got)
+			}
+		})
+	}
+}

@@ -34,6 +34,9 @@ const (
 	// FailErrorEvent sends "event: error" (overloaded_error) after the first text delta, inside
 	// the 200 stream, and ends it, as the API does when it is overloaded mid-response.
 	FailErrorEvent
+	// FailHang sends Cut deltas (1 when Cut is 0) and then waits, sending nothing more, until
+	// the client goes away, as a provider that hangs mid-answer does.
+	FailHang
 )
 
 // Reply is what the upstream answers to one messages request.
@@ -146,7 +149,7 @@ func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if req.Stream {
-			stream(w, req.Model, reply)
+			stream(w, r, req.Model, reply)
 			return
 		}
 		text := reply.Text
@@ -180,7 +183,7 @@ func message(model string, r Reply, text string, stop any, u Usage) map[string]a
 // first output count of 1), a text block with a ping after its start, text deltas,
 // content_block_stop, message_delta (the cumulative output count), message_stop. Every event
 // is flushed on its own.
-func stream(w http.ResponseWriter, model string, r Reply) {
+func stream(w http.ResponseWriter, req *http.Request, model string, r Reply) {
 	w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
@@ -206,6 +209,9 @@ func stream(w http.ResponseWriter, model string, r Reply) {
 			case FailBreak:
 				// Abort the connection: no terminating chunk, the client sees a broken body.
 				panic(http.ErrAbortHandler)
+			case FailHang:
+				<-req.Context().Done()
+				return
 			case FailErrorEvent:
 				send("error", map[string]any{"type": "error", "error": map[string]any{"type": "overloaded_error", "message": "Overloaded"}})
 				return

@@ -34,6 +34,9 @@ const (
 	FailBreak
 	// FailError sends an error chunk after the first chunk and ends the stream.
 	FailError
+	// FailHang sends Cut chunks (1 when Cut is 0) and then waits, sending nothing more, until
+	// the client goes away, as a provider that hangs mid-answer does.
+	FailHang
 )
 
 // Reply is what the upstream answers to one generate request.
@@ -159,9 +162,9 @@ func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, chunk(model, strings.Join(reply.pieces(), ""), "STOP", reply.Usage))
 	case "streamGenerateContent":
 		if r.URL.Query().Get("alt") == "sse" {
-			streamSSE(w, model, reply)
+			streamSSE(w, r, model, reply)
 		} else {
-			streamArray(w, model, reply)
+			streamArray(w, r, model, reply)
 		}
 	default:
 		apiError(w, http.StatusNotFound, "NOT_FOUND", "Method not found.")
@@ -214,7 +217,7 @@ func chunks(model string, r Reply) []map[string]any {
 
 var errorChunk = map[string]any{"error": map[string]any{"code": 503, "message": "The model is overloaded. Please try again later.", "status": "UNAVAILABLE"}}
 
-func streamSSE(w http.ResponseWriter, model string, r Reply) {
+func streamSSE(w http.ResponseWriter, req *http.Request, model string, r Reply) {
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.WriteHeader(http.StatusOK)
 	fl := w.(http.Flusher)
@@ -226,6 +229,9 @@ func streamSSE(w http.ResponseWriter, model string, r Reply) {
 			switch r.Fail {
 			case FailBreak:
 				panic(http.ErrAbortHandler)
+			case FailHang:
+				<-req.Context().Done()
+				return
 			case FailError:
 				b, _ := json.Marshal(errorChunk)
 				_, _ = w.Write(append(append([]byte("data: "), b...), "\r\n\r\n"...))
@@ -238,7 +244,7 @@ func streamSSE(w http.ResponseWriter, model string, r Reply) {
 
 // streamArray writes the JSON-array stream Gemini sends without alt=sse: "[" then each chunk
 // pretty-printed, separated by "\n,\r\n", then "\n]", flushed chunk by chunk.
-func streamArray(w http.ResponseWriter, model string, r Reply) {
+func streamArray(w http.ResponseWriter, req *http.Request, model string, r Reply) {
 	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
 	w.WriteHeader(http.StatusOK)
 	fl := w.(http.Flusher)
@@ -262,6 +268,9 @@ func streamArray(w http.ResponseWriter, model string, r Reply) {
 					fl.Flush()
 				}
 				panic(http.ErrAbortHandler)
+			case FailHang:
+				<-req.Context().Done()
+				return
 			case FailError:
 				b, _ := json.MarshalIndent(errorChunk, "", "  ")
 				_, _ = io.WriteString(w, "\n,\r\n")
