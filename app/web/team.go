@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -211,7 +212,7 @@ func (s *Server) auditPage(w http.ResponseWriter, r *http.Request, c *reqCtx) er
 			target += " " + e.TargetID
 		}
 		a.Rows = append(a.Rows, views.AuditRow{ID: e.ID, At: e.CreatedAt, Actor: firstNonEmpty(e.ActorEmail, "system"),
-			Action: e.Action, Target: target, Details: compactJSON(e.Details), IP: e.IP})
+			Action: e.Action, Target: target, Details: auditDetails(e.Details), IP: e.IP})
 	}
 	if page.NextCursor != "" {
 		a.NextURL = views.WSPath(c.ws.ID, "/audit?action="+urlQuery(action)+"&cursor="+urlQuery(page.NextCursor))
@@ -219,11 +220,32 @@ func (s *Server) auditPage(w http.ResponseWriter, r *http.Request, c *reqCtx) er
 	return s.render(w, r, http.StatusOK, views.AuditPage(s.layout(r, c, "Audit log", "audit"), a))
 }
 
-func compactJSON(b json.RawMessage) string {
-	if len(b) == 0 || string(b) == "{}" || string(b) == "null" {
-		return ""
+// auditDetails renders an event's JSON details as "key: value" pairs in key order.
+func auditDetails(b json.RawMessage) string {
+	var m map[string]any
+	if len(b) == 0 || json.Unmarshal(b, &m) != nil {
+		return string(b)
 	}
-	return string(b)
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		var v string
+		switch x := m[k].(type) {
+		case string:
+			v = x
+		case nil:
+			v = "none"
+		default:
+			vb, _ := json.Marshal(x)
+			v = string(vb)
+		}
+		parts = append(parts, k+": "+v)
+	}
+	return strings.Join(parts, " · ")
 }
 
 var auditActions = []string{
