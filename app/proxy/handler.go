@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/julienschmidt/httprouter"
@@ -255,19 +256,27 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, u *upstream, cal
 	req.Header = upstreamHeader(r.Header)
 	u.adapter.SetKey(req.Header, upKey)
 
-	headerTimer := time.AfterFunc(p.cfg.UpstreamTimeout, func() { cancel(errUpstreamTimeout) })
+	// One timer per request: first it bounds the wait for the response headers
+	// (UPSTREAM_TIMEOUT), then every gap between two reads of the body (STREAM_IDLE_TIMEOUT).
+	var reading atomic.Bool
+	timer := time.AfterFunc(p.cfg.UpstreamTimeout, func() {
+		if reading.Load() {
+			cancel(errIdleTimeout)
+		} else {
+			cancel(errUpstreamTimeout)
+		}
+	})
+	defer timer.Stop()
 	resp, err := p.client.Do(req)
-	headerTimer.Stop()
 	if err != nil {
 		*out = p.sendFailure(w, r, ctx, err)
 		return
 	}
 	defer resp.Body.Close()
-
 	idle := p.cfg.StreamIdleTimeout
-	idleTimer := time.AfterFunc(idle, func() { cancel(errIdleTimeout) })
-	defer idleTimer.Stop()
-	tick := func() { idleTimer.Reset(idle) }
+	reading.Store(true)
+	timer.Reset(idle)
+	tick := func() { timer.Reset(idle) }
 
 	h := w.Header()
 	for k, vs := range resp.Header {
