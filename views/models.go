@@ -28,7 +28,7 @@ type Layout struct {
 	Workspaces []WorkspaceLink
 	// Workspace is the current workspace (nil on pages outside one).
 	Workspace *WorkspaceLink
-	Nav       string // "projects", "usage", "team", "audit", "settings", "quickstart"
+	Nav       string // "projects", "usage", "analytics", "team", "audit", "settings", "quickstart"
 	Flash     Flash
 	// NoHistory keeps the page out of HTMX's history cache (the key page).
 	NoHistory bool

@@ -76,6 +76,7 @@ func BenchmarkPages(b *testing.B) {
 		{"usage-filter-model", ws + "/usage?model=mini"},
 		{"usage-filter-dates", ws + "/usage?from=" + time.Now().AddDate(0, 0, -10).Format("2006-01-02") + "&to=" + time.Now().AddDate(0, 0, -9).Format("2006-01-02")},
 		{"usage-filter-no-match", ws + "/usage?status=503"},
+		{"analytics", ws + "/analytics"},
 		{"new-project", ws + "/new-project"},
 		{"team", ws + "/team"},
 		{"audit", ws + "/audit"},

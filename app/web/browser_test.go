@@ -409,13 +409,14 @@ func TestBrowserJourney(t *testing.T) {
 	// Remaining pages, for the screenshots.
 	for _, p := range []struct{ path, name string }{
 		{ws + "/settings", "13-settings"}, {ws + "/audit", "14-audit"}, {ws + "/quickstart", "15-quickstart"},
+		{ws + "/analytics", "17-analytics"},
 	} {
 		owner.run(chromedp.Navigate(app.URL+p.path), chromedp.WaitVisible(chromedp.CSS("main h1")))
 		owner.shot(p.name)
 	}
 	// On a phone, no page is wider than the screen (tables scroll inside their panel).
 	owner.run(chromedp.EmulateViewport(390, 844))
-	for _, p := range []string{"/projects", "/usage", "/team", "/settings", "/quickstart", "/new-project", "/audit"} {
+	for _, p := range []string{"/projects", "/usage", "/analytics", "/team", "/settings", "/quickstart", "/new-project", "/audit"} {
 		owner.run(chromedp.Navigate(app.URL+ws+p), chromedp.WaitVisible(chromedp.CSS("main h1")))
 		if w := eval[int](owner, `document.documentElement.scrollWidth - window.innerWidth`); w > 0 {
 			t.Errorf("%s is %dpx wider than a phone screen", p, w)

@@ -514,3 +514,38 @@ func TestWorkspaceSettings(t *testing.T) {
 		t.Error("the deleted workspace is still in the switcher")
 	}
 }
+
+// TestExportCSV ensures the export downloads the usage rows with the documented columns, defuses
+// formula-like names, and is recorded in the audit log.
+func TestExportCSV(t *testing.T) {
+	app := newApp(t)
+	c := app.client(t)
+	ws := c.signup("Ada", "ada@example.com")
+	_, key := c.createProject(ws, url.Values{"name": {"=HYPERLINK(\"http://evil\")"}})
+	sendChat(t, app, key)
+	sendChat(t, app, key)
+	waitUsage(t, app, 2)
+	c.get(ws + "/analytics")
+	r := c.post(ws+"/analytics/export.csv", url.Values{"provider": {"openai"}})
+	if r.Status != http.StatusOK || !strings.HasPrefix(r.Header.Get("Content-Type"), "text/csv") {
+		t.Fatalf("export: %d %s", r.Status, r.Header.Get("Content-Type"))
+	}
+	lines := strings.Split(strings.TrimSpace(r.Body), "\n")
+	if got, want := lines[0], "createdAt,workspace,project,provider,model,status,inputTokens,outputTokens,totalTokens,estimatedCostUsd,latencyMs,errorCode"; got != want {
+		t.Errorf("header = %q", got)
+	}
+	if got, want := len(lines), 3; got != want {
+		t.Fatalf("%d lines, want %d: %s", got, want, r.Body)
+	}
+	if !strings.Contains(lines[1], `'=HYPERLINK`) || !strings.Contains(lines[1], ",openai,gpt-4o-mini,200,") {
+		t.Errorf("row = %q", lines[1])
+	}
+	var n int
+	app.DB.Read.QueryRow(`SELECT count(*) FROM audit_log WHERE action = 'usage_exported'`).Scan(&n)
+	if n != 1 {
+		t.Errorf("%d usage_exported audit events, want 1", n)
+	}
+	if r := c.get(ws + "/analytics/export.csv"); r.Status != http.StatusMethodNotAllowed && r.Status != http.StatusNotFound {
+		t.Errorf("GET export: %d (an export must be a POST)", r.Status)
+	}
+}
