@@ -216,10 +216,14 @@ func (m *meter) Event(name, data []byte) bool {
 	}
 	switch typ {
 	case "content_block_delta":
-		d := gjson.GetManyBytes(data, "delta.text", "delta.thinking", "delta.partial_json")
-		for _, p := range d {
-			m.res.OutputBytes += int64(len(p.Str))
-		}
+		// The one event per generated piece: read its delta in a single pass.
+		gjson.GetBytes(data, "delta").ForEach(func(k, v gjson.Result) bool {
+			switch k.Str {
+			case "text", "thinking", "partial_json":
+				m.res.OutputBytes += int64(len(v.Str))
+			}
+			return true
+		})
 	case "message_start":
 		if u := gjson.GetBytes(data, "message.usage"); u.IsObject() {
 			// Its output_tokens is a placeholder (1 or so), not a count of what follows: a

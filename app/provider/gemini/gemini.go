@@ -303,36 +303,63 @@ func (*Adapter) Usage(_ *provider.Call, body []byte) (pricing.Usage, bool) {
 // toUsage converts usageMetadata. promptTokenCount includes the cached content (billed at the
 // cached rate), so the cached tokens are moved out of Input; tool-use prompt tokens (search
 // results fed back to the model) are billed as input; thinking tokens are counted apart from
-// candidatesTokenCount and billed as output.
+// candidatesTokenCount and billed as output. One pass over the object.
 func toUsage(u gjson.Result) pricing.Usage {
-	r := gjson.GetMany(u.Raw, "promptTokenCount", "cachedContentTokenCount", "toolUsePromptTokenCount", "candidatesTokenCount", "thoughtsTokenCount")
-	prompt := max(r[0].Int(), 0)
-	cached := min(max(r[1].Int(), 0), prompt)
-	return pricing.Usage{
-		Input:     prompt - cached + max(r[2].Int(), 0),
-		CacheRead: cached,
-		Output:    max(r[3].Int(), 0) + max(r[4].Int(), 0),
-	}
+	var prompt, cached, tool, cands, thoughts int64
+	u.ForEach(func(k, v gjson.Result) bool {
+		var dst *int64
+		switch k.Str {
+		case "promptTokenCount":
+			dst = &prompt
+		case "cachedContentTokenCount":
+			dst = &cached
+		case "toolUsePromptTokenCount":
+			dst = &tool
+		case "candidatesTokenCount":
+			dst = &cands
+		case "thoughtsTokenCount":
+			dst = &thoughts
+		default:
+			return true
+		}
+		*dst = max(v.Int(), 0)
+		return true
+	})
+	cached = min(cached, prompt)
+	return pricing.Usage{Input: prompt - cached + tool, CacheRead: cached, Output: cands + thoughts}
 }
 
 // NewMeter returns the meter for a streamed response.
 func (*Adapter) NewMeter(*provider.Call) provider.Meter { return &meter{} }
 
 // meter reads a stream of GenerateContentResponse chunks, as SSE events or as the elements of
-// a JSON array. Every chunk carries the usage so far; the last one seen counts. The usage is
-// complete once a candidate reports its finishReason (or the array closes).
+// a JSON array. Every chunk carries the usage so far; the last one seen counts, so it is kept
+// raw and converted once, at the end. The usage is complete once a candidate reports its
+// finishReason (or the array closes).
 type meter struct {
 	res      provider.StreamResult
-	usage    bool
+	usage    []byte // the last usageMetadata seen
 	finished bool
 	arr      arrayScanner
 }
 
 func (m *meter) Event(_, data []byte) bool {
-	if len(bytes.TrimSpace(data)) > 0 {
-		r := gjson.GetManyBytes(data, "usageMetadata", "error", "candidates")
-		m.chunk(r[0], r[1], r[2])
+	if len(data) == 0 || data[0] != '{' {
+		return true
 	}
+	var usage, e, candidates gjson.Result
+	gjson.ParseBytes(data).ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "usageMetadata":
+			usage = v
+		case "error":
+			e = v
+		case "candidates":
+			candidates = v
+		}
+		return true
+	})
+	m.chunk(usage, e, candidates)
 	return true
 }
 
@@ -347,8 +374,7 @@ func (m *meter) Raw(p []byte) {
 
 func (m *meter) chunk(usage, e, candidates gjson.Result) {
 	if usage.IsObject() {
-		m.res.Usage = toUsage(usage)
-		m.usage = true
+		m.usage = append(m.usage[:0], usage.Raw...)
 	}
 	if e.IsObject() {
 		m.res.ErrorCode = "upstream_error"
@@ -360,23 +386,38 @@ func (m *meter) chunk(usage, e, candidates gjson.Result) {
 		}
 	}
 	candidates.ForEach(func(_, cand gjson.Result) bool {
-		cand.Get("content.parts").ForEach(func(_, part gjson.Result) bool {
-			m.res.OutputBytes += int64(len(part.Get("text").Str))
-			if fc := part.Get("functionCall"); fc.Exists() {
-				m.res.OutputBytes += int64(len(fc.Raw))
+		cand.ForEach(func(k, v gjson.Result) bool {
+			switch k.Str {
+			case "content":
+				v.Get("parts").ForEach(func(_, part gjson.Result) bool {
+					part.ForEach(func(pk, pv gjson.Result) bool {
+						switch pk.Str {
+						case "text":
+							m.res.OutputBytes += int64(len(pv.Str))
+						case "functionCall":
+							m.res.OutputBytes += int64(len(pv.Raw))
+						}
+						return true
+					})
+					return true
+				})
+			case "finishReason":
+				if v.Type == gjson.String && v.Str != "" {
+					m.finished = true
+				}
 			}
 			return true
 		})
-		if fr := cand.Get("finishReason"); fr.Type == gjson.String && fr.Str != "" {
-			m.finished = true
-		}
 		return true
 	})
 }
 
 func (m *meter) Result() provider.StreamResult {
 	res := m.res
-	res.Complete = m.usage && m.finished && res.ErrorCode == ""
+	if m.usage != nil {
+		res.Usage = toUsage(gjson.ParseBytes(m.usage))
+	}
+	res.Complete = m.usage != nil && m.finished && res.ErrorCode == ""
 	return res
 }
 
@@ -419,28 +460,41 @@ type arrayScanner struct {
 }
 
 func (s *arrayScanner) feed(p []byte, emit func(usage, e, candidates gjson.Result)) {
-	for _, c := range p {
+	for i := 0; i < len(p); i++ {
+		c := p[i]
 		if s.inStr {
-			switch {
-			case s.esc:
+			if s.esc {
 				s.esc = false
-			case c == '\\':
-				s.esc = true
-			case c == '"':
-				s.inStr = false
-				if s.inKey {
-					s.inKey = false
-					s.afterKey = true
-					continue
-				}
-			}
-			if s.inKey {
-				if len(s.key) < 64 {
-					s.key = append(s.key, c)
-				}
+				s.put(p[i : i+1])
 				continue
 			}
-			s.capture(c)
+			// Skip to the string's next quote or backslash at once rather than byte by byte:
+			// strings (the generated text) are most of a stream.
+			rest := p[i:]
+			seg := rest
+			q := bytes.IndexByte(rest, '"')
+			if q >= 0 {
+				seg = rest[:q]
+			}
+			if b := bytes.IndexByte(seg, '\\'); b >= 0 {
+				s.put(rest[:b+1])
+				s.esc = true
+				i += b
+				continue
+			}
+			if q < 0 {
+				s.put(rest)
+				return
+			}
+			s.put(rest[:q])
+			i += q
+			s.inStr = false
+			if s.inKey {
+				s.inKey = false
+				s.afterKey = true
+				continue
+			}
+			s.capture('"')
 			continue
 		}
 		switch c {
@@ -497,6 +551,32 @@ func (s *arrayScanner) feed(p []byte, emit func(usage, e, candidates gjson.Resul
 		}
 		s.capture(c)
 	}
+}
+
+// put takes bytes inside a string: into the key being read, or the value being captured.
+func (s *arrayScanner) put(b []byte) {
+	if s.inKey {
+		s.key = append(s.key, b[:min(len(b), max(64-len(s.key), 0))]...)
+		return
+	}
+	if s.cur == fieldNone {
+		return
+	}
+	if s.over {
+		s.overBytes += int64(len(b))
+		return
+	}
+	limit := maxSmallCapture
+	if s.cur == fieldCandidates {
+		limit = maxCandidatesCapture
+	}
+	if len(s.buf)+len(b) > limit {
+		s.over = true
+		s.overBytes += int64(len(s.buf) + len(b))
+		s.buf = s.buf[:0]
+		return
+	}
+	s.buf = append(s.buf, b...)
 }
 
 func (s *arrayScanner) capture(c byte) {
