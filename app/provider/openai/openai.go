@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"net/http"
 	"strings"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
@@ -292,51 +293,55 @@ func (m *meter) Event(name, data []byte) bool {
 	if len(data) == 0 || bytes.Equal(data, done) {
 		return true
 	}
+	// A string view of data, valid during this call only: gjson then reads it without copying.
+	js := unsafe.String(unsafe.SliceData(data), len(data))
 	if m.responses {
-		m.responsesEvent(name, data)
+		m.responsesEvent(name, js)
 		return true
 	}
-	if e := gjson.GetBytes(data, "error"); e.Exists() && e.Type != gjson.Null {
+	if e := gjson.Get(js, "error"); e.Exists() && e.Type != gjson.Null {
 		m.res.ErrorCode = errorCode(e)
 		return true
 	}
-	res := gjson.GetManyBytes(data, "usage", "choices")
-	usage, choices := res[0], res[1]
+	choices := gjson.Get(js, "choices")
+	empty := true
 	choices.ForEach(func(_, ch gjson.Result) bool {
+		empty = false
 		// Chat deltas carry content, refusals and tool-call arguments; legacy completions text.
-		parts := gjson.GetMany(ch.Raw, "delta.content", "delta.refusal", "delta.reasoning_content", "text")
-		for _, p := range parts {
-			m.res.OutputBytes += int64(len(p.Str))
+		delta := ch.Get("delta")
+		for _, k := range [...]string{"content", "refusal", "reasoning_content"} {
+			m.res.OutputBytes += strLen(delta.Get(k))
 		}
-		ch.Get("delta.tool_calls").ForEach(func(_, tc gjson.Result) bool {
-			m.res.OutputBytes += int64(len(tc.Get("function.arguments").Str))
+		m.res.OutputBytes += strLen(ch.Get("text"))
+		delta.Get("tool_calls").ForEach(func(_, tc gjson.Result) bool {
+			m.res.OutputBytes += strLen(tc.Get("function.arguments"))
 			return true
 		})
 		return true
 	})
-	if usage.IsObject() {
+	if usage := gjson.Get(js, "usage"); usage.IsObject() {
 		m.res.Usage = chatUsage(usage)
 		m.res.Complete = true
 		// The usage chunk has "choices": []. Drop it when only we asked for it, so the
 		// client sees the stream it requested.
-		if !m.clientUsage && len(choices.Array()) == 0 {
+		if !m.clientUsage && empty {
 			return false
 		}
 	}
 	return true
 }
 
-func (m *meter) responsesEvent(name, data []byte) {
+func (m *meter) responsesEvent(name []byte, data string) {
 	typ := string(name)
 	if typ == "" {
-		typ = gjson.GetBytes(data, "type").Str
+		typ = gjson.Get(data, "type").Str
 	}
 	switch typ {
 	case "response.output_text.delta", "response.refusal.delta", "response.reasoning_summary_text.delta",
 		"response.reasoning_text.delta", "response.function_call_arguments.delta":
-		m.res.OutputBytes += int64(len(gjson.GetBytes(data, "delta").Str))
+		m.res.OutputBytes += strLen(gjson.Get(data, "delta"))
 	case "response.completed", "response.incomplete", "response.failed":
-		resp := gjson.GetBytes(data, "response")
+		resp := gjson.Get(data, "response")
 		if u := resp.Get("usage"); u.IsObject() {
 			m.res.Usage = responsesUsage(u)
 			m.res.Complete = true
@@ -345,14 +350,25 @@ func (m *meter) responsesEvent(name, data []byte) {
 			m.res.ErrorCode = errorCode(resp.Get("error"))
 		}
 	case "error":
-		m.res.ErrorCode = errorCode(gjson.ParseBytes(data))
+		m.res.ErrorCode = errorCode(gjson.Parse(data))
 	}
 }
 
+// strLen is the length of a JSON string value as sent (escapes counted as sent; close enough
+// for an estimate), 0 for anything else.
+func strLen(r gjson.Result) int64 {
+	if r.Type != gjson.String || len(r.Raw) < 2 {
+		return 0
+	}
+	return int64(len(r.Raw) - 2)
+}
+
+// errorCode names a provider error object. The result is a copy: e may view a buffer that the
+// relay reuses.
 func errorCode(e gjson.Result) string {
 	for _, k := range [...]string{"code", "type"} {
 		if v := e.Get(k); v.Type == gjson.String && v.Str != "" {
-			return v.Str
+			return strings.Clone(v.Str)
 		}
 	}
 	return "upstream_error"

@@ -2,6 +2,8 @@ package openai_test
 
 import (
 	"fmt"
+	"io"
+	"strings"
 	"testing"
 
 	"tokenguard/app/apperr"
@@ -157,7 +159,7 @@ func TestStreamUsageChunk(t *testing.T) {
 				t.Fatalf("upstream body %s lacks %s", got, want)
 			}
 			m := a.NewMeter(&c)
-			if !m.Event(nil, []byte(`{"choices":[{"index":0,"delta":{"content":"hi"}}],"usage":null}`)) {
+			if !m.Event(nil, []byte(`{"choices":[{"index":0,"delta":{"content":"hi","refusal":null}}],"usage":null}`)) {
 				t.Fatal("content chunk dropped")
 			}
 			keep := m.Event(nil, []byte(`{"choices":[],"usage":{"prompt_tokens":10,"completion_tokens":2,"prompt_tokens_details":{"cached_tokens":4}}}`))
@@ -165,6 +167,9 @@ func TestStreamUsageChunk(t *testing.T) {
 				t.Fatalf("usage chunk forwarded = %v, want %v", keep, clientAsked)
 			}
 			res := m.Result()
+			if got, want := res.OutputBytes, int64(2); got != want {
+				t.Errorf("output bytes = %d, want %d (the text only)", got, want)
+			}
 			if got, want := res.Usage, (pricing.Usage{Input: 6, CacheRead: 4, Output: 2}); got != want || !res.Complete {
 				t.Fatalf("usage = %+v complete %v, want %+v", got, res.Complete, want)
 			}
@@ -179,4 +184,31 @@ func contains(s, sub string) bool {
 		}
 	}
 	return false
+}
+
+// Relaying and metering one streamed chat chunk: the SSE split, the meter's usage and output
+// scan, the write and flush.
+func BenchmarkRelayChatChunk(b *testing.B) {
+	var stream strings.Builder
+	const events = 100
+	for range events {
+		stream.WriteString(`data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1732600000,"model":"gpt-4o-mini","system_fingerprint":"fp_1","choices":[{"index":0,"delta":{"content":" token"},"logprobs":null,"finish_reason":null}],"usage":null}` + "\n\n")
+	}
+	stream.WriteString(`data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1732600000,"model":"gpt-4o-mini","choices":[],"usage":{"prompt_tokens":10,"completion_tokens":100,"prompt_tokens_details":{"cached_tokens":0}}}` + "\n\ndata: [DONE]\n\n")
+	src := stream.String()
+	a := openai.New()
+	var c provider.Call
+	if err := a.Parse(&provider.Request{Method: "POST", Path: openai.ChatCompletions, Body: []byte(`{"model":"gpt-4o-mini","stream":true}`)}, &c); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(src)))
+	for b.Loop() {
+		m := a.NewMeter(&c)
+		provider.Relay(io.Discard, func() {}, strings.NewReader(src), provider.FramingSSE, m, func() {})
+		if !m.Result().Complete {
+			b.Fatal("no usage")
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/(events+2), "ns/event")
 }
