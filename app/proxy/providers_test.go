@@ -570,3 +570,31 @@ func TestProviderClientDisconnectMidStream(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkProviderRoundTrip is one whole request through the proxy (key auth, budget gate,
+// relay, metering, usage row) to an in-process fake provider and back, per provider and
+// framing. The figure includes the fake upstream's and the client's own work.
+func BenchmarkProviderRoundTrip(b *testing.B) {
+	m := newMultiApp(b, 0)
+	p := m.project(projectOptions{daily: 1e6})
+	cases := []struct{ name, path, body string }{
+		{"anthropic", "/proxy/anthropic/v1/messages", anthropicBody("claude-haiku-4-5", false)},
+		{"anthropic-stream", "/proxy/anthropic/v1/messages", anthropicBody("claude-haiku-4-5", true)},
+		{"gemini", "/proxy/gemini/v1beta/models/gemini-2.5-flash:generateContent", geminiBody},
+		{"gemini-sse", "/proxy/gemini/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse", geminiBody},
+		{"gemini-array", "/proxy/gemini/v1beta/models/gemini-2.5-flash:streamGenerateContent", geminiBody},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				resp := m.do(context.Background(), "POST", c.path, c.body, "x-tokenguard-key", p.key)
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					b.Fatalf("status %d", resp.StatusCode)
+				}
+			}
+		})
+	}
+}
