@@ -45,7 +45,17 @@ type keyCache struct {
 	entries map[[32]byte]*project
 	flights map[[32]byte]*flight
 	gen     uint64 // bumped by every eviction
+	// refused remembers well-formed keys that failed (unknown prefix, or a known prefix with the
+	// wrong secret), so repeating one costs a map read, not a database read and a bcrypt. Such
+	// a key can never become valid: keys are random and only ever issued once. Bounded: it is
+	// emptied when full.
+	refused map[[32]byte]struct{}
 }
+
+// maxRefused bounds the refused-key memory.
+const maxRefused = 4096
+
+var errInvalidKey = apperr.New(apperr.InvalidKey, "Invalid API key")
 
 type flight struct {
 	done chan struct{}
@@ -54,7 +64,7 @@ type flight struct {
 }
 
 func newKeyCache(load keyLoader, box *secret.Box) *keyCache {
-	return &keyCache{load: load, box: box, entries: map[[32]byte]*project{}, flights: map[[32]byte]*flight{}}
+	return &keyCache{load: load, box: box, entries: map[[32]byte]*project{}, flights: map[[32]byte]*flight{}, refused: map[[32]byte]struct{}{}}
 }
 
 // get returns the project of the full key whose lookup prefix is prefix (already checked by
@@ -63,9 +73,13 @@ func (c *keyCache) get(ctx context.Context, full, prefix string) (*project, erro
 	ck := apikey.CacheKey(full)
 	c.mu.RLock()
 	p := c.entries[ck]
+	_, bad := c.refused[ck]
 	c.mu.RUnlock()
 	if p != nil {
 		return p, nil
+	}
+	if bad {
+		return nil, errInvalidKey
 	}
 
 	c.mu.Lock()
@@ -95,6 +109,12 @@ func (c *keyCache) get(ctx context.Context, full, prefix string) (*project, erro
 	if f.err == nil && c.gen == gen {
 		c.entries[ck] = f.p
 	}
+	if f.err == errInvalidKey {
+		if len(c.refused) >= maxRefused {
+			clear(c.refused)
+		}
+		c.refused[ck] = struct{}{}
+	}
 	c.mu.Unlock()
 	close(f.done)
 	return f.p, f.err
@@ -103,13 +123,13 @@ func (c *keyCache) get(ctx context.Context, full, prefix string) (*project, erro
 func (c *keyCache) verify(ctx context.Context, full, prefix string) (*project, error) {
 	ka, err := c.load(ctx, prefix)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, apperr.New(apperr.InvalidKey, "Invalid API key")
+		return nil, errInvalidKey
 	}
 	if err != nil {
 		return nil, err
 	}
 	if !apikey.Verify(ka.KeyHash, full) {
-		return nil, apperr.New(apperr.InvalidKey, "Invalid API key")
+		return nil, errInvalidKey
 	}
 	p := &project{
 		id:          ka.ProjectID,

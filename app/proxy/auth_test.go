@@ -65,8 +65,17 @@ func TestKeyCacheLoadsOncePerKey(t *testing.T) {
 	// Same prefix, wrong secret: the bcrypt check refuses it.
 	other, _ := apikey.Generate()
 	forged := k.Prefix + other.Full[len(k.Prefix):]
-	if _, err := c.get(context.Background(), forged, k.Prefix); apperr.Code(err) != apperr.InvalidKey {
-		t.Fatalf("forged key: %v, want INVALID_KEY", err)
+	for range 3 {
+		if _, err := c.get(context.Background(), forged, k.Prefix); apperr.Code(err) != apperr.InvalidKey {
+			t.Fatalf("forged key: %v, want INVALID_KEY", err)
+		}
+	}
+	if got := loads.Load(); got != 3 {
+		t.Fatalf("%d loads: a refused key was checked again (want one load and one bcrypt for it)", got-2)
+	}
+	// The right key still passes.
+	if _, err := c.get(context.Background(), k.Full, k.Prefix); err != nil {
+		t.Fatal(err)
 	}
 }
 
