@@ -445,3 +445,49 @@ func BenchmarkProxyHandler(b *testing.B) {
 		}
 	}
 }
+
+// An unreachable provider gets 502 UPSTREAM_UNAVAILABLE, a logged row, and no reservation left.
+func TestUpstreamUnreachable(t *testing.T) {
+	a := newApp(t, appOptions{})
+	p := a.project(projectOptions{daily: 10})
+	a.up.Close()
+	resp, body := a.chat(p.key, chatBody(testModel, false, ""))
+	if resp.StatusCode != 502 || errorCode(t, body) != "UPSTREAM_UNAVAILABLE" {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	rows := a.waitRows(p, 1)
+	if len(rows) != 1 || rows[0].Status != 502 || rows[0].ErrorCode != "UPSTREAM_UNAVAILABLE" || rows[0].CostNano != 0 {
+		t.Fatalf("rows %+v", rows)
+	}
+	if got := a.engine.Reserved(budget.ProjectScope, p.id); got != 0 {
+		t.Fatalf("reserved %d", got)
+	}
+}
+
+// Every metered OpenAI endpoint is priced from the provider's reported usage through the proxy.
+func TestOpenAIEndpointsMetered(t *testing.T) {
+	a := newApp(t, appOptions{})
+	p := a.project(projectOptions{})
+	a.up.Set(openaitest.Behavior{Usage: openaitest.Usage{Prompt: 100, Cached: 40, Completion: 30, Reasoning: 10}, Chunks: []string{"a", "b"}})
+	tests := []struct {
+		path, body string
+		in, out    int64
+	}{
+		{"/proxy/openai/v1/responses", `{"model":"tg-test-model","input":"hi"}`, 100, 30},
+		{"/proxy/openai/v1/responses", `{"model":"tg-test-model","input":"hi","stream":true}`, 100, 30},
+		{"/proxy/openai/v1/embeddings", `{"model":"tg-test-model","input":"hi"}`, 100, 0},
+	}
+	for i, tt := range tests {
+		resp := a.do(context.Background(), "POST", tt.path, tt.body, "x-tokenguard-key", p.key)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %s", tt.path, resp.StatusCode, b)
+		}
+		rows := a.waitRows(p, i+1)
+		r := rows[len(rows)-1]
+		if r.InputTokens != tt.in || r.OutputTokens != tt.out || r.UsageEstimated || r.CostNano != (tt.in+tt.out)*1000 {
+			t.Fatalf("%s %s: row %+v, want %d in / %d out at $1/M", tt.path, tt.body, r, tt.in, tt.out)
+		}
+	}
+}
