@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	anthropicsdk "github.com/anthropics/anthropic-sdk-go/v2"
@@ -119,5 +120,35 @@ func TestAnthropicGoSDKStreamError(t *testing.T) {
 	rows := m.waitRows(p, 1)
 	if len(rows) != 1 || rows[0].ErrorCode != "overloaded_error" || rows[0].InputTokens != 30 || rows[0].OutputTokens <= 0 || !rows[0].UsageEstimated {
 		t.Fatalf("rows %+v: want one error row with the input reported and the output estimated", rows)
+	}
+}
+
+// The SDK's beta surface (POST /v1/messages with anthropic-beta headers) goes through
+// the same metered route, and the beta flags reach the provider.
+func TestAnthropicGoSDKBeta(t *testing.T) {
+	m := newMultiApp(t, 0)
+	p := m.project(projectOptions{daily: 5})
+	client := anthropicsdk.NewClient(option.WithBaseURL(m.srv.URL+"/proxy/anthropic"), option.WithAPIKey(p.key), option.WithMaxRetries(0))
+	msg, err := client.Beta.Messages.New(context.Background(), anthropicsdk.BetaMessageNewParams{
+		Model: "claude-sonnet-4-5-20250929", MaxTokens: 100,
+		Messages: []anthropicsdk.BetaMessageParam{anthropicsdk.NewBetaUserMessage(anthropicsdk.NewBetaTextBlock("Say hello"))},
+		Betas:    []anthropicsdk.AnthropicBeta{"context-1m-2025-08-07"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg.Usage.InputTokens != anthropictest.DefaultReply.Usage.Input {
+		t.Errorf("SDK read %d input tokens", msg.Usage.InputTokens)
+	}
+	last := m.anth.Last()
+	if got := last.Header.Get("anthropic-beta"); !strings.Contains(got, "context-1m-2025-08-07") {
+		t.Errorf("anthropic-beta upstream = %q", got)
+	}
+	if last.Path != "/v1/messages" {
+		t.Errorf("upstream path %s", last.Path)
+	}
+	rows := m.rows(p)
+	if len(rows) != 1 || rows[0].CostNano <= 0 || rows[0].UsageEstimated {
+		t.Fatalf("rows %+v", rows)
 	}
 }
