@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -37,7 +39,9 @@ import (
 // wire-format fake OpenAI, the account and invite services, a real SMTP server receiving the
 // mail, and a real SQLite file — all on one httptest server.
 type testApp struct {
-	URL      string
+	URL string
+	// Logs is everything every component logged: no secret may appear in it.
+	Logs     *syncBuffer
 	DB       *store.DB
 	Accounts *account.Service
 	Budget   *budget.Engine
@@ -53,7 +57,8 @@ const testSecret = "test-jwt-secret-0123456789abcdef"
 func newApp(tb testing.TB) *testApp {
 	tb.Helper()
 	ctx := context.Background()
-	log := slog.New(slog.DiscardHandler)
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	db := storetest.Open(tb)
 	box, err := secret.NewBox(strings.Repeat("ab", 32))
 	if err != nil {
@@ -110,7 +115,25 @@ func newApp(tb testing.TB) *testApp {
 		writer.Close(context.Background())
 		mailer.Close(context.Background())
 	})
-	return &testApp{URL: base, DB: db, Accounts: accounts, Budget: eng, Usage: writer, Proxy: px, Mail: smtp, Upstream: upstream, Server: srv}
+	return &testApp{URL: base, Logs: logs, DB: db, Accounts: accounts, Budget: eng, Usage: writer, Proxy: px, Mail: smtp, Upstream: upstream, Server: srv}
+}
+
+// syncBuffer is a bytes.Buffer safe for the concurrent writes of several loggers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // client is a browser-like HTTP client: a cookie jar, no automatic redirects, and the Origin

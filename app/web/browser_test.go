@@ -21,6 +21,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"tokenguard/app/provider/openai/openaitest"
+	"tokenguard/store"
 )
 
 // browser is one headless chromium with its own profile (a separate "person").
@@ -291,6 +292,33 @@ func TestBrowserJourney(t *testing.T) {
 	owner.run(chromedp.Navigate(app.URL+ws+"/usage"), chromedp.WaitVisible(chromedp.CSS("tr[data-usage-id]")))
 	owner.shot("07-usage")
 
+	// HTMX paging in the browser: 120 older rows, "Load more" appends the next page in place.
+	var wsID, projectID int64
+	app.DB.Read.QueryRow(`SELECT workspace_id, project_id FROM usage_logs LIMIT 1`).Scan(&wsID, &projectID)
+	older := make([]store.UsageRow, 120)
+	for i := range older {
+		older[i] = store.UsageRow{RequestID: fmt.Sprintf("old-%d", i), CreatedAt: time.Now().Add(-time.Duration(i+1) * time.Minute).UnixMilli(),
+			WorkspaceID: wsID, ProjectID: projectID, Provider: "anthropic", OriginalModel: "claude-sonnet-4-5", FinalModel: "claude-haiku-4-5",
+			WasFallback: true, Status: 200, InputTokens: 900, OutputTokens: 100, TotalTokens: 1000, CostNano: 1_500_000, LatencyMs: 640}
+	}
+	if _, err := app.DB.InsertUsage(context.Background(), older); err != nil {
+		t.Fatal(err)
+	}
+	owner.run(
+		chromedp.Navigate(app.URL+ws+"/usage"),
+		chromedp.WaitVisible(chromedp.CSS("#usage-more button")),
+		chromedp.Evaluate[chromedp.Void](`window.__noReload = true`),
+		chromedp.Click(chromedp.CSS("#usage-more button")),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-usage-id]:nth-child(100)`)),
+	)
+	if n := eval[int](owner, `document.querySelectorAll("tr[data-usage-id]").length`); n != 100 {
+		t.Errorf("after one Load more: %d rows, want 100", n)
+	}
+	if !eval[bool](owner, `window.__noReload === true`) {
+		t.Error("Load more reloaded the page")
+	}
+	owner.shot("07b-usage-paged")
+
 	// The key appears on no other page, and the key page itself cannot be shown again.
 	for _, p := range []string{ws + "/projects", ws + "/usage", ws + "/team", ws + "/settings", ws + "/quickstart", strings.TrimPrefix(keyPage, app.URL)} {
 		owner.run(chromedp.Navigate(app.URL + p))
@@ -373,8 +401,10 @@ func TestBrowserJourney(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="api-key"]`)),
 	)
 	evilKey := owner.text(`[data-testid="api-key"]`)
+	var before int
+	app.DB.Read.QueryRow(`SELECT count(*) FROM usage_logs`).Scan(&before)
 	sendChat(t, app, evilKey)
-	waitUsage(t, app, 2)
+	waitUsage(t, app, before+1)
 	evilPage := strings.TrimPrefix(strings.SplitN(owner.location(), "?", 2)[0], app.URL)
 	for _, p := range []string{ws + "/projects", evilPage, ws + "/usage"} {
 		owner.run(chromedp.Navigate(app.URL+p), chromedp.WaitVisible(chromedp.CSS("main")))

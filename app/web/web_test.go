@@ -66,6 +66,12 @@ func TestKeyShownOnce(t *testing.T) {
 	if logged != 0 {
 		t.Error("the key is in the audit log")
 	}
+	sendChat(t, app, key)
+	// A refused request with the key in the path must not log it either.
+	c.postFrom(loc, url.Values{"x": {key}}, "https://evil.example", true)
+	if strings.Contains(app.Logs.String(), key) {
+		t.Error("the key is in the server log")
+	}
 }
 
 // TestCSRF ensures a state change needs both a same-origin request and the session's token.
