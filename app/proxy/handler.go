@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	stdpath "path"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -158,6 +159,12 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, u *upstream, path 
 		if len(query) == 0 {
 			query = nil
 		}
+	}
+	// A path with dot segments or doubled slashes could name, once an upstream normalises it,
+	// a different endpoint than the one the adapter vetted.
+	if path == "" || stdpath.Clean(path) != path {
+		apperr.WriteJSON(w, apperr.New(apperr.NotFound, "the path %q is not supported", path))
+		return
 	}
 	var call provider.Call
 	if err := u.adapter.Parse(&provider.Request{Method: r.Method, Path: path, Query: query, Body: body}, &call); err != nil {

@@ -303,10 +303,17 @@ func TestModelsRelayedNotMetered(t *testing.T) {
 	if rows := a.rows(p); len(rows) != 0 {
 		t.Fatalf("model listing logged %d rows", len(rows))
 	}
-	resp = a.do(context.Background(), "POST", "/proxy/openai/v1/files", "{}", "Authorization", "Bearer "+p.key)
-	resp.Body.Close()
-	if resp.StatusCode != 404 {
-		t.Fatalf("an unsupported path answered %d, want 404", resp.StatusCode)
+	for _, path := range []string{"/proxy/openai/v1/files", "/proxy/openai/v1/models/%2e%2e/files", "/proxy/openai/v1/models/..%2Ffiles", "/proxy/openai//v1/models"} {
+		resp = a.do(context.Background(), "GET", path, "", "Authorization", "Bearer "+p.key)
+		resp.Body.Close()
+		if resp.StatusCode != 404 && resp.StatusCode != 405 && resp.StatusCode != 301 {
+			t.Fatalf("%s answered %d, want it refused", path, resp.StatusCode)
+		}
+	}
+	for _, r := range a.up.Received() {
+		if r.Path != "/v1/models" {
+			t.Fatalf("upstream got %s", r.Path)
+		}
 	}
 }
 
