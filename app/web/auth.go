@@ -158,8 +158,7 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, userID int
 	if err != nil {
 		return err
 	}
-	s.cookies.setSession(w, sess)
-	return nil
+	return s.cookies.setSession(w, sess)
 }
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request, c *reqCtx) error {

@@ -46,6 +46,8 @@ type reqCtx struct {
 	workspaces []account.Workspace
 	csrf       string
 	flash      views.Flash
+	// renew asks for the session cookie to be re-issued if it is past half its life.
+	renew bool
 }
 
 func (c *reqCtx) actor(r *http.Request) account.Actor {
@@ -112,6 +114,9 @@ func (s *Server) wrap(rt route) http.Handler {
 			s.renderError(w, r, c, http.StatusForbidden, "Request refused", "This form has expired or did not come from this site. Reload the page and try again.")
 			return
 		}
+		if c.renew && rt.path != "/logout" {
+			s.cookies.renew(w, *c.sess)
+		}
 		if rt.access == workspace {
 			if err := s.loadWorkspace(r, c); err != nil {
 				s.fail(w, r, c, err)
@@ -149,6 +154,7 @@ func (s *Server) loadSession(r *http.Request, c *reqCtx) error {
 	}
 	c.sess = &sess
 	c.user = account.User{ID: u.ID, Email: u.Email, Name: u.Name}
+	c.renew = true
 	c.csrf = s.cookies.csrfToken(sess)
 	return nil
 }

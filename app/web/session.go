@@ -6,25 +6,39 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
-	"encoding/binary"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
-// The dashboard session is a signed cookie of its own, never a JWT: /api and the proxy accept
-// only bearer tokens and keys, and the dashboard accepts only this cookie, so a token leaked from
-// one surface is useless on the other. The signing key is derived from JWT_SECRET with a label,
-// so rotating JWT_SECRET ends every dashboard session too (as the docs promise), while no value
-// signed for the API verifies here.
+// The dashboard session is a short-lived HS256 JWT in a cookie of its own. It is signed with a
+// key derived from JWT_SECRET under a label and carries the dashboard audience, so rotating
+// JWT_SECRET ends every dashboard session (as the docs promise) while the two surfaces stay
+// apart: /api and the proxy accept only bearer tokens and keys (never this cookie, whose token
+// does not verify with the API's key), and the dashboard accepts only this cookie (never a token
+// from a header or the query string).
 
 const (
-	sessionTTL = 7 * 24 * time.Hour
-	// sessionLen is uid(8) + epoch(8) + expires(8) + session id(16).
-	sessionLen = 40
+	// sessionTTL is short; an active browser has its cookie renewed (renewAfter) so only idle
+	// sessions end.
+	sessionTTL = 12 * time.Hour
+	renewAfter = 6 * time.Hour
 	flashTTL   = 2 * time.Minute
+
+	sessionIssuer   = "tokenguard"
+	sessionAudience = "tokenguard-dashboard"
 )
+
+// sessionClaims are the dashboard token's claims.
+type sessionClaims struct {
+	Epoch int64  `json:"epoch"`
+	SID   string `json:"sid"`
+	jwt.RegisteredClaims
+}
 
 // session is a signed-in browser.
 type session struct {
@@ -96,17 +110,37 @@ func (c *cookies) newSession(userID, epoch int64) (session, error) {
 	return s, nil
 }
 
-func (c *cookies) setSession(w http.ResponseWriter, s session) {
-	b := make([]byte, sessionLen)
-	binary.BigEndian.PutUint64(b[0:], uint64(s.UserID))
-	binary.BigEndian.PutUint64(b[8:], uint64(s.Epoch))
-	binary.BigEndian.PutUint64(b[16:], uint64(s.Expires.Unix()))
-	copy(b[24:], s.ID[:])
+func (c *cookies) setSession(w http.ResponseWriter, s session) error {
+	claims := sessionClaims{
+		Epoch: s.Epoch,
+		SID:   base64.RawURLEncoding.EncodeToString(s.ID[:]),
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    sessionIssuer,
+			Audience:  jwt.ClaimStrings{sessionAudience},
+			Subject:   strconv.FormatInt(s.UserID, 10),
+			IssuedAt:  jwt.NewNumericDate(c.now()),
+			ExpiresAt: jwt.NewNumericDate(s.Expires),
+		},
+	}
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(c.key)
+	if err != nil {
+		return err
+	}
 	http.SetCookie(w, &http.Cookie{
-		Name: c.name, Value: c.sign("session", b), Path: "/",
+		Name: c.name, Value: tok, Path: "/",
 		Expires: s.Expires, MaxAge: int(s.Expires.Sub(c.now()).Seconds()),
 		HttpOnly: true, Secure: c.secure, SameSite: http.SameSiteLaxMode,
 	})
+	return nil
+}
+
+// renew re-issues a session that is past half its life, keeping its id (and so its CSRF token).
+func (c *cookies) renew(w http.ResponseWriter, s session) {
+	if s.Expires.Sub(c.now()) > sessionTTL-renewAfter {
+		return
+	}
+	s.Expires = c.now().Add(sessionTTL)
+	c.setSession(w, s)
 }
 
 func (c *cookies) clearSession(w http.ResponseWriter) {
@@ -116,26 +150,32 @@ func (c *cookies) clearSession(w http.ResponseWriter) {
 
 var errNoSession = errors.New("no valid session cookie")
 
-// readSession returns the request's session if its cookie is present, authentic and unexpired.
-// The caller still checks the user's epoch.
+// readSession returns the request's session if its cookie holds an authentic, unexpired
+// dashboard token (HS256 only, the dashboard audience, exp required). The caller still checks
+// the user's epoch.
 func (c *cookies) readSession(r *http.Request) (session, error) {
 	ck, err := r.Cookie(c.name)
-	if err != nil {
+	if err != nil || len(ck.Value) > 4096 {
 		return session{}, errNoSession
 	}
-	b, ok := c.open("session", ck.Value)
-	if !ok || len(b) != sessionLen {
+	var claims sessionClaims
+	parser := jwt.NewParser(
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithIssuer(sessionIssuer),
+		jwt.WithAudience(sessionAudience),
+		jwt.WithExpirationRequired(),
+		jwt.WithTimeFunc(c.now),
+	)
+	if _, err := parser.ParseWithClaims(ck.Value, &claims, func(*jwt.Token) (any, error) { return c.key, nil }); err != nil {
 		return session{}, errNoSession
 	}
-	s := session{
-		UserID:  int64(binary.BigEndian.Uint64(b[0:])),
-		Epoch:   int64(binary.BigEndian.Uint64(b[8:])),
-		Expires: time.Unix(int64(binary.BigEndian.Uint64(b[16:])), 0),
-	}
-	copy(s.ID[:], b[24:])
-	if !c.now().Before(s.Expires) || s.UserID <= 0 {
+	uid, err := strconv.ParseInt(claims.Subject, 10, 64)
+	sid, err2 := base64.RawURLEncoding.DecodeString(claims.SID)
+	if err != nil || err2 != nil || uid <= 0 || len(sid) != 16 {
 		return session{}, errNoSession
 	}
+	s := session{UserID: uid, Epoch: claims.Epoch, Expires: claims.ExpiresAt.Time}
+	copy(s.ID[:], sid)
 	return s, nil
 }
 

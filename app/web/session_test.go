@@ -21,7 +21,9 @@ func TestSessionCookie(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := httptest.NewRecorder()
-	secure.setSession(rec, s)
+	if err := secure.setSession(rec, s); err != nil {
+		t.Fatal(err)
+	}
 	ck := rec.Result().Cookies()[0]
 	if got, want := ck.Name, "__Host-tg_session"; got != want {
 		t.Errorf("cookie name %q, want %q", got, want)
@@ -93,5 +95,34 @@ func TestSafeNext(t *testing.T) {
 		if got := safeNext(in); got != want {
 			t.Errorf("safeNext(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestSessionRenewal ensures an active browser's session is re-issued past half its life (with
+// the same id, so its CSRF token stays valid) and a fresh one is left alone.
+func TestSessionRenewal(t *testing.T) {
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	c := newCookies("0123456789abcdef0123456789abcdef", false, func() time.Time { return now })
+	s, _ := c.newSession(7, 0)
+
+	now = now.Add(time.Hour)
+	rec := httptest.NewRecorder()
+	c.renew(rec, s)
+	if got := len(rec.Result().Cookies()); got != 0 {
+		t.Errorf("a 1-hour-old session was re-issued")
+	}
+
+	now = now.Add(6 * time.Hour)
+	rec = httptest.NewRecorder()
+	c.renew(rec, s)
+	cks := rec.Result().Cookies()
+	if len(cks) != 1 {
+		t.Fatalf("a 7-hour-old session was not re-issued")
+	}
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.AddCookie(cks[0])
+	got, err := c.readSession(r)
+	if err != nil || got.ID != s.ID || !got.Expires.Equal(now.Add(sessionTTL).Truncate(time.Second)) {
+		t.Errorf("renewed session %+v, %v", got, err)
 	}
 }

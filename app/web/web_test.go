@@ -341,6 +341,35 @@ func TestCookieOnlyForDashboard(t *testing.T) {
 	if got := len(app.Upstream.Received()); got != 0 {
 		t.Errorf("%d requests reached the upstream", got)
 	}
+	// The cookie's token as a bearer token does not open the API either.
+	u, _ := url.Parse(app.URL)
+	var cookieToken string
+	for _, ck := range c.http.Jar.Cookies(u) {
+		if ck.Name == "tg_session" {
+			cookieToken = ck.Value
+		}
+	}
+	req, _ = http.NewRequest(http.MethodGet, app.URL+"/api/me", nil)
+	req.Header.Set("Authorization", "Bearer "+cookieToken)
+	if r := app.client(t).do(req); r.Status != http.StatusUnauthorized {
+		t.Errorf("/api/me with the dashboard token as bearer: %d, want 401", r.Status)
+	}
+	// And an API token planted in the dashboard cookie does not open the dashboard.
+	sess, err := app.Accounts.Login(context.Background(), "ada@example.com", "correct horse battery", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ = http.NewRequest(http.MethodGet, app.URL+"/", nil)
+	req.AddCookie(&http.Cookie{Name: "tg_session", Value: sess.Token})
+	plain := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	res, err := plain.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if got := res.Header.Get("Location"); got != "/login" {
+		t.Errorf("an API token in the cookie led to %q, want /login", got)
+	}
 	// The cookie is HttpOnly and SameSite=Lax (not Secure on plain http, so no __Host- prefix).
 	login := app.client(t).post("/login", url.Values{"email": {"ada@example.com"}, "password": {"correct horse battery"}})
 	var found bool
