@@ -598,3 +598,26 @@ func BenchmarkProviderRoundTrip(b *testing.B) {
 		})
 	}
 }
+
+// A model id that steps out of its path segment never reaches another provider endpoint with
+// the project's or the operator's key.
+func TestProviderPathTraversalRefused(t *testing.T) {
+	m := newMultiApp(t, 0)
+	p := m.project(projectOptions{daily: 5})
+	for _, path := range []string{
+		"/proxy/anthropic/v1/models/../files",
+		"/proxy/anthropic/v1/models/%2e%2e/files",
+		"/proxy/anthropic/v1/models/%2E%2E",
+		"/proxy/gemini/v1beta/models/..",
+		"/proxy/gemini/v1beta/models/%2e%2e/files",
+		"/proxy/gemini/v1beta/models/%2e%2e%2Fcachedcontents",
+	} {
+		resp, body := m.send("GET", path, "", "x-tokenguard-key", p.key)
+		if resp.StatusCode != 400 && resp.StatusCode != 404 {
+			t.Errorf("GET %s: %d %s, want 400 or 404", path, resp.StatusCode, body)
+		}
+	}
+	if n := len(m.anth.Requests()) + len(m.gem.Requests()); n != 0 {
+		t.Errorf("%d requests reached a provider", n)
+	}
+}

@@ -50,6 +50,11 @@ func (*Adapter) Parse(r *provider.Request, c *provider.Call) error {
 		if r.Method != http.MethodGet {
 			return apperr.New(apperr.MethodNotAllowed, "%s %s is not supported", r.Method, r.Path)
 		}
+		// One model id, one plain segment: "/v1/models/../files" must not reach another
+		// endpoint with the project's (or the operator's) key.
+		if id, ok := strings.CutPrefix(r.Path, Models+"/"); ok && !validID(id) {
+			return apperr.New(apperr.InvalidRequest, "%q is not a model id", id)
+		}
 		c.Endpoint = Models
 		c.Body = nil
 		return nil
@@ -78,6 +83,21 @@ func (*Adapter) Parse(r *provider.Request, c *provider.Call) error {
 	c.MaxOutputTokens = f.maxTokens
 	c.InputTokens = provider.EstimateTokens(len(r.Body))
 	return nil
+}
+
+// validID reports whether id is a plain model id: letters, digits, '-', '.', '_', and not a
+// dot segment.
+func validID(id string) bool {
+	if id == "" || id == "." || id == ".." || len(id) > 200 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // fields are the top-level body fields the adapter interprets.

@@ -113,6 +113,9 @@ func TestParse(t *testing.T) {
 		{"batches are not metered, so refused", "POST", "/v1/messages/batches", `{"requests":[]}`, apperr.NotFound, "", false, false, 0},
 		{"files refused", "GET", "/v1/files", "", apperr.NotFound, "", false, false, 0},
 		{"GET on messages", "GET", "/v1/messages", "", apperr.MethodNotAllowed, "", false, false, 0},
+		{"model id stepping out of /v1/models", "GET", "/v1/models/../files", "", apperr.InvalidRequest, "", false, false, 0},
+		{"dot-dot model id", "GET", "/v1/models/..", "", apperr.InvalidRequest, "", false, false, 0},
+		{"model id with a query", "GET", "/v1/models/x?beta=true", "", apperr.InvalidRequest, "", false, false, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

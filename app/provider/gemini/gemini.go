@@ -68,8 +68,13 @@ func (*Adapter) Parse(r *provider.Request, c *provider.Call) error {
 			return apperr.New(apperr.MethodNotAllowed, "%s %s is not supported", r.Method, r.Path)
 		}
 		c.Endpoint = "/" + version + "/models"
+		c.Path = c.Endpoint
 		if model != "" {
+			if !validModel(model) {
+				return apperr.New(apperr.InvalidRequest, "%q is not a Gemini model name (letters, digits, '.', '-' and '_')", model)
+			}
 			c.Endpoint += "/{model}"
+			c.Path += "/" + model
 		}
 		c.Body = nil
 		return nil
@@ -167,8 +172,10 @@ func splitModel(rest string) (model, method string, ok bool) {
 	return p, "", true
 }
 
+// validModel reports whether m is a plain model name, one path segment that cannot step out
+// of /models/ ("/v1beta/models/.." must not reach another endpoint with the project's key).
 func validModel(m string) bool {
-	if m == "" || len(m) > 200 {
+	if m == "" || m == "." || m == ".." || len(m) > 200 {
 		return false
 	}
 	for i := 0; i < len(m); i++ {

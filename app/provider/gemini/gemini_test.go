@@ -109,6 +109,7 @@ func TestParse(t *testing.T) {
 		{"snake_case config, several candidates", "POST", "/v1beta/models/gemini-2.5-flash:generateContent", "", `{"contents":[],"generation_config":{"max_output_tokens":100,"candidate_count":3}}`, "", "gemini-2.5-flash", "/v1beta/models/gemini-2.5-flash:generateContent", false, true, 0, 300},
 		{"count tokens is free", "POST", "/v1beta/models/gemini-2.5-flash:countTokens", "", `{"contents":[]}`, "", "gemini-2.5-flash", "/v1beta/models/gemini-2.5-flash:countTokens", false, false, 0, 0},
 		{"model list is free", "GET", "/v1beta/models", "", "", "", "", "/v1beta/models", false, false, 0, 0},
+		{"model list, trailing slash", "GET", "/v1beta/models/", "", "", "", "", "/v1beta/models", false, false, 0, 0},
 		{"one model is free", "GET", "/v1beta/models/gemini-2.5-flash", "", "", "", "", "/v1beta/models/gemini-2.5-flash", false, false, 0, 0},
 
 		{"unknown method", "POST", "/v1beta/models/gemini-2.5-flash:embedContent", "", `{}`, apperr.NotFound, "", "", false, false, 0, 0},
@@ -127,6 +128,9 @@ func TestParse(t *testing.T) {
 		{"a stream format we cannot read", "POST", "/v1beta/models/gemini-2.5-flash:streamGenerateContent", "alt=proto", `{}`, apperr.InvalidRequest, "", "", false, false, 0, 0},
 		{"alt twice", "POST", "/v1beta/models/gemini-2.5-flash:streamGenerateContent", "alt=sse&alt=json", `{}`, apperr.InvalidRequest, "", "", false, false, 0, 0},
 		{"SSE on the unary method", "POST", "/v1beta/models/gemini-2.5-flash:generateContent", "alt=sse", `{}`, apperr.InvalidRequest, "", "", false, false, 0, 0},
+		{"dot-dot model on GET", "GET", "/v1beta/models/..", "", "", apperr.InvalidRequest, "", "", false, false, 0, 0},
+		{"dot-dot model on POST", "POST", "/v1beta/models/..:generateContent", "", `{}`, apperr.InvalidRequest, "", "", false, false, 0, 0},
+		{"model stepping out", "GET", "/v1beta/models/../files", "", "", apperr.NotFound, "", "", false, false, 0, 0},
 		{"GET on generate", "GET", "/v1beta/models/gemini-2.5-flash:generateContent", "", "", apperr.MethodNotAllowed, "", "", false, false, 0, 0},
 	}
 	for _, tt := range tests {
