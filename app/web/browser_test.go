@@ -401,6 +401,9 @@ func TestBrowserJourney(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="api-key"]`)),
 	)
 	evilKey := owner.text(`[data-testid="api-key"]`)
+	if n := eval[int](owner, `document.querySelectorAll('main img').length`); n != 0 || !strings.Contains(owner.text("main h1"), evil) {
+		t.Error("the key page renders the hostile name as markup")
+	}
 	var before int
 	app.DB.Read.QueryRow(`SELECT count(*) FROM usage_logs`).Scan(&before)
 	sendChat(t, app, evilKey)
