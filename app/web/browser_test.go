@@ -449,10 +449,16 @@ func TestBrowserJourney(t *testing.T) {
 	}
 	// On a phone, no page is wider than the screen (tables scroll inside their panel).
 	owner.run(chromedp.EmulateViewport(390, 844))
-	for _, p := range []string{"/projects", "/usage", "/analytics", "/team", "/settings", "/quickstart", "/new-project", "/audit"} {
+	projectPage := strings.TrimPrefix(strings.SplitN(keyPage, "?", 2)[0], app.URL+ws)
+	for _, p := range []string{"/projects", projectPage, "/usage", "/analytics", "/team", "/settings", "/quickstart", "/new-project", "/audit"} {
 		owner.run(chromedp.Navigate(app.URL+ws+p), chromedp.WaitVisible(chromedp.CSS("main h1")))
 		if w := eval[int](owner, `document.documentElement.scrollWidth - window.innerWidth`); w > 0 {
 			t.Errorf("%s is %dpx wider than a phone screen", p, w)
+		}
+		// Every form control has a label, so forms work with a keyboard and a screen reader.
+		if unlabelled := eval[[]string](owner, `[...document.querySelectorAll("input:not([type=hidden]), select, textarea")]
+			.filter(e => e.labels.length === 0 && !e.getAttribute("aria-label")).map(e => e.name || e.id)`); len(unlabelled) > 0 {
+			t.Errorf("%s has form controls without a label: %v", p, unlabelled)
 		}
 		if p == "/projects" {
 			owner.shot("16-projects-phone")
