@@ -38,8 +38,7 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request, c *reqCtx) error {
 		return err
 	}
 	if len(wss) == 0 {
-		return s.render(w, r, http.StatusOK, views.ErrorPage(s.layout(r, c, "No workspace", ""), "You have no workspace",
-			"Create one in the form below, or accept an invite link from a teammate."))
+		return s.render(w, r, http.StatusOK, views.NoWorkspacePage(s.layout(r, c, "No workspace", "")))
 	}
 	s.redirect(w, r, views.WSPath(wss[0].ID, "/projects"))
 	return nil

@@ -584,3 +584,41 @@ func TestExportCSV(t *testing.T) {
 		t.Errorf("GET export: %d (an export must be a POST)", r.Status)
 	}
 }
+
+// TestNoWorkspace ensures a user left without a workspace is offered to create one.
+func TestNoWorkspace(t *testing.T) {
+	app := newApp(t)
+	owner := app.client(t)
+	ws := owner.signup("Olivia", "olivia@example.com")
+	owner.get(ws + "/team")
+	r := owner.post(ws+"/team/invites", url.Values{"email": {"mel@example.com"}, "role": {"admin"}})
+	invitePath := strings.TrimPrefix(regexp.MustCompile(`http://[^"<\s]+/invites/[A-Za-z0-9_\-]+`).FindString(r.Body), app.URL)
+	mel := app.client(t)
+	mel.get("/signup?next=" + url.QueryEscape(invitePath))
+	r = mel.post("/signup", url.Values{"name": {"Mel"}, "email": {"mel@example.com"}, "password": {"correct horse battery"}, "next": {invitePath}})
+	mel.get(invitePath)
+	mel.post(invitePath+"/accept", nil)
+	// Mel deletes her own first workspace, then the owner removes her from Olivia's.
+	wss, _ := app.Accounts.Workspaces(context.Background(), 2)
+	var own int64
+	for _, w := range wss {
+		if w.Name != "Olivia's workspace" {
+			own = w.ID
+		}
+	}
+	mel.get(fmt.Sprintf("/w/%d/settings", own))
+	if r := mel.post(fmt.Sprintf("/w/%d/settings/delete", own), url.Values{"confirmName": {"Mel's workspace"}}); r.Status != http.StatusSeeOther {
+		t.Fatalf("delete own workspace: %d %s", r.Status, r.Body)
+	}
+	owner.get(ws + "/team")
+	if r := owner.post(ws+"/team/members/2/remove", nil); r.Status != http.StatusSeeOther {
+		t.Fatalf("remove: %d %s", r.Status, r.Body)
+	}
+	home := mel.get("/")
+	if home.Status != http.StatusOK || !strings.Contains(home.Body, `action="/workspaces"`) {
+		t.Fatalf("home without a workspace: %d %s", home.Status, home.Body)
+	}
+	if r := mel.post("/workspaces", url.Values{"name": {"Fresh start"}}); r.Status != http.StatusSeeOther {
+		t.Errorf("create workspace: %d", r.Status)
+	}
+}
