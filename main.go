@@ -26,8 +26,11 @@ import (
 
 	"github.com/julienschmidt/httprouter"
 
+	"tokenguard/app/account"
+	"tokenguard/app/api"
 	"tokenguard/app/budget"
 	"tokenguard/app/config"
+	"tokenguard/app/invite"
 	"tokenguard/app/mail"
 	"tokenguard/app/pricing"
 	"tokenguard/app/provider/anthropic"
@@ -36,6 +39,8 @@ import (
 	"tokenguard/app/proxy"
 	"tokenguard/app/secret"
 	usagelog "tokenguard/app/usage"
+	"tokenguard/app/web"
+	"tokenguard/static"
 	"tokenguard/store"
 )
 
@@ -145,6 +150,11 @@ type Main struct {
 	Proxy *proxy.Proxy
 	// Mailer queues outgoing mail (invites, alerts, digests) and records each outcome.
 	Mailer *mail.Mailer
+	// Accounts is the service under both the JSON API and the dashboard; Invites sends and
+	// accepts invites; Web is the dashboard.
+	Accounts *account.Service
+	Invites  *invite.Service
+	Web      *web.Server
 
 	listener net.Listener
 	server   *http.Server
@@ -248,12 +258,37 @@ func (m *Main) Run(ctx context.Context) error {
 	// First of the closers: cut-off requests record their usage before the writer closes.
 	m.closers = append([]func(context.Context) error{m.Proxy.Close}, m.closers...)
 
+	// Accounts, the JSON API and invites on it, and the dashboard: the same service layer under
+	// both surfaces, which evicts the proxy's cached keys whenever a project or workspace changes.
+	m.Accounts, err = account.New(m.DB, account.Options{JWTSecret: []byte(cfg.JWTSecret), Box: box, Keys: m.Proxy,
+		AllowSignup: cfg.AllowSignup, Now: m.Now, Logger: m.Logger})
+	if err != nil {
+		return err
+	}
+	m.Invites = invite.New(m.DB, m.Accounts, invite.Options{FrontendURL: cfg.FrontendURL, Mailer: m.Mailer, Now: m.Now, Log: m.Logger})
+	apiServer := api.New(api.Deps{Accounts: m.Accounts, Usage: m.DB, Logger: m.Logger, CORSOrigin: cfg.CORSOrigin})
+	assets, err := static.New()
+	if err != nil {
+		return err
+	}
+	m.Web, err = web.New(web.Options{
+		FrontendURL: cfg.FrontendURL, JWTSecret: cfg.JWTSecret, AllowSignup: cfg.AllowSignup,
+		Accounts: m.Accounts, Invites: web.InviteService(m.Invites), Budget: m.Budget, Prices: m.Prices,
+		DB: m.DB, Assets: assets, MailConfigured: m.Mailer.Configured(), Logger: m.Logger, Now: m.Now,
+	})
+	if err != nil {
+		return err
+	}
+
 	router := httprouter.New()
 	router.GET("/healthz", func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
 		w.Header().Set("Content-Type", "text/plain")
 		io.WriteString(w, "ok\n")
 	})
 	m.Proxy.Register(router)
+	apiServer.Register(router)
+	invite.NewHandler(m.Invites, apiServer, m.Logger).Register(router)
+	m.Web.Register(router)
 
 	m.listener, err = net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
