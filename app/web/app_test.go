@@ -99,7 +99,7 @@ func newApp(tb testing.TB) *testApp {
 		tb.Fatal(err)
 	}
 	dash, err := web.New(web.Options{FrontendURL: base, JWTSecret: testSecret, AllowSignup: true, Accounts: accounts,
-		Invites: web.InviteService(invites), Budget: eng, Prices: prices, DB: db, Assets: assets, MailConfigured: true, Logger: log})
+		Invites: web.InviteService(invites), Budget: eng, Prices: prices, DB: db, Assets: assets, MailConfigured: true, Logger: log, Refresh: time.Second})
 	if err != nil {
 		tb.Fatal(err)
 	}

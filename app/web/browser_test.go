@@ -263,15 +263,21 @@ func TestBrowserJourney(t *testing.T) {
 	owner.shot("05-key-shown-once")
 	keyPage := owner.location()
 
-	// A real proxied request with the key, through the wire-format upstream.
+	// With the projects page open, a real proxied request with the key, through the wire-format
+	// upstream: the spend bar moves in place (HTMX refresh, no reload).
+	owner.run(chromedp.Navigate(app.URL+ws+"/projects"), chromedp.WaitVisible(chromedp.CSS(".project-name")),
+		chromedp.Evaluate[chromedp.Void](`window.__noReload = true`))
+	todayBar := `tr[data-project-id] [aria-label="Today spend against budget"]`
+	if got := eval[string](owner, `document.querySelector('`+todayBar+`').getAttribute("aria-valuenow")`); got != "0" {
+		t.Errorf("before any request, today's bar is at %s%%", got)
+	}
 	app.Upstream.Set(openaitest.Behavior{Usage: openaitest.Usage{Prompt: 1000, Completion: 500}})
 	sendChat(t, app, key)
 	waitUsage(t, app, 1)
-
-	owner.run(chromedp.Navigate(app.URL+ws+"/projects"), chromedp.WaitVisible(chromedp.CSS(".project-name")))
 	// 1000 × $0.15/M + 500 × $0.60/M = $0.00045 of a $0.001 daily budget: 45%.
-	if got := eval[string](owner, `document.querySelector('tr[data-project-id] [aria-label="Today spend against budget"]').getAttribute("aria-valuenow")`); got != "45" {
-		t.Errorf("today's bar is at %s%%, want 45%%", got)
+	owner.run(chromedp.WaitVisible(chromedp.CSS(todayBar + `[aria-valuenow="45"]`)))
+	if !eval[bool](owner, `window.__noReload === true`) {
+		t.Error("the projects page reloaded to show the new spend")
 	}
 	owner.shot("06-projects")
 

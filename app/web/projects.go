@@ -78,6 +78,7 @@ func (s *Server) projectsPage(w http.ResponseWriter, r *http.Request, c *reqCtx)
 	wsSpend := s.opt.Budget.Spend(budget.WorkspaceScope, c.ws.ID)
 	v := views.ProjectsList{
 		Now:     s.now(),
+		Refresh: max(1, int(s.opt.Refresh/time.Second)),
 		WSToday: s.bar(int64(wsSpend.Day), nanoPtr64(c.ws.DailyBudget)),
 		WSMonth: s.bar(int64(wsSpend.Month), nanoPtr64(c.ws.MonthlyBudget)),
 	}

@@ -47,6 +47,8 @@ type Options struct {
 	Assets  *static.Assets
 	// MailConfigured says whether invite mail is sent (else the page says to copy the link).
 	MailConfigured bool
+	// Refresh is how often the projects page re-renders its spend in place; 10s when zero.
+	Refresh time.Duration
 
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -77,6 +79,9 @@ func New(o Options) (*Server, error) {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Refresh <= 0 {
+		o.Refresh = 10 * time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
