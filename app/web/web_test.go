@@ -622,3 +622,60 @@ func TestNoWorkspace(t *testing.T) {
 		t.Errorf("create workspace: %d", r.Status)
 	}
 }
+
+// join invites email into ws with role (as inviter) and has a new client sign up and accept.
+func join(t *testing.T, app *testApp, inviter *client, ws, name, email, role string) *client {
+	t.Helper()
+	inviter.get(ws + "/team")
+	r := inviter.post(ws+"/team/invites", url.Values{"email": {email}, "role": {role}})
+	invitePath := strings.TrimPrefix(regexp.MustCompile(`http://[^"<\s]+/invites/[A-Za-z0-9_\-]+`).FindString(r.Body), app.URL)
+	if invitePath == "" {
+		t.Fatalf("invite %s: %d %s", email, r.Status, r.Body)
+	}
+	c := app.client(t)
+	c.get("/signup?next=" + url.QueryEscape(invitePath))
+	c.post("/signup", url.Values{"name": {name}, "email": {email}, "password": {"correct horse battery"}, "next": {invitePath}})
+	c.get(invitePath)
+	if r := c.post(invitePath+"/accept", nil); r.Header.Get("Location") != ws+"/projects" {
+		t.Fatalf("%s accept: %d %s", email, r.Status, r.Body)
+	}
+	return c
+}
+
+// TestAdminControls ensures an admin gets the controls the matrix gives admins — invites, and
+// role/remove on non-owners without granting owner — and none on the owner's row.
+func TestAdminControls(t *testing.T) {
+	app := newApp(t)
+	owner := app.client(t)
+	ws := owner.signup("Olivia", "olivia@example.com")
+	admin := join(t, app, owner, ws, "Sam", "sam@example.com", "admin")
+	join(t, app, owner, ws, "Mel", "mel@example.com", "member")
+	ids := map[string]int64{}
+	for _, e := range []string{"olivia@example.com", "mel@example.com"} {
+		var id int64
+		app.DB.Read.QueryRow(`SELECT id FROM users WHERE email = ?`, e).Scan(&id)
+		ids[e] = id
+	}
+	team := admin.get(ws + "/team").Body
+	if !strings.Contains(team, "Send invite") {
+		t.Error("an admin is not offered the invite form")
+	}
+	if strings.Contains(team, fmt.Sprintf("/team/members/%d/", ids["olivia@example.com"])) {
+		t.Error("an admin is offered controls on the owner")
+	}
+	if !strings.Contains(team, fmt.Sprintf("/team/members/%d/role", ids["mel@example.com"])) {
+		t.Error("an admin is not offered a role change for a member")
+	}
+	if strings.Contains(team, `<option value="owner"`) {
+		t.Error("an admin is offered the owner role")
+	}
+	if settings := admin.get(ws + "/settings").Body; strings.Contains(settings, "/settings/delete") || strings.Contains(settings, "/settings/billing") || strings.Contains(settings, `id="ws-name"`) {
+		t.Error("an admin is offered owner-only workspace settings")
+	}
+	if r := admin.post(fmt.Sprintf("%s/team/members/%d/role", ws, ids["mel@example.com"]), url.Values{"role": {"owner"}}); r.Status != http.StatusForbidden {
+		t.Errorf("admin granting owner: %d, want 403", r.Status)
+	}
+	if r := admin.post(fmt.Sprintf("%s/team/members/%d/role", ws, ids["mel@example.com"]), url.Values{"role": {"admin"}}); r.Status != http.StatusSeeOther {
+		t.Errorf("admin promoting a member to admin: %d", r.Status)
+	}
+}
