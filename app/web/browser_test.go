@@ -398,6 +398,24 @@ func TestBrowserJourney(t *testing.T) {
 		t.Errorf("the owner's role is now %q", role)
 	}
 
+	// Deactivate is one click on the project page, and the key gets 401 at once; Activate undoes it.
+	projectURL := strings.SplitN(keyPage, "?", 2)[0]
+	owner.run(
+		chromedp.Navigate(projectURL),
+		chromedp.Click(chromedp.CSS(`form[action$="/deactivate"] button`), chromedp.NodeVisible),
+		chromedp.WaitVisible(chromedp.CSS(`form[action$="/activate"] button`)),
+	)
+	if st, body := proxyStatus(t, app, key); st != http.StatusUnauthorized || !strings.Contains(body, "KEY_DEACTIVATED") {
+		t.Errorf("after one click on Deactivate the key gets %d %s", st, body)
+	}
+	owner.run(
+		chromedp.Click(chromedp.CSS(`form[action$="/activate"] button`), chromedp.NodeVisible),
+		chromedp.WaitVisible(chromedp.CSS(`form[action$="/deactivate"] button`)),
+	)
+	if st, _ := proxyStatus(t, app, key); st != http.StatusOK {
+		t.Errorf("after Activate the key gets %d", st)
+	}
+
 	// XSS: a hostile project name renders as text everywhere it appears.
 	const evil = `<img src=x onerror=alert(1)>`
 	owner.run(
