@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 
 	"github.com/a-h/templ"
@@ -98,13 +99,24 @@ func (s *Server) wrap(rt route) http.Handler {
 			return
 		}
 		if c.sess == nil && rt.access != public {
-			if unsafe || isHTMX(r) {
-				s.cookies.clearSession(w)
-				w.Header().Set("HX-Redirect", "/login")
-				http.Error(w, "Your session has ended. Sign in again.", http.StatusUnauthorized)
-				return
+			// A form posted after the session ended cannot be replayed after sign-in (it would
+			// need a new CSRF token): send the user to sign in, then back to where they were.
+			var next string
+			switch {
+			case isHTMX(r):
+				if u, err := url.Parse(r.Header.Get("HX-Current-URL")); err == nil {
+					next = u.RequestURI()
+				}
+			case !unsafe:
+				next = r.URL.RequestURI()
 			}
-			s.redirect(w, r, "/login?next="+urlQuery(r.URL.RequestURI()))
+			s.cookies.clearSession(w)
+			s.cookies.setFlash(w, "warn", "Please sign in to continue.")
+			to := "/login"
+			if next = safeNext(next); next != "" {
+				to += "?next=" + urlQuery(next)
+			}
+			s.redirect(w, r, to)
 			return
 		}
 		// Every unsafe request of a signed-in browser must carry the session's token, in

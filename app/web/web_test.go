@@ -679,3 +679,34 @@ func TestAdminControls(t *testing.T) {
 		t.Errorf("admin promoting a member to admin: %d", r.Status)
 	}
 }
+
+// TestSignedOut ensures a signed-out visitor is sent to sign in — and back afterwards — and that
+// a form posted after the session ended changes nothing.
+func TestSignedOut(t *testing.T) {
+	app := newApp(t)
+	c := app.client(t)
+	ws := c.signup("Ada", "ada@example.com")
+	c.post("/logout", nil)
+	r := c.get(ws + "/usage?provider=openai")
+	if got, want := r.Header.Get("Location"), "/login?next="+url.QueryEscape(ws+"/usage?provider=openai"); got != want {
+		t.Errorf("GET signed out: redirected to %q, want %q", got, want)
+	}
+	r = c.postFrom(ws+"/projects", url.Values{"name": {"ghost"}}, app.URL, true)
+	if r.Status != http.StatusSeeOther || r.Header.Get("Location") != "/login" {
+		t.Errorf("POST signed out: %d to %q", r.Status, r.Header.Get("Location"))
+	}
+	var n int
+	app.DB.Read.QueryRow(`SELECT count(*) FROM projects`).Scan(&n)
+	if n != 0 {
+		t.Error("a signed-out POST created a project")
+	}
+	c.get("/login")
+	r = c.post("/login", url.Values{"email": {"ada@example.com"}, "password": {"correct horse battery"}, "next": {ws + "/usage"}})
+	if got := r.Header.Get("Location"); got != ws+"/usage" {
+		t.Errorf("after sign-in: redirected to %q", got)
+	}
+	r = app.client(t).post("/login", url.Values{"email": {"ada@example.com"}, "password": {"wrong password"}})
+	if r.Status != http.StatusUnauthorized || !strings.Contains(r.Body, "Invalid email or password") {
+		t.Errorf("wrong password: %d", r.Status)
+	}
+}
