@@ -281,9 +281,30 @@ func TestBrowserJourney(t *testing.T) {
 	}
 	owner.shot("06-projects")
 
+	// The bar turns amber from 80% (where the fallback model takes over) and red at 100% (where
+	// requests are refused): 90% after a second request, 135% after a third (on the fallback).
+	barColor := `getComputedStyle(document.querySelector('` + todayBar + ` > span')).backgroundColor`
+	sendChat(t, app, key)
+	owner.run(chromedp.WaitVisible(chromedp.CSS(todayBar + `[aria-valuenow="90"][data-level="warn"]`)))
+	if got := eval[string](owner, barColor); got != "rgb(217, 138, 0)" {
+		t.Errorf("the bar at 90%% is %s, want amber", got)
+	}
+	owner.shot("06b-projects-amber")
+	sendChat(t, app, key)
+	owner.run(chromedp.WaitVisible(chromedp.CSS(todayBar + `[aria-valuenow="100"][data-level="over"]`)))
+	if got := eval[string](owner, barColor); got != "rgb(208, 52, 44)" {
+		t.Errorf("the bar past 100%% is %s, want red", got)
+	}
+	owner.shot("06c-projects-red")
+	if st, body := proxyStatus(t, app, key); st != http.StatusTooManyRequests || !strings.Contains(body, "BUDGET_EXCEEDED") {
+		t.Errorf("past the daily budget: %d %s, want 429 BUDGET_EXCEEDED", st, body)
+	}
+	waitUsage(t, app, 4)
+
 	owner.run(chromedp.Navigate(app.URL+ws+"/usage"), chromedp.WaitVisible(chromedp.CSS("tr[data-usage-id]")))
-	if row := owner.text("tr[data-usage-id]"); !strings.Contains(row, "gpt-4o-mini") || !strings.Contains(row, "support-bot") || !strings.Contains(row, "1,000 / 500") {
-		t.Errorf("usage row = %q", row)
+	if rows := owner.text("#usage-rows"); !strings.Contains(rows, "gpt-4o-mini") || !strings.Contains(rows, "support-bot") ||
+		!strings.Contains(rows, "1,000 / 500") || !strings.Contains(rows, "BUDGET_EXCEEDED") {
+		t.Errorf("usage rows = %q", rows)
 	}
 	// Filter by a provider with no traffic, through HTMX (no full reload).
 	owner.run(
@@ -412,8 +433,9 @@ func TestBrowserJourney(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`form[action$="/activate"] button`), chromedp.NodeVisible),
 		chromedp.WaitVisible(chromedp.CSS(`form[action$="/deactivate"] button`)),
 	)
-	if st, _ := proxyStatus(t, app, key); st != http.StatusOK {
-		t.Errorf("after Activate the key gets %d", st)
+	// Accepted again: what stops it now is the spent daily budget, not the key.
+	if st, _ := proxyStatus(t, app, key); st != http.StatusTooManyRequests {
+		t.Errorf("after Activate the key gets %d, want 429 (budget spent)", st)
 	}
 
 	// XSS: a hostile project name renders as text everywhere it appears.
