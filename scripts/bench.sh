@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Load test: what TokenGuard adds on top of a local upstream, with auth, budgets and usage
+# logging all on. Starts scripts/benchupstream and TokenGuard on loopback, creates a project
+# through the API, then measures with hey (Debian package `hey`):
+#   - CPU per proxied request (process CPU time / requests) at saturation, beside the upstream's;
+#   - latency at a fixed 100 req/s, direct to the upstream and through TokenGuard, in one run;
+#   - time to first byte of a streamed response, direct and proxied;
+#   - TokenGuard's peak RSS.
+# Usage: scripts/bench.sh [seconds-per-latency-run]   (needs: go, hey, curl, jq)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DUR=${1:-20}
+TG_PORT=${TG_PORT:-18080}
+UP_PORT=${UP_PORT:-18081}
+for tool in hey curl jq; do
+  command -v $tool >/dev/null || { echo "bench: $tool is required (apt-get install -y $tool)"; exit 1; }
+done
+
+work=$(mktemp -d)
+cleanup() { kill ${TG_PID:-} ${UP_PID:-} 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+go build -o "$work/tokenguard" .
+go build -o "$work/benchupstream" ./scripts/benchupstream
+
+"$work/benchupstream" -addr 127.0.0.1:$UP_PORT 2>"$work/upstream.log" &
+UP_PID=$!
+LISTEN_ADDR=127.0.0.1:$TG_PORT DATABASE_URL="$work/tg.db" \
+  OPENAI_UPSTREAM_URL=http://127.0.0.1:$UP_PORT ANTHROPIC_UPSTREAM_URL=http://127.0.0.1:$UP_PORT \
+  GEMINI_UPSTREAM_URL=http://127.0.0.1:$UP_PORT \
+  OPENAI_API_KEY=sk-bench ANTHROPIC_API_KEY=sk-ant-bench GEMINI_API_KEY=AIza-bench \
+  "$work/tokenguard" 2>"$work/tokenguard.log" &
+TG_PID=$!
+for _ in $(seq 50); do curl -sf 127.0.0.1:$TG_PORT/healthz >/dev/null && break; sleep 0.1; done
+
+TG=http://127.0.0.1:$TG_PORT
+UP=http://127.0.0.1:$UP_PORT
+TOKEN=$(curl -sf $TG/api/auth/signup -H 'Content-Type: application/json' \
+  -d '{"email":"bench@example.com","password":"bench-password-1","name":"Bench"}' | jq -r .token)
+KEY=$(curl -sf $TG/api/projects -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+  -d '{"name":"bench","dailyBudgetUsd":100000,"monthlyBudgetUsd":1000000}' | jq -r .key)
+
+echo '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello"}]}' >"$work/chat.json"
+echo '{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Hello"}]}' >"$work/stream.json"
+echo '{"model":"claude-3-5-haiku-latest","max_tokens":300,"messages":[{"role":"user","content":"Hello"}]}' >"$work/claude.json"
+echo '{"model":"claude-3-5-haiku-latest","max_tokens":300,"stream":true,"messages":[{"role":"user","content":"Hello"}]}' >"$work/claude-stream.json"
+echo '{"contents":[{"parts":[{"text":"Hello"}]}]}' >"$work/gemini.json"
+GEM=v1beta/models/gemini-2.0-flash
+
+ticks() { awk '{print $14+$15}' /proc/$1/stat; }
+hz=$(getconf CLK_TCK)
+
+# cpu_run NAME URL BODY N: saturating run, prints µs of CPU per request for TokenGuard and upstream.
+cpu_run() {
+  local name=$1 url=$2 body=$3 n=$4
+  local tg0 up0 tg1 up1
+  tg0=$(ticks $TG_PID); up0=$(ticks $UP_PID)
+  hey -n "$n" -c 32 -m POST -T application/json -H "x-tokenguard-key: $KEY" -D "$body" "$url" >"$work/hey.txt"
+  tg1=$(ticks $TG_PID); up1=$(ticks $UP_PID)
+  local rps; rps=$(awk '/Requests\/sec/{print $2}' "$work/hey.txt")
+  awk -v n="$n" -v hz="$hz" -v tg=$((tg1-tg0)) -v up=$((up1-up0)) -v name="$name" -v rps="$rps" \
+    'BEGIN{printf "%-28s %8.0f req/s   tokenguard CPU %6.1f µs/req   upstream CPU %6.1f µs/req\n", name, rps, tg*1e6/hz/n, up*1e6/hz/n}'
+}
+
+# latency_run NAME URL BODY: fixed 100 req/s (10 workers x 10 qps); prints p50/p90/p99 total and TTFB.
+latency_run() {
+  local name=$1 url=$2 body=$3
+  hey -z "${DUR}s" -c 10 -q 10 -m POST -T application/json -H "x-tokenguard-key: $KEY" -D "$body" -o csv "$url" >"$work/lat.csv"
+  awk -F, 'NR>1 && $7==200 {print $1*1000, $5*1000}' "$work/lat.csv" >"$work/lat.txt"
+  local n; n=$(wc -l <"$work/lat.txt")
+  pct() { sort -n -k"$1" "$work/lat.txt" | awk -v col="$1" -v p="$2" -v n="$n" 'NR==int(n*p/100+0.999){printf "%.3f", $col}'; }
+  printf "%-28s n=%-5d total p50 %s ms  p99 %s ms   first byte p50 %s ms  p99 %s ms\n" \
+    "$name" "$n" "$(pct 1 50)" "$(pct 1 99)" "$(pct 2 50)" "$(pct 2 99)"
+}
+
+echo "== warm-up"
+hey -n 2000 -c 16 -m POST -T application/json -H "x-tokenguard-key: $KEY" -D "$work/chat.json" $TG/proxy/openai/v1/chat/completions >/dev/null
+
+echo "== CPU per request at saturation (20000 requests, 32 connections)"
+cpu_run "direct non-stream" $UP/v1/chat/completions "$work/chat.json" 20000
+cpu_run "proxied non-stream" $TG/proxy/openai/v1/chat/completions "$work/chat.json" 20000
+cpu_run "direct stream" $UP/v1/chat/completions "$work/stream.json" 10000
+cpu_run "proxied stream" $TG/proxy/openai/v1/chat/completions "$work/stream.json" 10000
+cpu_run "anthropic direct" $UP/v1/messages "$work/claude.json" 10000
+cpu_run "anthropic proxied" $TG/proxy/anthropic/v1/messages "$work/claude.json" 10000
+cpu_run "anthropic direct stream" $UP/v1/messages "$work/claude-stream.json" 5000
+cpu_run "anthropic proxied stream" $TG/proxy/anthropic/v1/messages "$work/claude-stream.json" 5000
+cpu_run "gemini direct" "$UP/$GEM:generateContent" "$work/gemini.json" 10000
+cpu_run "gemini proxied" "$TG/proxy/gemini/$GEM:generateContent" "$work/gemini.json" 10000
+cpu_run "gemini direct stream" "$UP/$GEM:streamGenerateContent?alt=sse" "$work/gemini.json" 5000
+cpu_run "gemini proxied stream" "$TG/proxy/gemini/$GEM:streamGenerateContent?alt=sse" "$work/gemini.json" 5000
+
+echo "== latency at 100 req/s for ${DUR}s"
+latency_run "direct non-stream" $UP/v1/chat/completions "$work/chat.json"
+latency_run "proxied non-stream" $TG/proxy/openai/v1/chat/completions "$work/chat.json"
+latency_run "direct stream" $UP/v1/chat/completions "$work/stream.json"
+latency_run "proxied stream" $TG/proxy/openai/v1/chat/completions "$work/stream.json"
+latency_run "anthropic direct" $UP/v1/messages "$work/claude.json"
+latency_run "anthropic proxied" $TG/proxy/anthropic/v1/messages "$work/claude.json"
+latency_run "gemini direct" "$UP/$GEM:generateContent" "$work/gemini.json"
+latency_run "gemini proxied" "$TG/proxy/gemini/$GEM:generateContent" "$work/gemini.json"
+
+echo "== memory"
+grep -E 'VmHWM|VmRSS' /proc/$TG_PID/status | sed 's/^/tokenguard /'
+
+echo "== errors logged by tokenguard: $(grep -c 'level=ERROR' "$work/tokenguard.log" || true)"
