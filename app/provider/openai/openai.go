@@ -120,38 +120,14 @@ type fields struct {
 	n                   int64
 }
 
-// interpreted are the keys whose values change what is priced, streamed or metered. Each must
-// appear at most once and spelled exactly so: OpenAI reads keys case-sensitively and (like most
-// JSON parsers) takes the last of duplicates, so any ambiguity could make us price or meter a
-// request other than the one sent.
-var interpreted = [...]string{"model", "stream", "stream_options", "max_tokens", "max_completion_tokens", "max_output_tokens", "n"}
+// interpreted are the body keys whose values change what is priced, streamed or metered; see
+// provider.ReadFields for why each must appear exactly once.
+var interpreted = []string{"model", "stream", "stream_options", "max_tokens", "max_completion_tokens", "max_output_tokens", "n"}
 
 func readFields(body []byte) (fields, error) {
 	var f fields
-	trimmed := bytes.TrimLeft(body, " \t\r\n")
-	if len(trimmed) == 0 || trimmed[0] != '{' || !gjson.ValidBytes(body) {
-		return f, apperr.New(apperr.InvalidRequest, "the body must be a JSON object")
-	}
-	var seen [len(interpreted)]bool
-	var bad error
-	gjson.ParseBytes(body).ForEach(func(k, v gjson.Result) bool {
-		for i, name := range interpreted {
-			if !strings.EqualFold(k.Str, name) {
-				continue
-			}
-			if seen[i] || len(k.Raw) != len(name)+2 || k.Raw[1:len(k.Raw)-1] != name {
-				bad = apperr.New(apperr.InvalidRequest, "the body has more than one %q key (duplicate, escaped or differently cased); send it once", name)
-				return false
-			}
-			seen[i] = true
-			if err := f.set(name, v); err != nil {
-				bad = err
-				return false
-			}
-		}
-		return true
-	})
-	return f, bad
+	err := provider.ReadFields(body, interpreted, f.set)
+	return f, err
 }
 
 func (f *fields) set(name string, v gjson.Result) error {

@@ -1,0 +1,42 @@
+package provider
+
+import (
+	"bytes"
+	"strings"
+
+	"github.com/tidwall/gjson"
+
+	"tokenguard/app/apperr"
+)
+
+// ReadFields checks that body is a JSON object and calls set for each top-level key of names
+// that it holds. Those are the keys whose values change what is priced, streamed or metered, so
+// each must appear at most once and spelled exactly so: providers read keys case-sensitively and
+// (like most JSON parsers) take the last of duplicates, and any ambiguity could make us price or
+// meter a request other than the one sent.
+func ReadFields(body []byte, names []string, set func(name string, v gjson.Result) error) error {
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) == 0 || trimmed[0] != '{' || !gjson.ValidBytes(body) {
+		return apperr.New(apperr.InvalidRequest, "the body must be a JSON object")
+	}
+	seen := make([]bool, len(names))
+	var bad error
+	gjson.ParseBytes(body).ForEach(func(k, v gjson.Result) bool {
+		for i, name := range names {
+			if !strings.EqualFold(k.Str, name) {
+				continue
+			}
+			if seen[i] || len(k.Raw) != len(name)+2 || k.Raw[1:len(k.Raw)-1] != name {
+				bad = apperr.New(apperr.InvalidRequest, "the body has more than one %q key (duplicate, escaped or differently cased); send it once", name)
+				return false
+			}
+			seen[i] = true
+			if err := set(name, v); err != nil {
+				bad = err
+				return false
+			}
+		}
+		return true
+	})
+	return bad
+}
