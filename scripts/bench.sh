@@ -3,7 +3,8 @@
 # logging all on. Starts scripts/benchupstream and TokenGuard on loopback, creates a project
 # through the API, then measures with hey (Debian package `hey`):
 #   - CPU per proxied request (process CPU time / requests) at saturation, beside the upstream's;
-#   - latency at a fixed 100 req/s, direct to the upstream and through TokenGuard, in one run;
+#   - latency at a fixed 100 req/s, direct to the upstream, through a bare Go reverse proxy (the
+#     cost of one more loopback hop alone) and through TokenGuard, in one run;
 #   - time to first byte of a streamed response, direct and proxied;
 #   - TokenGuard's peak RSS.
 # Usage: scripts/bench.sh [seconds-per-latency-run]   (needs: go, hey, curl, jq)
@@ -12,12 +13,13 @@ cd "$(dirname "$0")/.."
 DUR=${1:-20}
 TG_PORT=${TG_PORT:-18080}
 UP_PORT=${UP_PORT:-18081}
+RP_PORT=${RP_PORT:-18082}
 for tool in hey curl jq; do
   command -v $tool >/dev/null || { echo "bench: $tool is required (apt-get install -y $tool)"; exit 1; }
 done
 
 work=$(mktemp -d)
-cleanup() { kill ${TG_PID:-} ${UP_PID:-} 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
+cleanup() { kill ${TG_PID:-} ${UP_PID:-} ${RP_PID:-} 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
 go build -o "$work/tokenguard" .
@@ -25,6 +27,8 @@ go build -o "$work/benchupstream" ./scripts/benchupstream
 
 "$work/benchupstream" -addr 127.0.0.1:$UP_PORT 2>"$work/upstream.log" &
 UP_PID=$!
+"$work/benchupstream" -addr 127.0.0.1:$RP_PORT -reverse-proxy http://127.0.0.1:$UP_PORT 2>>"$work/upstream.log" &
+RP_PID=$!
 LISTEN_ADDR=127.0.0.1:$TG_PORT DATABASE_URL="$work/tg.db" \
   OPENAI_UPSTREAM_URL=http://127.0.0.1:$UP_PORT ANTHROPIC_UPSTREAM_URL=http://127.0.0.1:$UP_PORT \
   GEMINI_UPSTREAM_URL=http://127.0.0.1:$UP_PORT \
@@ -35,6 +39,7 @@ for _ in $(seq 50); do curl -sf 127.0.0.1:$TG_PORT/healthz >/dev/null && break; 
 
 TG=http://127.0.0.1:$TG_PORT
 UP=http://127.0.0.1:$UP_PORT
+RP=http://127.0.0.1:$RP_PORT
 TOKEN=$(curl -sf $TG/api/auth/signup -H 'Content-Type: application/json' \
   -d '{"email":"bench@example.com","password":"bench-password-1","name":"Bench"}' | jq -r .token)
 KEY=$(curl -sf $TG/api/projects -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
@@ -92,8 +97,10 @@ cpu_run "gemini proxied stream" "$TG/proxy/gemini/$GEM:streamGenerateContent?alt
 
 echo "== latency at 100 req/s for ${DUR}s"
 latency_run "direct non-stream" $UP/v1/chat/completions "$work/chat.json"
+latency_run "bare reverse proxy" $RP/v1/chat/completions "$work/chat.json"
 latency_run "proxied non-stream" $TG/proxy/openai/v1/chat/completions "$work/chat.json"
 latency_run "direct stream" $UP/v1/chat/completions "$work/stream.json"
+latency_run "bare reverse proxy stream" $RP/v1/chat/completions "$work/stream.json"
 latency_run "proxied stream" $TG/proxy/openai/v1/chat/completions "$work/stream.json"
 latency_run "anthropic direct" $UP/v1/messages "$work/claude.json"
 latency_run "anthropic proxied" $TG/proxy/anthropic/v1/messages "$work/claude.json"

@@ -10,13 +10,26 @@ import (
 	"io"
 	"log"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 )
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:18081", "listen address")
 	chunks := flag.Int("chunks", 20, "content chunks per streamed response")
+	relayTo := flag.String("reverse-proxy", "", "instead of answering, relay to this base URL with Go's httputil.ReverseProxy (the bare-hop baseline)")
 	flag.Parse()
+
+	if *relayTo != "" {
+		target, err := url.Parse(*relayTo)
+		if err != nil {
+			log.Fatal(err)
+		}
+		rp := httputil.NewSingleHostReverseProxy(target)
+		rp.FlushInterval = -1 // flush every write, as TokenGuard does for streams
+		log.Fatal(http.ListenAndServe(*addr, rp))
+	}
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/chat/completions", func(w http.ResponseWriter, r *http.Request) {
