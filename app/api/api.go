@@ -16,6 +16,7 @@ import (
 	"github.com/julienschmidt/httprouter"
 
 	"tokenguard/app/account"
+	"tokenguard/app/analytics"
 	"tokenguard/app/apperr"
 	"tokenguard/store"
 )
@@ -30,6 +31,8 @@ type Deps struct {
 	Accounts *account.Service
 	// Usage backs GET /api/usage; the route answers 404 when nil.
 	Usage UsageStore
+	// Analytics backs /api/analytics/*; those routes answer 404 when nil.
+	Analytics *analytics.Service
 	// Logger receives internal errors (never secrets); slog.Default() when nil.
 	Logger *slog.Logger
 	// CORSOrigin is the one origin allowed to call /api from a browser (CORS_ORIGIN); empty
@@ -44,16 +47,17 @@ const DefaultMaxBodyBytes = 64 << 10
 
 // API serves /api/*. Create it with New and add its routes with Register.
 type API struct {
-	acct    *account.Service
-	usage   UsageStore
-	log     *slog.Logger
-	origin  string
-	maxBody int64
+	acct      *account.Service
+	usage     UsageStore
+	analytics *analytics.Service
+	log       *slog.Logger
+	origin    string
+	maxBody   int64
 }
 
 // New returns an API over its dependencies.
 func New(d Deps) *API {
-	a := &API{acct: d.Accounts, usage: d.Usage, log: d.Logger, origin: d.CORSOrigin, maxBody: d.MaxBodyBytes}
+	a := &API{acct: d.Accounts, usage: d.Usage, analytics: d.Analytics, log: d.Logger, origin: d.CORSOrigin, maxBody: d.MaxBodyBytes}
 	if a.log == nil {
 		a.log = slog.Default()
 	}

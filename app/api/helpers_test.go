@@ -19,6 +19,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"tokenguard/app/account"
+	"tokenguard/app/analytics"
 	"tokenguard/app/secret"
 	"tokenguard/store"
 	"tokenguard/store/storetest"
@@ -142,6 +143,7 @@ func newApp(t testing.TB, opts ...appOption) *testApp {
 		t.Fatal(err)
 	}
 	d.Accounts = a.acct
+	d.Analytics = analytics.New(analytics.Options{Store: db, Accounts: a.acct, Now: a.clock.Now})
 	a.api = New(d)
 	router := httprouter.New()
 	a.api.Register(router)

@@ -43,6 +43,14 @@ func (a *API) routes() []route {
 		{http.MethodGet, "/api/workspaces/:id/audit", auth(a.listAudit)},
 
 		{http.MethodGet, "/api/usage", auth(a.listUsage)},
+
+		{http.MethodGet, "/api/analytics/overview", auth(analyticsObject(a, a.analytics.Overview))},
+		{http.MethodGet, "/api/analytics/trends", auth(analyticsObject(a, a.analytics.Trends))},
+		{http.MethodGet, "/api/analytics/providers", auth(analyticsList(a, a.analytics.Providers))},
+		{http.MethodGet, "/api/analytics/models", auth(analyticsList(a, a.analytics.Models))},
+		{http.MethodGet, "/api/analytics/projects", auth(analyticsList(a, a.analytics.Projects))},
+		{http.MethodGet, "/api/analytics/export.csv", auth(a.exportCSV)},
+		{http.MethodPost, "/api/analytics/monthly-digest/test", auth(a.monthlyDigestTest)},
 	}
 }
 

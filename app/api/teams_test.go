@@ -112,6 +112,13 @@ func TestRoleMatrix(t *testing.T) {
 		}, [4]int{gone, gone, forbid, notFound}},
 		{"GET", "/api/workspaces/:id/audit", wsr("/audit", nil), [4]int{ok, ok, forbid, notFound}},
 		{"GET", "/api/usage", fixed("/api/usage", nil), [4]int{ok, ok, ok, notFound}},
+		{"GET", "/api/analytics/overview", fixed("/api/analytics/overview", nil), [4]int{ok, ok, ok, notFound}},
+		{"GET", "/api/analytics/trends", fixed("/api/analytics/trends", nil), [4]int{ok, ok, ok, notFound}},
+		{"GET", "/api/analytics/providers", fixed("/api/analytics/providers", nil), [4]int{ok, ok, ok, notFound}},
+		{"GET", "/api/analytics/models", fixed("/api/analytics/models", nil), [4]int{ok, ok, ok, notFound}},
+		{"GET", "/api/analytics/projects", fixed("/api/analytics/projects", nil), [4]int{ok, ok, ok, notFound}},
+		{"GET", "/api/analytics/export.csv", fixed("/api/analytics/export.csv", nil), [4]int{ok, ok, ok, notFound}},
+		{"POST", "/api/analytics/monthly-digest/test", fixed("/api/analytics/monthly-digest/test", nil), [4]int{ok, ok, forbid, notFound}},
 	}
 	// Routes outside the matrix: they act on the caller's own account, not on a workspace.
 	exempt := map[string]bool{"POST /api/auth/signup": true, "POST /api/auth/login": true, "POST /api/auth/password": true}

@@ -1,22 +1,15 @@
 package web
 
 import (
-	"encoding/csv"
 	"net/http"
 	"net/url"
 	"sort"
-	"strconv"
-	"strings"
-	"time"
 
 	"tokenguard/app/account"
+	"tokenguard/app/analytics"
 	"tokenguard/app/budget"
-	"tokenguard/store"
 	"tokenguard/views"
 )
-
-// maxExportRows is the export's row limit (PRODUCT-DOCS: up to 10,000 rows).
-const maxExportRows = 10_000
 
 func (s *Server) analyticsPage(w http.ResponseWriter, r *http.Request, c *reqCtx) error {
 	ps, err := s.opt.Accounts.Projects(r.Context(), c.actor(r), c.ws.ID)
@@ -69,19 +62,9 @@ func (s *Server) exportCSV(w http.ResponseWriter, r *http.Request, c *reqCtx) er
 		names[p.ID] = p.Name
 	}
 	// Read everything before writing, so a failure is an error page rather than a cut-off file.
-	var rows []store.UsageRow
-	f.Limit = store.MaxUsageLimit
-	for len(rows) < maxExportRows {
-		f.Limit = min(store.MaxUsageLimit, maxExportRows-len(rows))
-		page, next, err := s.opt.DB.ListUsage(r.Context(), f)
-		if err != nil {
-			return err
-		}
-		rows = append(rows, page...)
-		if next == "" {
-			break
-		}
-		f.Cursor = next
+	rows, err := analytics.ExportRows(r.Context(), s.opt.DB, f)
+	if err != nil {
+		return err
 	}
 	details := map[string]any{"rows": len(rows), "format": "csv", "surface": "dashboard"}
 	for k, v := range q {
@@ -97,27 +80,5 @@ func (s *Server) exportCSV(w http.ResponseWriter, r *http.Request, c *reqCtx) er
 	h.Set("Content-Type", "text/csv; charset=utf-8")
 	h.Set("Content-Disposition", `attachment; filename="tokenguard-usage-`+s.now().UTC().Format("2006-01-02")+`.csv"`)
 	h.Set("Cache-Control", "no-store")
-	cw := csv.NewWriter(w)
-	cw.Write([]string{"createdAt", "workspace", "project", "provider", "model", "status", "inputTokens", "outputTokens",
-		"totalTokens", "estimatedCostUsd", "latencyMs", "errorCode"})
-	ws := csvCell(c.ws.Name)
-	for _, u := range rows {
-		cw.Write([]string{
-			time.UnixMilli(u.CreatedAt).UTC().Format(time.RFC3339), ws, csvCell(firstNonEmpty(names[u.ProjectID], "deleted project")),
-			u.Provider, csvCell(u.FinalModel), strconv.Itoa(u.Status), strconv.FormatInt(u.InputTokens, 10),
-			strconv.FormatInt(u.OutputTokens, 10), strconv.FormatInt(u.TotalTokens, 10),
-			strconv.FormatFloat(float64(u.CostNano)/1e9, 'f', -1, 64), strconv.FormatInt(u.LatencyMs, 10), u.ErrorCode,
-		})
-	}
-	cw.Flush()
-	return nil
-}
-
-// csvCell defuses spreadsheet formulas: a user-supplied name starting with =, +, -, @ or a
-// control character would otherwise run as a formula when the file is opened.
-func csvCell(s string) string {
-	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
-		return "'" + s
-	}
-	return s
+	return analytics.WriteCSV(w, c.ws.Name, names, rows)
 }

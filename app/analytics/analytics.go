@@ -1,0 +1,535 @@
+// Package analytics answers TokenGuard's reporting questions (PRODUCT-DOCS "Reporting"): KPI
+// overview, daily trends, per-provider, per-model and per-project breakdowns, the CSV export and
+// the monthly digest. Sums are computed in SQL over integer nano-dollars (store.AggregateUsage)
+// and converted to float USD only in the answer, so figures equal the usage rows exactly.
+// Every method checks the caller's membership first (account.Service.Authorize).
+package analytics
+
+import (
+	"context"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"tokenguard/app/account"
+	"tokenguard/app/apperr"
+	"tokenguard/app/mail"
+	"tokenguard/app/pricing"
+	"tokenguard/store"
+)
+
+// Store is the SQL the package reads (*store.DB implements it).
+type Store interface {
+	AggregateUsage(ctx context.Context, f store.AnalyticsFilter, g store.UsageGroup, limit int) ([]store.UsageAggregate, error)
+	ListUsage(ctx context.Context, f store.UsageFilter) ([]store.UsageRow, string, error)
+}
+
+// Mailer sends the digest (*mail.Mailer implements it).
+type Mailer interface {
+	Configured() bool
+	Send(mail.Message) error
+}
+
+// Options are the service's dependencies. Store and Accounts are required.
+type Options struct {
+	Store    Store
+	Accounts *account.Service
+	// Mailer sends digests; nil means mail is not configured (delivery "skipped").
+	Mailer Mailer
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Service answers analytics queries for workspace members.
+type Service struct {
+	db   Store
+	acct *account.Service
+	mail Mailer
+	now  func() time.Time
+}
+
+// New returns a Service over o.
+func New(o Options) *Service {
+	s := &Service{db: o.Store, acct: o.Accounts, mail: o.Mailer, now: o.Now}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	return s
+}
+
+// Now is the service's clock (callers parse filters against it).
+func (s *Service) Now() time.Time { return s.now() }
+
+// DefaultRange is how far back a query reaches when it names no "from".
+const DefaultRange = 30 * 24 * time.Hour
+
+// ModelLimit is how many models the models breakdown lists.
+const ModelLimit = 20
+
+// Filter is a query's filters (PRODUCT-DOCS: from, to, provider, projectId, model).
+type Filter struct {
+	From, To  time.Time // From inclusive, To exclusive
+	Provider  string
+	ProjectID int64
+	Model     string
+}
+
+// ParseFilter reads and validates the filters from a query string. "from" defaults to 30 days
+// before now and "to" to now; dates are UTC days and a date as "to" includes that day. Bad input
+// is INVALID_REQUEST naming the parameter.
+func ParseFilter(q url.Values, now time.Time) (Filter, error) {
+	f := Filter{From: now.UTC().Add(-DefaultRange), To: now.UTC(), Provider: q.Get("provider"), Model: strings.TrimSpace(q.Get("model"))}
+	var err error
+	if v := q.Get("from"); v != "" {
+		if f.From, err = parseTime(v, "from", false); err != nil {
+			return Filter{}, err
+		}
+	}
+	if v := q.Get("to"); v != "" {
+		if f.To, err = parseTime(v, "to", true); err != nil {
+			return Filter{}, err
+		}
+	}
+	if !f.From.Before(f.To) {
+		return Filter{}, invalid("from must be before to")
+	}
+	switch f.Provider {
+	case "", "openai", "anthropic", "gemini":
+	default:
+		return Filter{}, invalid("provider must be openai, anthropic or gemini")
+	}
+	if len(f.Model) > 200 {
+		return Filter{}, invalid("model must be at most 200 characters")
+	}
+	if v := q.Get("projectId"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			return Filter{}, invalid("projectId must be a project id")
+		}
+		f.ProjectID = n
+	}
+	return f, nil
+}
+
+func parseTime(v, name string, endOfDay bool) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return t.UTC(), nil
+	}
+	if t, err := time.Parse("2006-01-02", v); err == nil {
+		if endOfDay {
+			t = t.AddDate(0, 0, 1)
+		}
+		return t, nil
+	}
+	return time.Time{}, invalid("%s must be a date (2006-01-02) or an RFC 3339 time", name)
+}
+
+func invalid(format string, args ...any) error {
+	return apperr.New(apperr.InvalidRequest, format, args...)
+}
+
+// usd converts nano-dollars to dollars at the edge.
+func usd(nano int64) float64 { return float64(nano) / 1e9 }
+
+// scope is a checked request: the workspace, its projects by id, and the store filter.
+type scope struct {
+	ws       account.Workspace
+	projects map[int64]account.Project
+	order    []account.Project
+	f        store.AnalyticsFilter
+}
+
+// open authorizes the actor in the workspace, and checks the projectId filter names one of its
+// projects (NOT_FOUND otherwise, exactly like an unknown id).
+func (s *Service) open(ctx context.Context, actor account.Actor, wsID int64, f Filter) (scope, error) {
+	ws, err := s.acct.Authorize(ctx, actor, wsID, account.ViewWorkspace)
+	if err != nil {
+		return scope{}, err
+	}
+	ps, err := s.acct.Projects(ctx, actor, wsID)
+	if err != nil {
+		return scope{}, err
+	}
+	sc := scope{ws: ws, projects: make(map[int64]account.Project, len(ps)), order: ps,
+		f: store.AnalyticsFilter{WorkspaceID: wsID, From: f.From.UnixMilli(), To: f.To.UnixMilli(),
+			ProjectID: f.ProjectID, Provider: f.Provider, Model: f.Model}}
+	for _, p := range ps {
+		sc.projects[p.ID] = p
+	}
+	if f.ProjectID != 0 {
+		if _, ok := sc.projects[f.ProjectID]; !ok {
+			return scope{}, apperr.New(apperr.NotFound, "project not found")
+		}
+	}
+	return sc, nil
+}
+
+func (sc scope) projectName(id int64) string {
+	if p, ok := sc.projects[id]; ok {
+		return p.Name
+	}
+	return "deleted project"
+}
+
+func (s *Service) total(ctx context.Context, f store.AnalyticsFilter) (store.UsageAggregate, error) {
+	if f.To <= f.From {
+		return store.UsageAggregate{}, nil
+	}
+	rows, err := s.db.AggregateUsage(ctx, f, store.GroupNone, 0)
+	if err != nil || len(rows) == 0 {
+		return store.UsageAggregate{}, err
+	}
+	return rows[0], nil
+}
+
+// Range is the period an answer covers.
+type Range struct {
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
+}
+
+// Ranked is the leader of a breakdown (top provider, model or project).
+type Ranked struct {
+	Name      string  `json:"name"`
+	Provider  string  `json:"provider,omitempty"`
+	ProjectID int64   `json:"projectId,omitempty"`
+	SpendUSD  float64 `json:"spendUsd"`
+	Requests  int64   `json:"requests"`
+}
+
+// BudgetRisk is a project at or over 80% of one of its budgets in the current period.
+type BudgetRisk struct {
+	ProjectID      int64   `json:"projectId"`
+	Name           string  `json:"name"`
+	Period         string  `json:"period"` // "daily" or "monthly"
+	SpendUSD       float64 `json:"spendUsd"`
+	BudgetUSD      float64 `json:"budgetUsd"`
+	UtilizationPct float64 `json:"utilizationPct"`
+}
+
+// RiskThreshold is the share of a budget from which a project is listed as at risk.
+const RiskThreshold = 0.8
+
+// Overview is the KPI summary.
+type Overview struct {
+	Range
+	SpendTodayUSD float64      `json:"spendTodayUsd"`
+	SpendMonthUSD float64      `json:"spendMonthUsd"`
+	RequestsToday int64        `json:"requestsToday"`
+	RequestsMonth int64        `json:"requestsMonth"`
+	SpendUSD      float64      `json:"spendUsd"`
+	Requests      int64        `json:"requests"`
+	Errors        int64        `json:"errors"`
+	Blocked       int64        `json:"blocked"`
+	TopProvider   *Ranked      `json:"topProvider"`
+	TopModel      *Ranked      `json:"topModel"`
+	BudgetRisk    []BudgetRisk `json:"budgetRiskProjects"`
+}
+
+// Overview answers GET /api/analytics/overview. Today and this month are UTC periods up to now
+// (they ignore from/to but honour the other filters); the other figures cover the range.
+func (s *Service) Overview(ctx context.Context, actor account.Actor, wsID int64, f Filter) (Overview, error) {
+	sc, err := s.open(ctx, actor, wsID, f)
+	if err != nil {
+		return Overview{}, err
+	}
+	now := s.now().UTC()
+	day, month := dayStart(now), monthStart(now)
+	o := Overview{Range: Range{f.From, f.To}}
+	end := now.UnixMilli() + 1
+	todayF, monthF := sc.f, sc.f
+	todayF.From, todayF.To = day.UnixMilli(), end
+	monthF.From, monthF.To = month.UnixMilli(), end
+	today, err := s.total(ctx, todayF)
+	if err != nil {
+		return Overview{}, err
+	}
+	mon, err := s.total(ctx, monthF)
+	if err != nil {
+		return Overview{}, err
+	}
+	o.SpendTodayUSD, o.RequestsToday = usd(today.CostNano), today.Requests
+	o.SpendMonthUSD, o.RequestsMonth = usd(mon.CostNano), mon.Requests
+	all, err := s.total(ctx, sc.f)
+	if err != nil {
+		return Overview{}, err
+	}
+	o.SpendUSD, o.Requests, o.Errors, o.Blocked = usd(all.CostNano), all.Requests, all.Errors, all.Blocked
+	if top, err := s.db.AggregateUsage(ctx, sc.f, store.GroupProvider, 1); err != nil {
+		return Overview{}, err
+	} else if len(top) > 0 {
+		o.TopProvider = &Ranked{Name: top[0].Key, SpendUSD: usd(top[0].CostNano), Requests: top[0].Requests}
+	}
+	if top, err := s.db.AggregateUsage(ctx, sc.f, store.GroupModel, 1); err != nil {
+		return Overview{}, err
+	} else if len(top) > 0 {
+		o.TopModel = &Ranked{Name: top[0].Key, Provider: top[0].Provider, SpendUSD: usd(top[0].CostNano), Requests: top[0].Requests}
+	}
+	if o.BudgetRisk, err = s.budgetRisk(ctx, sc, now); err != nil {
+		return Overview{}, err
+	}
+	return o, nil
+}
+
+// budgetRisk lists the projects whose spend today or this month is at least 80% of the daily or
+// monthly budget. Budgets cap all spend, so only the projectId filter applies.
+func (s *Service) budgetRisk(ctx context.Context, sc scope, now time.Time) ([]BudgetRisk, error) {
+	base := store.AnalyticsFilter{WorkspaceID: sc.f.WorkspaceID, ProjectID: sc.f.ProjectID, To: now.UnixMilli() + 1}
+	spend := func(from time.Time) (map[int64]int64, error) {
+		f := base
+		f.From = from.UnixMilli()
+		rows, err := s.db.AggregateUsage(ctx, f, store.GroupProject, 0)
+		if err != nil {
+			return nil, err
+		}
+		m := make(map[int64]int64, len(rows))
+		for _, r := range rows {
+			m[r.ProjectID] = r.CostNano
+		}
+		return m, nil
+	}
+	daily, err := spend(dayStart(now))
+	if err != nil {
+		return nil, err
+	}
+	monthly, err := spend(monthStart(now))
+	if err != nil {
+		return nil, err
+	}
+	out := []BudgetRisk{}
+	for _, p := range sc.order {
+		if sc.f.ProjectID != 0 && p.ID != sc.f.ProjectID {
+			continue
+		}
+		for _, b := range []struct {
+			period string
+			budget *int64
+			spent  int64
+		}{{"daily", nanoPtr(p.DailyBudget), daily[p.ID]}, {"monthly", nanoPtr(p.MonthlyBudget), monthly[p.ID]}} {
+			if b.budget == nil || *b.budget <= 0 || float64(b.spent) < RiskThreshold*float64(*b.budget) {
+				continue
+			}
+			out = append(out, BudgetRisk{ProjectID: p.ID, Name: p.Name, Period: b.period, SpendUSD: usd(b.spent),
+				BudgetUSD: usd(*b.budget), UtilizationPct: pct(b.spent, *b.budget)})
+		}
+	}
+	return out, nil
+}
+
+// Day is one day of the trends series.
+type Day struct {
+	Date         string  `json:"date"`
+	Requests     int64   `json:"requests"`
+	SpendUSD     float64 `json:"spendUsd"`
+	InputTokens  int64   `json:"inputTokens"`
+	OutputTokens int64   `json:"outputTokens"`
+	TotalTokens  int64   `json:"totalTokens"`
+	Blocked      int64   `json:"blocked"`
+	Errors       int64   `json:"errors"`
+}
+
+// Trends is the daily series.
+type Trends struct {
+	Range
+	Data []Day `json:"data"`
+}
+
+// MaxTrendDays bounds the series (one row per day, empty days filled).
+const MaxTrendDays = 732
+
+// Trends answers GET /api/analytics/trends: one entry per UTC day of the range, days without
+// usage included with zeros.
+func (s *Service) Trends(ctx context.Context, actor account.Actor, wsID int64, f Filter) (Trends, error) {
+	first, last := dayStart(f.From), dayStart(f.To.Add(-time.Millisecond))
+	if last.Sub(first) > MaxTrendDays*24*time.Hour {
+		return Trends{}, invalid("trends cover at most %d days", MaxTrendDays)
+	}
+	sc, err := s.open(ctx, actor, wsID, f)
+	if err != nil {
+		return Trends{}, err
+	}
+	rows, err := s.db.AggregateUsage(ctx, sc.f, store.GroupDay, 0)
+	if err != nil {
+		return Trends{}, err
+	}
+	byDay := make(map[string]store.UsageAggregate, len(rows))
+	for _, r := range rows {
+		byDay[r.Key] = r
+	}
+	t := Trends{Range: Range{f.From, f.To}, Data: []Day{}}
+	for d := first; !d.After(last); d = d.AddDate(0, 0, 1) {
+		key := d.Format("2006-01-02")
+		r := byDay[key]
+		t.Data = append(t.Data, Day{Date: key, Requests: r.Requests, SpendUSD: usd(r.CostNano), InputTokens: r.InputTokens,
+			OutputTokens: r.OutputTokens, TotalTokens: r.TotalTokens, Blocked: r.Blocked, Errors: r.Errors})
+	}
+	return t, nil
+}
+
+// ProviderRow is one provider's breakdown. ErrorRate is failed (non-blocked) requests over all
+// requests, 0..1.
+type ProviderRow struct {
+	Provider     string  `json:"provider"`
+	SpendUSD     float64 `json:"spendUsd"`
+	Requests     int64   `json:"requests"`
+	InputTokens  int64   `json:"inputTokens"`
+	OutputTokens int64   `json:"outputTokens"`
+	Tokens       int64   `json:"tokens"`
+	AvgLatencyMs float64 `json:"avgLatencyMs"`
+	Errors       int64   `json:"errors"`
+	ErrorRate    float64 `json:"errorRate"`
+	Blocked      int64   `json:"blocked"`
+}
+
+// Providers answers GET /api/analytics/providers, by spend descending.
+func (s *Service) Providers(ctx context.Context, actor account.Actor, wsID int64, f Filter) ([]ProviderRow, error) {
+	sc, err := s.open(ctx, actor, wsID, f)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.db.AggregateUsage(ctx, sc.f, store.GroupProvider, 0)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ProviderRow, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, ProviderRow{Provider: r.Key, SpendUSD: usd(r.CostNano), Requests: r.Requests,
+			InputTokens: r.InputTokens, OutputTokens: r.OutputTokens, Tokens: r.TotalTokens,
+			AvgLatencyMs: ratio(r.LatencyMs, r.Requests), Errors: r.Errors, ErrorRate: ratio(r.Errors, r.Requests), Blocked: r.Blocked})
+	}
+	return out, nil
+}
+
+// ModelRow is one model's breakdown.
+type ModelRow struct {
+	Model                string  `json:"model"`
+	Provider             string  `json:"provider"`
+	SpendUSD             float64 `json:"spendUsd"`
+	Requests             int64   `json:"requests"`
+	AvgCostPerRequestUSD float64 `json:"avgCostPerRequestUsd"`
+	AvgLatencyMs         float64 `json:"avgLatencyMs"`
+	Tokens               int64   `json:"tokens"`
+	Errors               int64   `json:"errors"`
+	Blocked              int64   `json:"blocked"`
+}
+
+// Models answers GET /api/analytics/models: the 20 models with the most spend (the model that
+// served the request, after any fallback).
+func (s *Service) Models(ctx context.Context, actor account.Actor, wsID int64, f Filter) ([]ModelRow, error) {
+	sc, err := s.open(ctx, actor, wsID, f)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.db.AggregateUsage(ctx, sc.f, store.GroupModel, ModelLimit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ModelRow, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, ModelRow{Model: r.Key, Provider: r.Provider, SpendUSD: usd(r.CostNano), Requests: r.Requests,
+			AvgCostPerRequestUSD: ratio(r.CostNano, r.Requests) / 1e9, AvgLatencyMs: ratio(r.LatencyMs, r.Requests),
+			Tokens: r.TotalTokens, Errors: r.Errors, Blocked: r.Blocked})
+	}
+	return out, nil
+}
+
+// ProjectRow is one project's breakdown. Budget utilization is this month's spend over the
+// monthly budget, in percent (null without a monthly budget). LastUsedAt is the newest request
+// in the range.
+type ProjectRow struct {
+	ProjectID            int64      `json:"projectId"`
+	Name                 string     `json:"name"`
+	Requests             int64      `json:"requests"`
+	SpendUSD             float64    `json:"spendUsd"`
+	MonthSpendUSD        float64    `json:"monthSpendUsd"`
+	MonthlyBudgetUSD     *float64   `json:"monthlyBudgetUsd"`
+	BudgetUtilizationPct *float64   `json:"budgetUtilizationPct"`
+	Blocked              int64      `json:"blocked"`
+	Errors               int64      `json:"errors"`
+	LastUsedAt           *time.Time `json:"lastUsedAt"`
+}
+
+// Projects answers GET /api/analytics/projects: every project of the workspace (and any deleted
+// one with usage in the range), by spend descending.
+func (s *Service) Projects(ctx context.Context, actor account.Actor, wsID int64, f Filter) ([]ProjectRow, error) {
+	sc, err := s.open(ctx, actor, wsID, f)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.db.AggregateUsage(ctx, sc.f, store.GroupProject, 0)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now().UTC()
+	monthF := store.AnalyticsFilter{WorkspaceID: wsID, ProjectID: f.ProjectID, From: monthStart(now).UnixMilli(), To: now.UnixMilli() + 1}
+	monthRows, err := s.db.AggregateUsage(ctx, monthF, store.GroupProject, 0)
+	if err != nil {
+		return nil, err
+	}
+	month := make(map[int64]int64, len(monthRows))
+	for _, r := range monthRows {
+		month[r.ProjectID] = r.CostNano
+	}
+	out := []ProjectRow{}
+	seen := map[int64]bool{}
+	add := func(id int64, r store.UsageAggregate) {
+		seen[id] = true
+		row := ProjectRow{ProjectID: id, Name: sc.projectName(id), Requests: r.Requests, SpendUSD: usd(r.CostNano),
+			MonthSpendUSD: usd(month[id]), Blocked: r.Blocked, Errors: r.Errors}
+		if p, ok := sc.projects[id]; ok {
+			if b := nanoPtr(p.MonthlyBudget); b != nil {
+				v, u := usd(*b), pct(month[id], *b)
+				row.MonthlyBudgetUSD, row.BudgetUtilizationPct = &v, &u
+			}
+		}
+		if r.LastAt != 0 {
+			t := time.UnixMilli(r.LastAt).UTC()
+			row.LastUsedAt = &t
+		}
+		out = append(out, row)
+	}
+	for _, r := range rows {
+		add(r.ProjectID, r)
+	}
+	for _, p := range sc.order {
+		if !seen[p.ID] && (f.ProjectID == 0 || p.ID == f.ProjectID) {
+			add(p.ID, store.UsageAggregate{})
+		}
+	}
+	return out, nil
+}
+
+// nanoPtr reads an optional budget.
+func nanoPtr(b *pricing.NanoUSD) *int64 {
+	if b == nil {
+		return nil
+	}
+	v := int64(*b)
+	return &v
+}
+
+func dayStart(t time.Time) time.Time {
+	t = t.UTC()
+	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+}
+
+func monthStart(t time.Time) time.Time {
+	t = t.UTC()
+	return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
+}
+
+func ratio(a, b int64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
+// pct is spent/budget in percent, rounded to 0.1.
+func pct(spent, budget int64) float64 {
+	if budget <= 0 {
+		return 0
+	}
+	return float64(int64(float64(spent)*1000/float64(budget)+0.5)) / 10
+}
