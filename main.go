@@ -27,6 +27,7 @@ import (
 	"github.com/julienschmidt/httprouter"
 
 	"tokenguard/app/account"
+	"tokenguard/app/analytics"
 	"tokenguard/app/api"
 	"tokenguard/app/budget"
 	"tokenguard/app/config"
@@ -266,7 +267,8 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.Invites = invite.New(m.DB, m.Accounts, invite.Options{FrontendURL: cfg.FrontendURL, Mailer: m.Mailer, Now: m.Now, Log: m.Logger})
-	apiServer := api.New(api.Deps{Accounts: m.Accounts, Usage: m.DB, Logger: m.Logger, CORSOrigin: cfg.CORSOrigin})
+	reports := analytics.New(analytics.Options{Store: m.DB, Accounts: m.Accounts, Mailer: m.Mailer, Now: m.Now})
+	apiServer := api.New(api.Deps{Accounts: m.Accounts, Usage: m.DB, Analytics: reports, Logger: m.Logger, CORSOrigin: cfg.CORSOrigin})
 	assets, err := static.New()
 	if err != nil {
 		return err
