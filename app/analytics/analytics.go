@@ -43,15 +43,16 @@ type Options struct {
 
 // Service answers analytics queries for workspace members.
 type Service struct {
-	db   Store
-	acct *account.Service
-	mail Mailer
-	now  func() time.Time
+	db     Store
+	acct   *account.Service
+	mail   Mailer
+	digest mail.Template
+	now    func() time.Time
 }
 
 // New returns a Service over o.
 func New(o Options) *Service {
-	s := &Service{db: o.Store, acct: o.Accounts, mail: o.Mailer, now: o.Now}
+	s := &Service{db: o.Store, acct: o.Accounts, mail: o.Mailer, digest: digestTemplate(), now: o.Now}
 	if s.now == nil {
 		s.now = time.Now
 	}

@@ -57,7 +57,7 @@ func (s *Service) SendTestDigest(ctx context.Context, actor account.Actor, wsID 
 	if s.mail == nil || !s.mail.Configured() {
 		return d, nil
 	}
-	msg, err := digestMail.Render(to, d)
+	msg, err := s.digest.Render(to, d)
 	if err != nil {
 		return Digest{}, err
 	}
@@ -165,10 +165,13 @@ const digestHTML = `<!doctype html><html><body style="font-family:sans-serif">
 <p>{{.RecommendedAction}}</p>
 </body></html>`
 
-// digestMail renders the digest; html/template escapes every name a user chose.
-var digestMail = mail.Template{
-	Kind:    "digest",
-	Subject: texttemplate.Must(texttemplate.New("s").Parse(`TokenGuard digest for {{.Workspace}}: ${{printf "%.2f" .TotalSpendUSD}} in {{.Month}}`)),
-	Text:    texttemplate.Must(texttemplate.New("t").Parse(digestText)),
-	HTML:    htmltemplate.Must(htmltemplate.New("h").Parse(digestHTML)),
+// digestTemplate renders the digest; html/template escapes every name a user chose. The
+// templates are constants, so a parse error is a programming error caught by any test.
+func digestTemplate() mail.Template {
+	return mail.Template{
+		Kind:    "digest",
+		Subject: texttemplate.Must(texttemplate.New("s").Parse(`TokenGuard digest for {{.Workspace}}: ${{printf "%.2f" .TotalSpendUSD}} in {{.Month}}`)),
+		Text:    texttemplate.Must(texttemplate.New("t").Parse(digestText)),
+		HTML:    htmltemplate.Must(htmltemplate.New("h").Parse(digestHTML)),
+	}
 }

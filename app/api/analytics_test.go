@@ -446,6 +446,8 @@ func TestMonthlyDigestMail(t *testing.T) {
 	fx.app = &withMail
 	fx.alice.app = &withMail
 
+	// A name a user chose is escaped in the HTML rendering.
+	withMail.mustJSON(fx.alice.call(http.MethodPatch, fmt.Sprintf("/api/workspaces/%d", fx.alice.ws), map[string]any{"name": "<i>Acme</i>"}), http.StatusOK, nil)
 	var d digestJSON
 	withMail.mustJSON(fx.alice.call(http.MethodPost, "/api/analytics/monthly-digest/test", nil), http.StatusOK, &d)
 	checkDigest(t, fx, d)
@@ -457,7 +459,7 @@ func TestMonthlyDigestMail(t *testing.T) {
 		t.Fatalf("%d messages arrived", len(msgs))
 	}
 	m := msgs[0]
-	if len(m.To) != 1 || m.To[0] != "alice@example.com" || !strings.Contains(m.Subject, "=Acme") {
+	if len(m.To) != 1 || m.To[0] != "alice@example.com" || !strings.Contains(m.Subject, "<i>Acme</i>") {
 		t.Errorf("mail to %v, subject %q", m.To, m.Subject)
 	}
 	for _, want := range []string{"Total spend: $4.7009", "Total requests: 6", "Top provider: openai", "Top model: gpt-4o",
@@ -466,7 +468,8 @@ func TestMonthlyDigestMail(t *testing.T) {
 			t.Errorf("text lacks %q:\n%s", want, m.Text)
 		}
 	}
-	if !strings.Contains(m.HTML, "<td>6</td>") || !strings.Contains(m.HTML, "Web app: 94.0%") {
+	if !strings.Contains(m.HTML, "<td>6</td>") || !strings.Contains(m.HTML, "Web app: 94.0%") ||
+		!strings.Contains(m.HTML, "&lt;i&gt;Acme&lt;/i&gt;") || strings.Contains(m.HTML, "<i>Acme") {
 		t.Errorf("html:\n%s", m.HTML)
 	}
 }
