@@ -1,0 +1,892 @@
+package main
+
+// End-to-end tests of the real program: the server as wired in main.go, on 127.0.0.1:0 with a
+// SQLite file in a temp dir, an httptest upstream speaking OpenAI's wire format, set up through
+// the real JSON API. Shutdown and crash tests run the server as a child process (this test
+// binary re-executed into TestHelperProcess) so they can send it real signals.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"tokenguard/app/provider/openai/openaitest"
+	"tokenguard/store/storetest"
+)
+
+// helperEnv marks the re-executed test binary as the server child.
+const helperEnv = "TOKENGUARD_TEST_HELPER_PROCESS"
+
+// TestHelperProcess is not a test: it is the server child of the signal tests, run exactly as
+// main runs it.
+func TestHelperProcess(t *testing.T) {
+	if os.Getenv(helperEnv) != "1" {
+		t.Skip("only runs as the child of the signal tests")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, []string{"serve"}, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "tokenguard:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// syncBuffer is a log sink several goroutines write to.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// testApp is the real server running in this process.
+type testApp struct {
+	*Main
+	URL   string
+	log   *syncBuffer
+	close func() error
+}
+
+// startApp runs the real program with env as its whole environment, stopped when the test ends
+// (or earlier with Close). Its log is printed if the test fails.
+func startApp(t *testing.T, env map[string]string) *testApp {
+	t.Helper()
+	logs := &syncBuffer{}
+	m := NewMain(logs)
+	m.Getenv = func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	if err := m.ParseFlags(nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Run(context.Background()); err != nil {
+		m.Close(context.Background())
+		t.Fatalf("start: %v\n%s", err, logs)
+	}
+	a := &testApp{Main: m, URL: "http://" + m.Addr(), log: logs}
+	var once sync.Once
+	var closeErr error
+	a.close = func() error {
+		once.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			closeErr = m.Close(ctx)
+		})
+		return closeErr
+	}
+	t.Cleanup(func() {
+		a.close()
+		if t.Failed() {
+			t.Logf("server log:\n%s", logs)
+		}
+	})
+	return a
+}
+
+// testEnv is a complete environment for the server: a temp database, the given OpenAI
+// upstream with an env provider key, and a short flush interval.
+func testEnv(dbPath, upstreamURL string) map[string]string {
+	return map[string]string{
+		"LISTEN_ADDR":         "127.0.0.1:0",
+		"DATABASE_URL":        dbPath,
+		"OPENAI_UPSTREAM_URL": upstreamURL,
+		"OPENAI_API_KEY":      "sk-test-operator-key",
+		"FLUSH_INTERVAL":      "50ms",
+	}
+}
+
+// apiCall sends a JSON request to the management API and decodes the answer into out (if not
+// nil), returning the status.
+func apiCall(t *testing.T, method, url, token string, body, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			t.Fatalf("%s %s: %d %s: %v", method, url, resp.StatusCode, raw, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// owner is a signed-up user with one project, created through the JSON API.
+type owner struct {
+	Token       string
+	WorkspaceID int64
+	ProjectID   int64
+	ProjectName string
+	Key         string
+}
+
+// signUpWithProject signs a new user up on the server at base and creates a project with the
+// given daily budget in USD (0 = none).
+func signUpWithProject(t *testing.T, base string, dailyBudgetUSD float64) owner {
+	t.Helper()
+	var s struct {
+		Token     string `json:"token"`
+		Workspace struct {
+			ID int64 `json:"id"`
+		} `json:"workspace"`
+	}
+	if got, want := apiCall(t, "POST", base+"/api/auth/signup", "",
+		map[string]any{"email": "ada@example.com", "password": "correct horse battery", "name": "Ada"}, &s), 201; got != want {
+		t.Fatalf("signup status = %d, want %d", got, want)
+	}
+	project := map[string]any{"name": "checkout-bot"}
+	if dailyBudgetUSD > 0 {
+		project["dailyBudgetUsd"] = dailyBudgetUSD
+	}
+	var p struct {
+		Project struct {
+			ID   int64  `json:"id"`
+			Name string `json:"name"`
+		} `json:"project"`
+		Key string `json:"key"`
+	}
+	if got, want := apiCall(t, "POST", base+"/api/projects", s.Token, project, &p), 201; got != want {
+		t.Fatalf("create project status = %d, want %d", got, want)
+	}
+	if !strings.HasPrefix(p.Key, "tg_live_") {
+		t.Fatalf("project key = %q, want a tg_live_ key", p.Key)
+	}
+	return owner{Token: s.Token, WorkspaceID: s.Workspace.ID, ProjectID: p.Project.ID, ProjectName: p.Project.Name, Key: p.Key}
+}
+
+// usageRow is the part of a GET /api/usage row these tests read.
+type usageRow struct {
+	Status           int     `json:"status"`
+	ErrorCode        string  `json:"errorCode"`
+	EstimatedCostUsd float64 `json:"estimatedCostUsd"`
+	InputTokens      int64   `json:"inputTokens"`
+}
+
+func listUsage(t *testing.T, base, token string) []usageRow {
+	t.Helper()
+	var page struct {
+		Data []usageRow `json:"data"`
+	}
+	if got, want := apiCall(t, "GET", base+"/api/usage?limit=1000", token, nil, &page), 200; got != want {
+		t.Fatalf("GET /api/usage status = %d, want %d", got, want)
+	}
+	return page.Data
+}
+
+// waitFor polls cond until it holds, failing the test after a generous bound.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// chat sends one chat completion through the proxy; the message names the request number n,
+// which the numbered upstream reports back as 1000+n prompt tokens.
+func chat(ctx context.Context, client *http.Client, base, key string, n int, stream bool) (*http.Response, error) {
+	body := fmt.Sprintf(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"req %d"}],"stream":%t}`, n, stream)
+	req, err := http.NewRequestWithContext(ctx, "POST", base+"/proxy/openai/v1/chat/completions", strings.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+key)
+	return client.Do(req)
+}
+
+func readError(t *testing.T, resp *http.Response) (status int, code string) {
+	t.Helper()
+	defer resp.Body.Close()
+	var e struct {
+		Error struct {
+			Code string `json:"code"`
+		} `json:"error"`
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	json.Unmarshal(raw, &e)
+	return resp.StatusCode, e.Error.Code
+}
+
+// TestRestartKeepsCounters: a project that used up its daily budget is still blocked after the
+// server restarts on the same database, and its spend is still in the usage log.
+func TestRestartKeepsCounters(t *testing.T) {
+	upstream := openaitest.New(t)
+	env := testEnv(filepath.Join(t.TempDir(), "tokenguard.db"), upstream.URL)
+	app := startApp(t, env)
+	// A budget far below one request's cost: the first request is admitted, the next is not.
+	o := signUpWithProject(t, app.URL, 0.000001)
+
+	resp, err := chat(context.Background(), http.DefaultClient, app.URL, o.Key, 1, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if got, want := resp.StatusCode, 200; got != want {
+		t.Fatalf("first request status = %d, want %d", got, want)
+	}
+	resp, err = chat(context.Background(), http.DefaultClient, app.URL, o.Key, 2, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, code := readError(t, resp); status != 429 || code != "BUDGET_EXCEEDED" {
+		t.Fatalf("second request = %d %s, want 429 BUDGET_EXCEEDED", status, code)
+	}
+	if err := app.close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+
+	app = startApp(t, env)
+	resp, err = chat(context.Background(), http.DefaultClient, app.URL, o.Key, 3, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, code := readError(t, resp); status != 429 || code != "BUDGET_EXCEEDED" {
+		t.Fatalf("after restart: request = %d %s, want 429 BUDGET_EXCEEDED (spend forgotten?)", status, code)
+	}
+	if got, want := len(upstream.Received()), 1; got != want {
+		t.Fatalf("upstream saw %d requests, want %d", got, want)
+	}
+	var rows []usageRow
+	waitFor(t, "three usage rows", func() bool { rows = listUsage(t, app.URL, o.Token); return len(rows) >= 3 })
+	var spent float64
+	var blocked int
+	for _, r := range rows {
+		spent += r.EstimatedCostUsd
+		if r.Status == 429 && r.ErrorCode == "BUDGET_EXCEEDED" {
+			blocked++
+		}
+	}
+	if got, want := len(rows), 3; got != want {
+		t.Errorf("usage rows = %d, want %d: %+v", got, want, rows)
+	}
+	if got, want := blocked, 2; got != want {
+		t.Errorf("blocked rows = %d, want %d", got, want)
+	}
+	if spent <= 0.000001 {
+		t.Errorf("spend in usage log = %g USD, want more than the 0.000001 budget", spent)
+	}
+}
+
+// numberedUpstream is an OpenAI chat completions upstream (SSE with include_usage semantics)
+// that reports 1000+n prompt tokens for the message "req n", so each usage row can be matched
+// to the request that caused it. Streams send their chunks delay apart; plain answers wait delay.
+func numberedUpstream(delay time.Duration) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/chat/completions", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Model    string `json:"model"`
+			Stream   bool   `json:"stream"`
+			Messages []struct {
+				Content string `json:"content"`
+			} `json:"messages"`
+			StreamOptions *struct {
+				IncludeUsage bool `json:"include_usage"`
+			} `json:"stream_options"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || len(req.Messages) == 0 {
+			w.WriteHeader(400)
+			io.WriteString(w, `{"error":{"message":"bad request","type":"invalid_request_error"}}`)
+			return
+		}
+		n, _ := strconv.Atoi(strings.TrimPrefix(req.Messages[0].Content, "req "))
+		usage := fmt.Sprintf(`{"prompt_tokens":%d,"completion_tokens":3,"total_tokens":%d}`, 1000+n, 1003+n)
+		if !req.Stream {
+			time.Sleep(delay)
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"id":"chatcmpl-%d","object":"chat.completion","created":1732600000,"model":%q,"choices":[{"index":0,"message":{"role":"assistant","content":"a b c"},"finish_reason":"stop"}],"usage":%s}`,
+				n, req.Model, usage)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(200)
+		f := w.(http.Flusher)
+		chunk := func(choices string) {
+			fmt.Fprintf(w, "data: {\"id\":\"chatcmpl-%d\",\"object\":\"chat.completion.chunk\",\"created\":1732600000,\"model\":%q,\"choices\":%s}\n\n", n, req.Model, choices)
+			f.Flush()
+		}
+		chunk(`[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]`)
+		for _, word := range []string{"a", " b", " c"} {
+			time.Sleep(delay)
+			chunk(`[{"index":0,"delta":{"content":"` + word + `"},"finish_reason":null}]`)
+		}
+		chunk(`[{"index":0,"delta":{},"finish_reason":"stop"}]`)
+		if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
+			fmt.Fprintf(w, "data: {\"id\":\"chatcmpl-%d\",\"object\":\"chat.completion.chunk\",\"created\":1732600000,\"model\":%q,\"choices\":[],\"usage\":%s}\n\n", n, req.Model, usage)
+		}
+		io.WriteString(w, "data: [DONE]\n\n")
+		f.Flush()
+	})
+	return mux
+}
+
+// child is the server running as a child process.
+type child struct {
+	cmd    *exec.Cmd
+	URL    string
+	log    *syncBuffer
+	exited chan struct{}
+}
+
+// startChild runs the real program (this binary re-executed into TestHelperProcess) with env
+// added to the environment, and waits for it to log the address it serves on.
+func startChild(t *testing.T, env map[string]string) *child {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
+	cmd.Env = append(os.Environ(), helperEnv+"=1")
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := &child{cmd: cmd, log: &syncBuffer{}, exited: make(chan struct{})}
+	addr := make(chan string, 1)
+	scanned := make(chan struct{})
+	go func() {
+		defer close(scanned)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			fmt.Fprintln(c.log, line)
+			if strings.Contains(line, "TokenGuard is serving") {
+				for _, f := range strings.Fields(line) {
+					if a, ok := strings.CutPrefix(f, "addr="); ok {
+						addr <- a
+					}
+				}
+			}
+		}
+	}()
+	go func() {
+		<-scanned // Wait must not run before the pipe is read to the end
+		cmd.Wait()
+		close(c.exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-c.exited:
+		default:
+			cmd.Process.Kill()
+			<-c.exited
+		}
+		if t.Failed() {
+			t.Logf("child log:\n%s", c.log)
+		}
+	})
+	select {
+	case a := <-addr:
+		c.URL = "http://" + a
+	case <-c.exited:
+		t.Fatalf("child exited before serving:\n%s", c.log)
+	case <-time.After(20 * time.Second):
+		t.Fatalf("child did not start serving:\n%s", c.log)
+	}
+	return c
+}
+
+// wait waits for the child to exit and returns its exit code.
+func (c *child) wait(t *testing.T) int {
+	t.Helper()
+	select {
+	case <-c.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatal("child did not exit")
+	}
+	return c.cmd.ProcessState.ExitCode()
+}
+
+// outcome is what the client saw of one proxied request.
+type outcome struct {
+	n           int
+	stream      bool
+	headersAt   time.Time // zero if no response headers arrived
+	completedAt time.Time // zero unless the whole 200 response arrived intact
+}
+
+// load drives concurrent proxied requests (every other one streamed) until stop is called.
+type load struct {
+	mu       sync.Mutex
+	outcomes []outcome
+	next     atomic.Int64
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+}
+
+func startLoad(base, key string, workers int) *load {
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &load{cancel: cancel}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: workers}, Timeout: 20 * time.Second}
+	for range workers {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for ctx.Err() == nil {
+				n := int(l.next.Add(1))
+				o := outcome{n: n, stream: n%2 == 0}
+				idx := l.record(o)
+				if !l.one(ctx, client, base, key, idx, o) {
+					time.Sleep(5 * time.Millisecond) // the server is gone or going: don't spin
+				}
+			}
+		}()
+	}
+	return l
+}
+
+func (l *load) record(o outcome) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.outcomes = append(l.outcomes, o)
+	return len(l.outcomes) - 1
+}
+
+func (l *load) update(idx int, f func(*outcome)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f(&l.outcomes[idx])
+}
+
+// one sends request o and reports whether it completed.
+func (l *load) one(ctx context.Context, client *http.Client, base, key string, idx int, o outcome) bool {
+	// The request itself is not cancelled by stop: a request in flight runs to its end.
+	resp, err := chat(context.WithoutCancel(ctx), client, base, key, o.n, o.stream)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	l.update(idx, func(o *outcome) { o.headersAt = time.Now() })
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		return false
+	}
+	if o.stream {
+		if !bytes.HasSuffix(body, []byte("data: [DONE]\n\n")) {
+			return false
+		}
+	} else {
+		var r struct {
+			Usage struct {
+				PromptTokens int `json:"prompt_tokens"`
+			} `json:"usage"`
+		}
+		if json.Unmarshal(body, &r) != nil || r.Usage.PromptTokens != 1000+o.n {
+			return false
+		}
+	}
+	l.update(idx, func(o *outcome) { o.completedAt = time.Now() })
+	return true
+}
+
+func (l *load) snapshot() []outcome {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]outcome(nil), l.outcomes...)
+}
+
+// stop ends the load and waits for every request in flight.
+func (l *load) stop() []outcome {
+	l.cancel()
+	l.wg.Wait()
+	return l.snapshot()
+}
+
+// dbRow is a usage row read straight from the database.
+type dbRow struct {
+	workspaceID, projectID int64
+	status                 int
+	inputTokens, costNano  int64
+	createdAt              int64
+}
+
+// checkDatabase reopens the database file after the server is gone and checks what a user
+// relies on: integrity_check is ok, every request in mustHave has exactly its own usage row,
+// no request was counted twice, and the spend counters equal the sum of the usage rows.
+func checkDatabase(t *testing.T, dbPath string, mustHave []outcome) {
+	t.Helper()
+	db := storetest.OpenAt(t, dbPath)
+	ctx := context.Background()
+	var integrity string
+	if err := db.Read.QueryRowContext(ctx, `PRAGMA integrity_check`).Scan(&integrity); err != nil {
+		t.Fatal(err)
+	}
+	if integrity != "ok" {
+		t.Fatalf("integrity_check = %q, want ok", integrity)
+	}
+
+	rs, err := db.Read.QueryContext(ctx, `SELECT workspace_id, project_id, status, input_tokens, cost_nano, created_at FROM usage_logs`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	byRequest := map[int64]dbRow{}
+	sums := map[string]int64{}
+	for rs.Next() {
+		var r dbRow
+		if err := rs.Scan(&r.workspaceID, &r.projectID, &r.status, &r.inputTokens, &r.costNano, &r.createdAt); err != nil {
+			t.Fatal(err)
+		}
+		if _, dup := byRequest[r.inputTokens]; dup && r.status == 200 {
+			t.Errorf("request %d has two usage rows", r.inputTokens-1000)
+		}
+		if r.status == 200 {
+			byRequest[r.inputTokens] = r
+		}
+		at := time.UnixMilli(r.createdAt).UTC()
+		for _, period := range []string{at.Format("2006-01-02"), at.Format("2006-01")} {
+			sums[fmt.Sprintf("project/%d/%s", r.projectID, period)] += r.costNano
+			sums[fmt.Sprintf("workspace/%d/%s", r.workspaceID, period)] += r.costNano
+		}
+	}
+	if err := rs.Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	missing := 0
+	for _, o := range mustHave {
+		r, ok := byRequest[int64(1000+o.n)]
+		if !ok {
+			missing++
+			if missing <= 5 {
+				t.Errorf("request %d (stream %t) completed at %s but has no usage row", o.n, o.stream, o.completedAt.Format("15:04:05.000"))
+			}
+			continue
+		}
+		if r.costNano <= 0 {
+			t.Errorf("request %d: cost %d nano-USD, want > 0", o.n, r.costNano)
+		}
+	}
+	if missing > 0 {
+		t.Errorf("%d of %d completed requests have no usage row", missing, len(mustHave))
+	}
+
+	counters := map[string]int64{}
+	cs, err := db.Read.QueryContext(ctx, `SELECT scope, scope_id, period, spend_nano FROM spend_counters`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	for cs.Next() {
+		var scope, period string
+		var id, spend int64
+		if err := cs.Scan(&scope, &id, &period, &spend); err != nil {
+			t.Fatal(err)
+		}
+		counters[fmt.Sprintf("%s/%d/%s", scope, id, period)] = spend
+	}
+	if err := cs.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for k, sum := range sums {
+		if got := counters[k]; got != sum {
+			t.Errorf("counter %s = %d nano-USD, want the sum of its usage rows %d", k, got, sum)
+		}
+	}
+	for k, got := range counters {
+		if _, ok := sums[k]; !ok && got != 0 {
+			t.Errorf("counter %s = %d nano-USD with no usage rows behind it", k, got)
+		}
+	}
+	t.Logf("%d completed requests checked, %d usage rows with status 200, %d counters", len(mustHave), len(byRequest), len(counters))
+}
+
+// serverUnderLoad starts the child on a fresh database with a numbered upstream, creates a
+// project through its API and starts concurrent traffic.
+func serverUnderLoad(t *testing.T) (c *child, l *load, dbPath string) {
+	t.Helper()
+	up := newHTTPTestServer(t, numberedUpstream(15*time.Millisecond))
+	dbPath = filepath.Join(t.TempDir(), "tokenguard.db")
+	c = startChild(t, testEnv(dbPath, up))
+	o := signUpWithProject(t, c.URL, 0)
+	l = startLoad(c.URL, o.Key, 8)
+	t.Cleanup(func() { l.stop() })
+	return c, l, dbPath
+}
+
+// TestSIGTERMUnderLoadLosesNothing: SIGTERM while requests (streams included) are in flight
+// → the server finishes those requests, exits 0, and every completed request is in the usage
+// log with the counters equal to the rows.
+func TestSIGTERMUnderLoadLosesNothing(t *testing.T) {
+	c, l, dbPath := serverUnderLoad(t)
+
+	// Signal once traffic is flowing and a stream is mid-answer.
+	waitFor(t, "completed requests and a stream in flight", func() bool {
+		completed, streaming := 0, 0
+		for _, o := range l.snapshot() {
+			if !o.completedAt.IsZero() {
+				completed++
+			} else if o.stream && !o.headersAt.IsZero() {
+				streaming++
+			}
+		}
+		return completed >= 20 && streaming > 0
+	})
+	signalled := time.Now()
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	code := c.wait(t)
+	outcomes := l.stop()
+	if code != 0 {
+		t.Fatalf("exit code after SIGTERM = %d, want 0", code)
+	}
+
+	var completed []outcome
+	inFlight := 0
+	for _, o := range outcomes {
+		if !o.completedAt.IsZero() {
+			completed = append(completed, o)
+		}
+		if !o.headersAt.IsZero() && o.headersAt.Before(signalled) {
+			// Its response had begun before the signal: the drain must let it finish.
+			inFlight++
+			if o.completedAt.IsZero() {
+				t.Errorf("request %d (stream %t) had its response headers before SIGTERM but was cut off", o.n, o.stream)
+			}
+		}
+	}
+	if len(completed) == 0 || inFlight == 0 {
+		t.Fatalf("completed %d, in flight at signal %d: load did not run", len(completed), inFlight)
+	}
+	checkDatabase(t, dbPath, completed)
+}
+
+// TestKill9UnderLoad: kill -9 under load leaves a database that passes integrity_check, keeps
+// every request completed well before the kill (older than the last unflushed batch) and
+// counters that still equal the rows.
+func TestKill9UnderLoad(t *testing.T) {
+	c, l, dbPath := serverUnderLoad(t)
+
+	// Let responses complete for over a second, so some are older than any batch the kill
+	// can lose (FLUSH_INTERVAL is 50ms).
+	var first time.Time
+	waitFor(t, "a second of completed requests", func() bool {
+		for _, o := range l.snapshot() {
+			if !o.completedAt.IsZero() && (first.IsZero() || o.completedAt.Before(first)) {
+				first = o.completedAt
+			}
+		}
+		return !first.IsZero() && time.Since(first) > 1500*time.Millisecond
+	})
+	killed := time.Now()
+	if err := c.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if code := c.wait(t); code != -1 {
+		t.Fatalf("exit code = %d, want -1 (killed by a signal)", code)
+	}
+	outcomes := l.stop()
+
+	var old []outcome
+	for _, o := range outcomes {
+		if !o.completedAt.IsZero() && o.completedAt.Before(killed.Add(-time.Second)) {
+			old = append(old, o)
+		}
+	}
+	if len(old) == 0 {
+		t.Fatal("no request completed a second before the kill")
+	}
+	checkDatabase(t, dbPath, old)
+}
+
+// TestBackupWhileServing: `tokenguard backup` copies the live database while requests are
+// being metered; the copy passes integrity_check and holds the project, and a second backup
+// to the same name is refused without touching the first.
+func TestBackupWhileServing(t *testing.T) {
+	up := newHTTPTestServer(t, numberedUpstream(5*time.Millisecond))
+	dbPath := filepath.Join(t.TempDir(), "tokenguard.db")
+	app := startApp(t, testEnv(dbPath, up))
+	o := signUpWithProject(t, app.URL, 0)
+	l := startLoad(app.URL, o.Key, 2)
+	defer l.stop()
+	liveRows := func() int {
+		var n int
+		if err := app.DB.Read.QueryRow(`SELECT count(*) FROM usage_logs`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	waitFor(t, "usage rows", func() bool { return liveRows() >= 5 })
+
+	// backup reads its configuration from the process environment, as the binary does.
+	t.Setenv("DATABASE_URL", dbPath)
+	out := filepath.Join(t.TempDir(), "copy.db")
+	var stdout, stderr bytes.Buffer
+	if err := run(context.Background(), []string{"backup", out}, &stdout, &stderr); err != nil {
+		t.Fatalf("backup: %v (%s)", err, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), out) {
+		t.Errorf("backup output %q does not name %s", stdout.String(), out)
+	}
+
+	copyDB, err := sql.Open("sqlite", "file:"+out+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer copyDB.Close()
+	var integrity, name string
+	var rows int
+	if err := copyDB.QueryRow(`PRAGMA integrity_check`).Scan(&integrity); err != nil {
+		t.Fatal(err)
+	}
+	if integrity != "ok" {
+		t.Errorf("backup integrity_check = %q, want ok", integrity)
+	}
+	if err := copyDB.QueryRow(`SELECT name FROM projects WHERE id = ?`, o.ProjectID).Scan(&name); err != nil {
+		t.Fatalf("project in backup: %v", err)
+	}
+	if name != o.ProjectName {
+		t.Errorf("project name in backup = %q, want %q", name, o.ProjectName)
+	}
+	if err := copyDB.QueryRow(`SELECT count(*) FROM usage_logs`).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if rows < 5 {
+		t.Errorf("backup holds %d usage rows, want at least the 5 written before it", rows)
+	}
+
+	before, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = run(context.Background(), []string{"backup", out}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "exists") {
+		t.Fatalf("second backup to the same name: err = %v, want a refusal saying it exists", err)
+	}
+	after, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(before, after) {
+		t.Error("the refused backup changed the existing file")
+	}
+
+	// The live server keeps metering after the backups: rows beyond those in the copy arrive.
+	waitFor(t, "usage rows written after the backup", func() bool { return liveRows() > rows })
+}
+
+// TestDefaultsStart: with no config file and no settings but a free port, the server starts
+// in the working directory, generates its secrets into tokenguard.secrets (0600) with a warning
+// that does not print them, answers /healthz, and reuses the same secrets on the next start.
+func TestDefaultsStart(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	env := map[string]string{"LISTEN_ADDR": "127.0.0.1:0"}
+	app := startApp(t, env)
+
+	info, err := os.Stat(filepath.Join(dir, "tokenguard.secrets"))
+	if err != nil {
+		t.Fatalf("secrets file: %v", err)
+	}
+	if got, want := info.Mode().Perm(), os.FileMode(0o600); got != want {
+		t.Errorf("tokenguard.secrets mode = %v, want %v", got, want)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "tokenguard.db")); err != nil {
+		t.Errorf("default database: %v", err)
+	}
+	resp, err := http.Get(app.URL + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || strings.TrimSpace(string(body)) != "ok" {
+		t.Errorf("/healthz = %d %q, want 200 ok", resp.StatusCode, body)
+	}
+	secrets, err := os.ReadFile(filepath.Join(dir, "tokenguard.secrets"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := app.log.String()
+	if !strings.Contains(log, "generated a secret") {
+		t.Errorf("no warning about generated secrets in the log:\n%s", log)
+	}
+	for _, line := range strings.Split(string(secrets), "\n") {
+		if _, v, ok := strings.Cut(line, "="); ok && len(strings.Trim(v, `" `)) >= 32 && strings.Contains(log, strings.Trim(v, `" `)) {
+			t.Errorf("the log prints a generated secret")
+		}
+	}
+	// The account made now must still work after a restart: same secrets, same JWT key.
+	o := signUpWithProject(t, app.URL, 0)
+	if err := app.close(); err != nil {
+		t.Fatal(err)
+	}
+
+	app = startApp(t, env)
+	if strings.Contains(app.log.String(), "generated a secret") {
+		t.Error("second start generated new secrets instead of reading tokenguard.secrets")
+	}
+	again, err := os.ReadFile(filepath.Join(dir, "tokenguard.secrets"))
+	if err != nil || !bytes.Equal(again, secrets) {
+		t.Errorf("tokenguard.secrets changed on restart (err %v)", err)
+	}
+	var me struct {
+		User struct {
+			Email string `json:"email"`
+		} `json:"user"`
+	}
+	if got, want := apiCall(t, "GET", app.URL+"/api/me", o.Token, nil, &me), 200; got != want {
+		t.Fatalf("GET /api/me with the token from before the restart = %d, want %d", got, want)
+	}
+}
+
+// newHTTPTestServer serves h on a local httptest server closed when the test ends, returning
+// its URL.
+func newHTTPTestServer(t *testing.T, h http.Handler) string {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
