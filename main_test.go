@@ -642,72 +642,88 @@ func checkDatabase(t *testing.T, dbPath string, mustHave []outcome) {
 	t.Logf("%d completed requests checked, %d usage rows with status 200, %d counters", len(mustHave), len(byRequest), len(counters))
 }
 
-// serverUnderLoad starts the child on a fresh database with a numbered upstream, creates a
-// project through its API and starts concurrent traffic.
-func serverUnderLoad(t *testing.T) (c *child, l *load, dbPath string) {
-	t.Helper()
-	up := newHTTPTestServer(t, numberedUpstream(15*time.Millisecond))
-	dbPath = filepath.Join(t.TempDir(), "tokenguard.db")
-	c = startChild(t, testEnv(dbPath, up))
-	o := signUpWithProject(t, c.URL, 0)
-	l = startLoad(c.URL, o.Key, 8)
-	t.Cleanup(func() { l.stop() })
-	return c, l, dbPath
+// loadedServer is the child server with traffic running against it.
+type loadedServer struct {
+	child  *child
+	load   *load
+	dbPath string
+	env    map[string]string
+	owner  owner
 }
 
-// TestSIGTERMUnderLoadLosesNothing: SIGTERM while requests (streams included) are in flight
-// → the server finishes those requests, exits 0, and every completed request is in the usage
-// log with the counters equal to the rows.
+// serverUnderLoad starts the child on a fresh database with a numbered upstream, creates a
+// project through its API and starts concurrent traffic.
+func serverUnderLoad(t *testing.T) loadedServer {
+	t.Helper()
+	up := newHTTPTestServer(t, numberedUpstream(15*time.Millisecond))
+	dbPath := filepath.Join(t.TempDir(), "tokenguard.db")
+	env := testEnv(dbPath, up)
+	c := startChild(t, env)
+	o := signUpWithProject(t, c.URL, 0)
+	l := startLoad(c.URL, o.Key, 8)
+	t.Cleanup(func() { l.stop() })
+	return loadedServer{child: c, load: l, dbPath: dbPath, env: env, owner: o}
+}
+
+// TestSIGTERMUnderLoadLosesNothing: SIGTERM (or SIGINT, Ctrl-C) while requests, streams
+// included, are in flight → the server finishes those requests, exits 0, and every completed
+// request is in the usage log with the counters equal to the rows.
 func TestSIGTERMUnderLoadLosesNothing(t *testing.T) {
-	c, l, dbPath := serverUnderLoad(t)
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			s := serverUnderLoad(t)
+			l := s.load
 
-	// Signal once traffic is flowing and a stream is mid-answer.
-	waitFor(t, "completed requests and a stream in flight", func() bool {
-		completed, streaming := 0, 0
-		for _, o := range l.snapshot() {
-			if !o.completedAt.IsZero() {
-				completed++
-			} else if o.stream && !o.headersAt.IsZero() {
-				streaming++
+			// Signal once traffic is flowing and a stream is mid-answer.
+			waitFor(t, "completed requests and a stream in flight", func() bool {
+				completed, streaming := 0, 0
+				for _, o := range l.snapshot() {
+					if !o.completedAt.IsZero() {
+						completed++
+					} else if o.stream && !o.headersAt.IsZero() {
+						streaming++
+					}
+				}
+				return completed >= 20 && streaming > 0
+			})
+			signalled := time.Now()
+			if err := s.child.cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
 			}
-		}
-		return completed >= 20 && streaming > 0
-	})
-	signalled := time.Now()
-	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	code := c.wait(t)
-	outcomes := l.stop()
-	if code != 0 {
-		t.Fatalf("exit code after SIGTERM = %d, want 0", code)
-	}
+			code := s.child.wait(t)
+			outcomes := l.stop()
+			if code != 0 {
+				t.Fatalf("exit code after %v = %d, want 0", sig, code)
+			}
 
-	var completed []outcome
-	inFlight := 0
-	for _, o := range outcomes {
-		if !o.completedAt.IsZero() {
-			completed = append(completed, o)
-		}
-		if !o.headersAt.IsZero() && o.headersAt.Before(signalled) {
-			// Its response had begun before the signal: the drain must let it finish.
-			inFlight++
-			if o.completedAt.IsZero() {
-				t.Errorf("request %d (stream %t) had its response headers before SIGTERM but was cut off", o.n, o.stream)
+			var completed []outcome
+			begun := 0
+			for _, o := range outcomes {
+				if !o.completedAt.IsZero() {
+					completed = append(completed, o)
+				}
+				if !o.headersAt.IsZero() && o.headersAt.Before(signalled) {
+					// Its response had begun before the signal: the drain must let it finish.
+					begun++
+					if o.completedAt.IsZero() {
+						t.Errorf("request %d (stream %t) had its response headers before %v but was cut off", o.n, o.stream, sig)
+					}
+				}
 			}
-		}
+			if len(completed) == 0 || begun == 0 {
+				t.Fatalf("completed %d, begun before the signal %d: load did not run", len(completed), begun)
+			}
+			checkDatabase(t, s.dbPath, completed)
+		})
 	}
-	if len(completed) == 0 || inFlight == 0 {
-		t.Fatalf("completed %d, in flight at signal %d: load did not run", len(completed), inFlight)
-	}
-	checkDatabase(t, dbPath, completed)
 }
 
 // TestKill9UnderLoad: kill -9 under load leaves a database that passes integrity_check, keeps
 // every request completed well before the kill (older than the last unflushed batch) and
-// counters that still equal the rows.
+// counters that still equal the rows; the program starts again on it.
 func TestKill9UnderLoad(t *testing.T) {
-	c, l, dbPath := serverUnderLoad(t)
+	s := serverUnderLoad(t)
+	l := s.load
 
 	// Let responses complete for over a second, so some are older than any batch the kill
 	// can lose (FLUSH_INTERVAL is 50ms).
@@ -721,10 +737,10 @@ func TestKill9UnderLoad(t *testing.T) {
 		return !first.IsZero() && time.Since(first) > 1500*time.Millisecond
 	})
 	killed := time.Now()
-	if err := c.cmd.Process.Kill(); err != nil {
+	if err := s.child.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	if code := c.wait(t); code != -1 {
+	if code := s.child.wait(t); code != -1 {
 		t.Fatalf("exit code = %d, want -1 (killed by a signal)", code)
 	}
 	outcomes := l.stop()
@@ -738,7 +754,15 @@ func TestKill9UnderLoad(t *testing.T) {
 	if len(old) == 0 {
 		t.Fatal("no request completed a second before the kill")
 	}
-	checkDatabase(t, dbPath, old)
+	checkDatabase(t, s.dbPath, old)
+
+	// The program starts again on the crashed database and serves the log it kept.
+	app := startApp(t, s.env)
+	var rows []usageRow
+	waitFor(t, "the usage log after the crash", func() bool { rows = listUsage(t, app.URL, s.owner.Token); return len(rows) > 0 })
+	if len(rows) < min(len(old), 1000) {
+		t.Errorf("after the crash the API lists %d usage rows, want at least %d", len(rows), min(len(old), 1000))
+	}
 }
 
 // TestBackupWhileServing: `tokenguard backup` copies the live database while requests are
