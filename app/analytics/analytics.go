@@ -236,68 +236,95 @@ func (s *Service) Overview(ctx context.Context, actor account.Actor, wsID int64,
 		return Overview{}, err
 	}
 	now := s.now().UTC()
-	day, month := dayStart(now), monthStart(now)
 	o := Overview{Range: Range{f.From, f.To}}
-	end := now.UnixMilli() + 1
-	todayF, monthF := sc.f, sc.f
-	todayF.From, todayF.To = day.UnixMilli(), end
-	monthF.From, monthF.To = month.UnixMilli(), end
-	today, err := s.total(ctx, todayF)
+	ps, err := s.periodSpend(ctx, sc, now)
 	if err != nil {
 		return Overview{}, err
 	}
-	mon, err := s.total(ctx, monthF)
-	if err != nil {
-		return Overview{}, err
+	o.BudgetRisk = budgetRisk(sc, ps)
+	today, month := sum(ps.day), sum(ps.month)
+	if f.Provider != "" || f.Model != "" {
+		// The per-project spend behind budgets ignores these filters; the KPIs honour them.
+		end := now.UnixMilli() + 1
+		todayF, monthF := sc.f, sc.f
+		todayF.From, todayF.To = dayStart(now).UnixMilli(), end
+		monthF.From, monthF.To = monthStart(now).UnixMilli(), end
+		if today, err = s.total(ctx, todayF); err != nil {
+			return Overview{}, err
+		}
+		if month, err = s.total(ctx, monthF); err != nil {
+			return Overview{}, err
+		}
 	}
 	o.SpendTodayUSD, o.RequestsToday = usd(today.CostNano), today.Requests
-	o.SpendMonthUSD, o.RequestsMonth = usd(mon.CostNano), mon.Requests
-	all, err := s.total(ctx, sc.f)
+	o.SpendMonthUSD, o.RequestsMonth = usd(month.CostNano), month.Requests
+	// The provider breakdown holds the range's totals and its leader in one scan.
+	byProvider, err := s.db.AggregateUsage(ctx, sc.f, store.GroupProvider, 0)
 	if err != nil {
 		return Overview{}, err
 	}
+	all := sum(byProvider)
 	o.SpendUSD, o.Requests, o.Errors, o.Blocked = usd(all.CostNano), all.Requests, all.Errors, all.Blocked
-	if top, err := s.db.AggregateUsage(ctx, sc.f, store.GroupProvider, 1); err != nil {
-		return Overview{}, err
-	} else if len(top) > 0 {
-		o.TopProvider = &Ranked{Name: top[0].Key, SpendUSD: usd(top[0].CostNano), Requests: top[0].Requests}
+	if len(byProvider) > 0 {
+		top := byProvider[0]
+		o.TopProvider = &Ranked{Name: top.Key, SpendUSD: usd(top.CostNano), Requests: top.Requests}
 	}
 	if top, err := s.db.AggregateUsage(ctx, sc.f, store.GroupModel, 1); err != nil {
 		return Overview{}, err
 	} else if len(top) > 0 {
 		o.TopModel = &Ranked{Name: top[0].Key, Provider: top[0].Provider, SpendUSD: usd(top[0].CostNano), Requests: top[0].Requests}
 	}
-	if o.BudgetRisk, err = s.budgetRisk(ctx, sc, now); err != nil {
-		return Overview{}, err
-	}
 	return o, nil
 }
 
+// sum adds up aggregates (Key, Provider, ProjectID are left empty).
+func sum(rows []store.UsageAggregate) store.UsageAggregate {
+	var t store.UsageAggregate
+	for _, r := range rows {
+		t.Requests += r.Requests
+		t.CostNano += r.CostNano
+		t.InputTokens += r.InputTokens
+		t.OutputTokens += r.OutputTokens
+		t.TotalTokens += r.TotalTokens
+		t.LatencyMs += r.LatencyMs
+		t.Errors += r.Errors
+		t.Blocked += r.Blocked
+		t.LastAt = max(t.LastAt, r.LastAt)
+	}
+	return t
+}
+
+// periodSpend is every project's usage today and this month (UTC, up to now), by spend
+// descending. Budgets cap all spend, so only the projectId filter applies.
+type periodSpend struct {
+	day, month []store.UsageAggregate
+}
+
+func (s *Service) periodSpend(ctx context.Context, sc scope, now time.Time) (periodSpend, error) {
+	f := store.AnalyticsFilter{WorkspaceID: sc.f.WorkspaceID, ProjectID: sc.f.ProjectID, From: dayStart(now).UnixMilli(), To: now.UnixMilli() + 1}
+	day, err := s.db.AggregateUsage(ctx, f, store.GroupProject, 0)
+	if err != nil {
+		return periodSpend{}, err
+	}
+	f.From = monthStart(now).UnixMilli()
+	month, err := s.db.AggregateUsage(ctx, f, store.GroupProject, 0)
+	if err != nil {
+		return periodSpend{}, err
+	}
+	return periodSpend{day: day, month: month}, nil
+}
+
 // budgetRisk lists the projects whose spend today or this month is at least 80% of the daily or
-// monthly budget. Budgets cap all spend, so only the projectId filter applies.
-func (s *Service) budgetRisk(ctx context.Context, sc scope, now time.Time) ([]BudgetRisk, error) {
-	base := store.AnalyticsFilter{WorkspaceID: sc.f.WorkspaceID, ProjectID: sc.f.ProjectID, To: now.UnixMilli() + 1}
-	spend := func(from time.Time) (map[int64]int64, error) {
-		f := base
-		f.From = from.UnixMilli()
-		rows, err := s.db.AggregateUsage(ctx, f, store.GroupProject, 0)
-		if err != nil {
-			return nil, err
-		}
+// monthly budget.
+func budgetRisk(sc scope, ps periodSpend) []BudgetRisk {
+	byProject := func(rows []store.UsageAggregate) map[int64]int64 {
 		m := make(map[int64]int64, len(rows))
 		for _, r := range rows {
 			m[r.ProjectID] = r.CostNano
 		}
-		return m, nil
+		return m
 	}
-	daily, err := spend(dayStart(now))
-	if err != nil {
-		return nil, err
-	}
-	monthly, err := spend(monthStart(now))
-	if err != nil {
-		return nil, err
-	}
+	daily, monthly := byProject(ps.day), byProject(ps.month)
 	out := []BudgetRisk{}
 	for _, p := range sc.order {
 		if sc.f.ProjectID != 0 && p.ID != sc.f.ProjectID {
@@ -315,7 +342,7 @@ func (s *Service) budgetRisk(ctx context.Context, sc scope, now time.Time) ([]Bu
 				BudgetUSD: usd(*b.budget), UtilizationPct: pct(b.spent, *b.budget)})
 		}
 	}
-	return out, nil
+	return out
 }
 
 // Day is one day of the trends series.

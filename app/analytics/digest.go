@@ -77,11 +77,19 @@ func (s *Service) BuildDigest(ctx context.Context, actor account.Actor, wsID int
 		return Digest{}, err
 	}
 	d := Digest{Workspace: sc.ws.Name, Month: now.Format("2006-01"), Range: Range{f.From, f.To}}
-	all, err := s.total(ctx, sc.f)
+	// The digest has no filters, so this month's per-project spend (also behind the budget
+	// warnings) holds the totals and the top project.
+	ps, err := s.periodSpend(ctx, sc, now)
 	if err != nil {
 		return Digest{}, err
 	}
+	all := sum(ps.month)
 	d.TotalSpendUSD, d.TotalRequests, d.Blocked = usd(all.CostNano), all.Requests, all.Blocked
+	if len(ps.month) > 0 {
+		r := ps.month[0]
+		d.TopProject = &Ranked{Name: sc.projectName(r.ProjectID), ProjectID: r.ProjectID, SpendUSD: usd(r.CostNano), Requests: r.Requests}
+	}
+	d.BudgetWarnings = budgetRisk(sc, ps)
 	top := func(g store.UsageGroup) (*store.UsageAggregate, error) {
 		rows, err := s.db.AggregateUsage(ctx, sc.f, g, 1)
 		if err != nil || len(rows) == 0 {
@@ -98,14 +106,6 @@ func (s *Service) BuildDigest(ctx context.Context, actor account.Actor, wsID int
 		return Digest{}, err
 	} else if r != nil {
 		d.TopModel = &Ranked{Name: r.Key, Provider: r.Provider, SpendUSD: usd(r.CostNano), Requests: r.Requests}
-	}
-	if r, err := top(store.GroupProject); err != nil {
-		return Digest{}, err
-	} else if r != nil {
-		d.TopProject = &Ranked{Name: sc.projectName(r.ProjectID), ProjectID: r.ProjectID, SpendUSD: usd(r.CostNano), Requests: r.Requests}
-	}
-	if d.BudgetWarnings, err = s.budgetRisk(ctx, sc, now); err != nil {
-		return Digest{}, err
 	}
 	d.RecommendedAction = recommend(d)
 	return d, nil

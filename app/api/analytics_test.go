@@ -141,6 +141,16 @@ func TestAnalyticsFilters(t *testing.T) {
 		{"from=2026-10-01&to=2026-10-31", 2, 8},
 		{"from=2026-10-01&provider=openai&model=4o", 4, 11.2009},
 	}
+	// Today and this month honour every filter but from/to.
+	var o analytics.Overview
+	fx.get(fx.alice, "/api/analytics/overview?provider=openai&from=2026-11-25", &o)
+	if !near(o.SpendTodayUSD, 4.2) || o.RequestsToday != 2 || !near(o.SpendMonthUSD, 4.2009) || o.RequestsMonth != 3 || len(o.BudgetRisk) != 1 {
+		t.Errorf("openai today/month = %+v", o)
+	}
+	fx.get(fx.alice, fmt.Sprintf("/api/analytics/overview?projectId=%d", fx.batch), &o)
+	if !near(o.SpendTodayUSD, 0) || !near(o.SpendMonthUSD, 0.000912345) || o.RequestsMonth != 3 || len(o.BudgetRisk) != 0 {
+		t.Errorf("batch today/month = %+v", o)
+	}
 	for _, tt := range tests {
 		var o analytics.Overview
 		fx.get(fx.alice, "/api/analytics/overview?"+tt.query, &o)
