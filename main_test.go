@@ -109,6 +109,12 @@ func startApp(t *testing.T, env map[string]string) *testApp {
 	return a
 }
 
+// Secrets the tests look for in logs.
+const (
+	testPassword    = "correct horse battery"
+	testProviderKey = "sk-test-operator-key-3f9a"
+)
+
 // testEnv is a complete environment for the server: a temp database, the given OpenAI
 // upstream with an env provider key, and a short flush interval.
 func testEnv(dbPath, upstreamURL string) map[string]string {
@@ -116,7 +122,7 @@ func testEnv(dbPath, upstreamURL string) map[string]string {
 		"LISTEN_ADDR":         "127.0.0.1:0",
 		"DATABASE_URL":        dbPath,
 		"OPENAI_UPSTREAM_URL": upstreamURL,
-		"OPENAI_API_KEY":      "sk-test-operator-key",
+		"OPENAI_API_KEY":      testProviderKey,
 		"FLUSH_INTERVAL":      "50ms",
 	}
 }
@@ -175,7 +181,7 @@ func signUpWithProject(t *testing.T, base string, dailyBudgetUSD float64) owner 
 		} `json:"workspace"`
 	}
 	if got, want := apiCall(t, "POST", base+"/api/auth/signup", "",
-		map[string]any{"email": "ada@example.com", "password": "correct horse battery", "name": "Ada"}, &s), 201; got != want {
+		map[string]any{"email": "ada@example.com", "password": testPassword, "name": "Ada"}, &s), 201; got != want {
 		t.Fatalf("signup status = %d, want %d", got, want)
 	}
 	project := map[string]any{"name": "checkout-bot"}
@@ -242,78 +248,100 @@ func chat(ctx context.Context, client *http.Client, base, key string, n int, str
 	return client.Do(req)
 }
 
-func readError(t *testing.T, resp *http.Response) (status int, code string) {
+// TestRestartKeepsCounters: a budget used up before the server restarts on the same database
+// still blocks after it — for each of the four budgets, so every counter scope and window is
+// loaded back — and the spend is still in the usage log.
+func TestRestartKeepsCounters(t *testing.T) {
+	// A budget far below one request's cost: the first request is admitted, the next is not.
+	const tiny = 0.000001
+	tests := []struct {
+		name    string
+		scope   string // "projects" or "workspaces"
+		field   string
+		message string
+	}{
+		{"project daily", "projects", "dailyBudgetUsd", "Daily spend limit reached"},
+		{"project monthly", "projects", "monthlyBudgetUsd", "Monthly spend limit reached"},
+		{"workspace daily", "workspaces", "dailyBudgetUsd", "Workspace daily spend limit reached"},
+		{"workspace monthly", "workspaces", "monthlyBudgetUsd", "Workspace monthly spend limit reached"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			upstream := openaitest.New(t)
+			env := testEnv(filepath.Join(t.TempDir(), "tokenguard.db"), upstream.URL)
+			app := startApp(t, env)
+			first := app
+			o := signUpWithProject(t, app.URL, 0)
+			id := o.ProjectID
+			if tt.scope == "workspaces" {
+				id = o.WorkspaceID
+			}
+			if got, want := apiCall(t, "PATCH", fmt.Sprintf("%s/api/%s/%d", app.URL, tt.scope, id), o.Token,
+				map[string]any{tt.field: tiny}, nil), 200; got != want {
+				t.Fatalf("set budget: status %d, want %d", got, want)
+			}
+
+			if status, _, _ := proxied(t, app.URL, o.Key, 1); status != 200 {
+				t.Fatalf("first request status = %d, want 200", status)
+			}
+			if status, code, msg := proxied(t, app.URL, o.Key, 2); status != 429 || code != "BUDGET_EXCEEDED" || msg != tt.message {
+				t.Fatalf("second request = %d %s %q, want 429 BUDGET_EXCEEDED %q", status, code, msg, tt.message)
+			}
+			if err := app.close(); err != nil {
+				t.Fatalf("close: %v", err)
+			}
+
+			app = startApp(t, env)
+			if status, code, msg := proxied(t, app.URL, o.Key, 3); status != 429 || code != "BUDGET_EXCEEDED" || msg != tt.message {
+				t.Fatalf("after restart: request = %d %s %q, want 429 BUDGET_EXCEEDED %q (spend forgotten?)", status, code, msg, tt.message)
+			}
+			if got, want := len(upstream.Received()), 1; got != want {
+				t.Fatalf("upstream saw %d requests, want %d", got, want)
+			}
+			var rows []usageRow
+			waitFor(t, "three usage rows", func() bool { rows = listUsage(t, app.URL, o.Token); return len(rows) >= 3 })
+			var spent float64
+			var blocked int
+			for _, r := range rows {
+				spent += r.EstimatedCostUsd
+				if r.Status == 429 && r.ErrorCode == "BUDGET_EXCEEDED" {
+					blocked++
+				}
+			}
+			if got, want := len(rows), 3; got != want {
+				t.Errorf("usage rows = %d, want %d: %+v", got, want, rows)
+			}
+			if got, want := blocked, 2; got != want {
+				t.Errorf("blocked rows = %d, want %d", got, want)
+			}
+			assertNoSecrets(t, first.log.String()+app.log.String(), o)
+			if spent <= tiny {
+				t.Errorf("spend in usage log = %g USD, want more than the %g budget", spent, tiny)
+			}
+		})
+	}
+}
+
+// proxied sends request n through the proxy and returns the status and, for TokenGuard's own
+// errors, the code and message.
+func proxied(t *testing.T, base, key string, n int) (status int, code, message string) {
 	t.Helper()
+	resp, err := chat(context.Background(), http.DefaultClient, base, key, n, false)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer resp.Body.Close()
 	var e struct {
 		Error struct {
-			Code string `json:"code"`
+			Code    string `json:"code"`
+			Message string `json:"message"`
 		} `json:"error"`
 	}
 	raw, _ := io.ReadAll(resp.Body)
-	json.Unmarshal(raw, &e)
-	return resp.StatusCode, e.Error.Code
-}
-
-// TestRestartKeepsCounters: a project that used up its daily budget is still blocked after the
-// server restarts on the same database, and its spend is still in the usage log.
-func TestRestartKeepsCounters(t *testing.T) {
-	upstream := openaitest.New(t)
-	env := testEnv(filepath.Join(t.TempDir(), "tokenguard.db"), upstream.URL)
-	app := startApp(t, env)
-	// A budget far below one request's cost: the first request is admitted, the next is not.
-	o := signUpWithProject(t, app.URL, 0.000001)
-
-	resp, err := chat(context.Background(), http.DefaultClient, app.URL, o.Key, 1, false)
-	if err != nil {
-		t.Fatal(err)
+	if resp.StatusCode != 200 {
+		json.Unmarshal(raw, &e)
 	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if got, want := resp.StatusCode, 200; got != want {
-		t.Fatalf("first request status = %d, want %d", got, want)
-	}
-	resp, err = chat(context.Background(), http.DefaultClient, app.URL, o.Key, 2, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if status, code := readError(t, resp); status != 429 || code != "BUDGET_EXCEEDED" {
-		t.Fatalf("second request = %d %s, want 429 BUDGET_EXCEEDED", status, code)
-	}
-	if err := app.close(); err != nil {
-		t.Fatalf("close: %v", err)
-	}
-
-	app = startApp(t, env)
-	resp, err = chat(context.Background(), http.DefaultClient, app.URL, o.Key, 3, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if status, code := readError(t, resp); status != 429 || code != "BUDGET_EXCEEDED" {
-		t.Fatalf("after restart: request = %d %s, want 429 BUDGET_EXCEEDED (spend forgotten?)", status, code)
-	}
-	if got, want := len(upstream.Received()), 1; got != want {
-		t.Fatalf("upstream saw %d requests, want %d", got, want)
-	}
-	var rows []usageRow
-	waitFor(t, "three usage rows", func() bool { rows = listUsage(t, app.URL, o.Token); return len(rows) >= 3 })
-	var spent float64
-	var blocked int
-	for _, r := range rows {
-		spent += r.EstimatedCostUsd
-		if r.Status == 429 && r.ErrorCode == "BUDGET_EXCEEDED" {
-			blocked++
-		}
-	}
-	if got, want := len(rows), 3; got != want {
-		t.Errorf("usage rows = %d, want %d: %+v", got, want, rows)
-	}
-	if got, want := blocked, 2; got != want {
-		t.Errorf("blocked rows = %d, want %d", got, want)
-	}
-	if spent <= 0.000001 {
-		t.Errorf("spend in usage log = %g USD, want more than the 0.000001 budget", spent)
-	}
+	return resp.StatusCode, e.Error.Code, e.Error.Message
 }
 
 // numberedUpstream is an OpenAI chat completions upstream (SSE with include_usage semantics)
@@ -714,6 +742,7 @@ func TestSIGTERMUnderLoadLosesNothing(t *testing.T) {
 				t.Fatalf("completed %d, begun before the signal %d: load did not run", len(completed), begun)
 			}
 			checkDatabase(t, s.dbPath, completed)
+			assertNoSecrets(t, s.child.log.String(), s.owner)
 		})
 	}
 }
@@ -755,6 +784,7 @@ func TestKill9UnderLoad(t *testing.T) {
 		t.Fatal("no request completed a second before the kill")
 	}
 	checkDatabase(t, s.dbPath, old)
+	assertNoSecrets(t, s.child.log.String(), s.owner)
 
 	// The program starts again on the crashed database and serves the log it kept.
 	app := startApp(t, s.env)
@@ -903,6 +933,22 @@ func TestDefaultsStart(t *testing.T) {
 	}
 	if got, want := apiCall(t, "GET", app.URL+"/api/me", o.Token, nil, &me), 200; got != want {
 		t.Fatalf("GET /api/me with the token from before the restart = %d, want %d", got, want)
+	}
+}
+
+// assertNoSecrets fails the test if the server log holds the owner's TokenGuard key, password
+// or session token, or the operator's provider key.
+func assertNoSecrets(t *testing.T, log string, o owner) {
+	t.Helper()
+	if log == "" {
+		t.Fatal("empty server log: nothing to check")
+	}
+	for name, secret := range map[string]string{
+		"TokenGuard key": o.Key, "password": testPassword, "session token": o.Token, "provider key": testProviderKey,
+	} {
+		if strings.Contains(log, secret) {
+			t.Errorf("the server log holds the %s", name)
+		}
 	}
 }
 
