@@ -70,9 +70,12 @@ func (s *syncBuffer) String() string {
 // testApp is the real server running in this process.
 type testApp struct {
 	*Main
-	URL   string
-	log   *syncBuffer
+	URL string
+	log *syncBuffer
+	// close stops the server (once) waiting up to 10 s for requests in flight; stop does the
+	// same with the caller's deadline.
 	close func() error
+	stop  func(context.Context) error
 }
 
 // startApp runs the real program with env as its whole environment, stopped when the test ends
@@ -92,13 +95,14 @@ func startApp(t *testing.T, env map[string]string) *testApp {
 	a := &testApp{Main: m, URL: "http://" + m.Addr(), log: logs}
 	var once sync.Once
 	var closeErr error
-	a.close = func() error {
-		once.Do(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			closeErr = m.Close(ctx)
-		})
+	a.stop = func(ctx context.Context) error {
+		once.Do(func() { closeErr = m.Close(ctx) })
 		return closeErr
+	}
+	a.close = func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return a.stop(ctx)
 	}
 	t.Cleanup(func() {
 		a.close()
@@ -342,6 +346,62 @@ func proxied(t *testing.T, base, key string, n int) (status int, code, message s
 		json.Unmarshal(raw, &e)
 	}
 	return resp.StatusCode, e.Error.Code, e.Error.Message
+}
+
+// TestShutdownCutsOffHangingStreamAndMetersIt: a stream that is still open when the shutdown
+// deadline passes is cut off, its upstream request is cancelled, and it is still metered
+// (estimated from what was streamed) before the database closes, with counters equal to rows.
+func TestShutdownCutsOffHangingStreamAndMetersIt(t *testing.T) {
+	upstream := openaitest.New(t)
+	upstream.Set(openaitest.Behavior{Chunks: []string{"one", " two", " three", " four"}, HangAfter: 2})
+	dbPath := filepath.Join(t.TempDir(), "tokenguard.db")
+	app := startApp(t, testEnv(dbPath, upstream.URL))
+	o := signUpWithProject(t, app.URL, 0)
+
+	resp, err := chat(context.Background(), http.DefaultClient, app.URL, o.Key, 1, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	// Read until the two chunks before the hang have arrived: the stream is mid-answer.
+	br := bufio.NewReader(resp.Body)
+	var seen strings.Builder
+	for !strings.Contains(seen.String(), "two") {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("stream ended before the hang: %v (%q)", err, seen.String())
+		}
+		seen.WriteString(line)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	closed := make(chan error, 1)
+	go func() { closed <- app.stop(ctx) }()
+	select {
+	case <-closed:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Close did not return after its deadline")
+	}
+	select {
+	case <-upstream.Cancelled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the upstream request was not cancelled")
+	}
+
+	db := storetest.OpenAt(t, dbPath)
+	var status, stream, estimated int
+	var output, cost int64
+	err = db.Read.QueryRow(`SELECT status, stream, usage_estimated, output_tokens, cost_nano FROM usage_logs WHERE project_id = ?`, o.ProjectID).
+		Scan(&status, &stream, &estimated, &output, &cost)
+	if err != nil {
+		t.Fatalf("usage row of the cut-off stream: %v", err)
+	}
+	if stream != 1 || estimated != 1 || output <= 0 || cost <= 0 {
+		t.Errorf("cut-off stream row: status %d stream %d estimated %d output %d cost %d, want a stream row estimated from its output with a cost",
+			status, stream, estimated, output, cost)
+	}
+	checkDatabase(t, dbPath, nil)
 }
 
 // numberedUpstream is an OpenAI chat completions upstream (SSE with include_usage semantics)
