@@ -159,3 +159,22 @@ CREATE TABLE mail_log (
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL
 );
+
+-- migration: 2
+
+-- One row per budget alert mailed: at most one per budget, period and threshold. The insert
+-- (ON CONFLICT DO NOTHING) decides who sends, so neither a second crossing in the same period
+-- nor a restart mails again. subject_id is a project or workspace id, by scope; period is
+-- "2006-01-02" (daily) or "2006-01" (monthly), UTC.
+CREATE TABLE budget_alerts (
+    scope      TEXT NOT NULL CHECK (scope IN ('project', 'workspace')),
+    subject_id INTEGER NOT NULL,
+    budget     TEXT NOT NULL CHECK (budget IN ('daily', 'monthly')),
+    period     TEXT NOT NULL,
+    threshold  INTEGER NOT NULL CHECK (threshold IN (80, 100)),
+    spend_nano INTEGER NOT NULL,
+    limit_nano INTEGER NOT NULL,
+    recipients INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (scope, subject_id, budget, period, threshold)
+) WITHOUT ROWID;
