@@ -28,7 +28,7 @@ import (
 	"time"
 
 	"tokenguard/app/provider/openai/openaitest"
-	"tokenguard/store/storetest"
+	"tokenguard/store"
 )
 
 // helperEnv marks the re-executed test binary as the server child.
@@ -389,7 +389,7 @@ func TestShutdownCutsOffHangingStreamAndMetersIt(t *testing.T) {
 		t.Fatal("the upstream request was not cancelled")
 	}
 
-	db := storetest.OpenAt(t, dbPath)
+	db := openDB(t, dbPath)
 	var status, stream, estimated int
 	var output, cost int64
 	err = db.Read.QueryRow(`SELECT status, stream, usage_estimated, output_tokens, cost_nano FROM usage_logs WHERE project_id = ?`, o.ProjectID).
@@ -644,7 +644,7 @@ type dbRow struct {
 // no request was counted twice, and the spend counters equal the sum of the usage rows.
 func checkDatabase(t *testing.T, dbPath string, mustHave []outcome) {
 	t.Helper()
-	db := storetest.OpenAt(t, dbPath)
+	db := openDB(t, dbPath)
 	ctx := context.Background()
 	var integrity string
 	if err := db.Read.QueryRowContext(ctx, `PRAGMA integrity_check`).Scan(&integrity); err != nil {
@@ -1010,6 +1010,18 @@ func assertNoSecrets(t *testing.T, log string, o owner) {
 			t.Errorf("the server log holds the %s", name)
 		}
 	}
+}
+
+// openDB reopens the database file the way the program does, with the schema embedded in this
+// binary (not the working tree's schema.sql, which may be newer than what was compiled).
+func openDB(t *testing.T, path string) *store.DB {
+	t.Helper()
+	db, err := store.Open(context.Background(), path, schema)
+	if err != nil {
+		t.Fatalf("reopen %s: %v", path, err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }
 
 // newHTTPTestServer serves h on a local httptest server closed when the test ends, returning
