@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Backup writes a consistent copy of the database at src to dst while other processes keep
@@ -20,7 +21,7 @@ func Backup(ctx context.Context, src, dst string) error {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("check backup target %s: %w", dst, err)
 	}
-	if _, err := os.Stat(src); err != nil {
+	if _, err := os.Stat(FilePath(src)); err != nil {
 		return fmt.Errorf("open database %s: %w", src, err)
 	}
 
@@ -49,6 +50,13 @@ func Backup(ctx context.Context, src, dst string) error {
 		return fmt.Errorf("move backup into place: %w", err)
 	}
 	return nil
+}
+
+// FilePath turns a database location — a path or a "file:" URI — into the file's path.
+func FilePath(location string) string {
+	p := strings.TrimPrefix(location, "file:")
+	p, _, _ = strings.Cut(p, "?")
+	return p
 }
 
 func checkIntegrity(ctx context.Context, path string) error {

@@ -131,4 +131,13 @@ func TestBackupWhileWriting(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, ".backup.db.partial")); !os.IsNotExist(err) {
 		t.Errorf("temporary file left behind: %v", err)
 	}
+
+	// DATABASE_URL may be a file: URI, as serve accepts it.
+	uriOut := filepath.Join(dir, "from-uri.db")
+	if err := store.Backup(ctx, "file:"+path+"?mode=rw", uriOut); err != nil {
+		t.Fatalf("backup from a file: URI: %v", err)
+	}
+	if err := storetest.OpenAt(t, uriOut).IntegrityCheck(ctx); err != nil {
+		t.Fatal(err)
+	}
 }

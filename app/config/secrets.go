@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"tokenguard/store"
 )
 
 // SecretsFile is the name of the file, beside the database, that keeps generated secrets.
@@ -23,7 +25,7 @@ func EnsureSecrets(c *Config) (generated []string, path string, err error) {
 	if c.JWTSecret != "" && c.EncryptionKey != "" {
 		return nil, "", nil
 	}
-	path = filepath.Join(filepath.Dir(dbFilePath(c.DatabaseURL)), SecretsFile)
+	path = filepath.Join(filepath.Dir(store.FilePath(c.DatabaseURL)), SecretsFile)
 	stored, err := readSecrets(path)
 	if err != nil {
 		return nil, path, err
@@ -102,11 +104,4 @@ func writeSecrets(path string, secrets map[string]string) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
-}
-
-// dbFilePath turns DATABASE_URL (a path or a "file:" URI) into the file's path.
-func dbFilePath(dsn string) string {
-	p := strings.TrimPrefix(dsn, "file:")
-	p, _, _ = strings.Cut(p, "?")
-	return p
 }
