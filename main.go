@@ -21,12 +21,14 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
 	"github.com/julienschmidt/httprouter"
 
 	"tokenguard/app/account"
+	"tokenguard/app/alert"
 	"tokenguard/app/analytics"
 	"tokenguard/app/api"
 	"tokenguard/app/budget"
@@ -151,6 +153,8 @@ type Main struct {
 	Proxy *proxy.Proxy
 	// Mailer queues outgoing mail (invites, alerts, digests) and records each outcome.
 	Mailer *mail.Mailer
+	// Alerts mails the 80% / 100% budget alerts the proxy reports.
+	Alerts *alert.Alerter
 	// Accounts is the service under both the JSON API and the dashboard; Invites sends and
 	// accepts invites; Web is the dashboard.
 	Accounts *account.Service
@@ -242,12 +246,19 @@ func (m *Main) Run(ctx context.Context) error {
 	if !m.Mailer.Configured() {
 		m.Logger.Info("SMTP_HOST not set: emails are recorded as skipped; invite links still work")
 	}
+	// Budget alerts are only queued on the request path; a worker claims each one in
+	// budget_alerts (once per budget, period and threshold) and hands it to the mailer. Closed
+	// just before the mailer, so alerts still queued at shutdown are mailed.
+	if m.Alerts, err = alert.New(alert.Options{DB: m.DB, Mailer: m.Mailer, FrontendURL: cfg.FrontendURL, Log: m.Logger, Now: m.Now}); err != nil {
+		return err
+	}
+	m.closers = slices.Insert(m.closers, len(m.closers)-1, m.Alerts.Close)
 
 	// The proxy: key auth (cached), budget gate, relay and metering for every provider.
 	m.Proxy, err = proxy.New(proxy.Config{
 		DB: m.DB, Prices: m.Prices, Budget: m.Budget, Usage: m.Usage, Logger: m.Logger, Box: box, Now: m.Now,
 		MaxBodyBytes: cfg.MaxBodyBytes, UpstreamTimeout: cfg.UpstreamTimeout.Duration,
-		StreamIdleTimeout: cfg.StreamIdleTimeout.Duration,
+		StreamIdleTimeout: cfg.StreamIdleTimeout.Duration, OnCrossing: m.Alerts.OnCrossing,
 	},
 		proxy.Upstream{Adapter: openai.New(), BaseURL: cfg.Upstreams.OpenAI, EnvKey: cfg.ProviderKeys.OpenAI},
 		proxy.Upstream{Adapter: anthropic.New(), BaseURL: cfg.Upstreams.Anthropic, EnvKey: cfg.ProviderKeys.Anthropic},
