@@ -34,7 +34,7 @@ type Options struct {
 	FrontendURL string
 	// Log receives a line per alert sent and per failure. Default: discard.
 	Log *slog.Logger
-	// Now stamps the crossing when it is reported; its UTC day or month is the alert's period.
+	// Now stamps the alert record. The alert's period is the crossing's own (Crossing.At).
 	// Default: time.Now.
 	Now func() time.Time
 	// QueueSize bounds the crossings waiting for the worker; past it OnCrossing drops (and logs)
@@ -53,16 +53,11 @@ type Alerter struct {
 
 	mu     sync.RWMutex
 	closed bool
-	queue  chan event
+	queue  chan budget.Crossing
 
 	ctx    context.Context // cancelled when Close's deadline passes
 	cancel context.CancelFunc
 	done   chan struct{}
-}
-
-type event struct {
-	c  budget.Crossing
-	at time.Time
 }
 
 // New starts the worker and returns the Alerter.
@@ -87,7 +82,7 @@ func New(opts Options) (*Alerter, error) {
 		log:      opts.Log,
 		now:      opts.Now,
 		tmpl:     alertTemplate(),
-		queue:    make(chan event, opts.QueueSize),
+		queue:    make(chan budget.Crossing, opts.QueueSize),
 		ctx:      ctx,
 		cancel:   cancel,
 		done:     make(chan struct{}),
@@ -103,7 +98,6 @@ func (a *Alerter) OnCrossing(cs []budget.Crossing) {
 	if len(cs) == 0 {
 		return
 	}
-	at := a.now()
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	if a.closed {
@@ -111,7 +105,7 @@ func (a *Alerter) OnCrossing(cs []budget.Crossing) {
 	}
 	for _, c := range cs {
 		select {
-		case a.queue <- event{c: c, at: at}:
+		case a.queue <- c:
 		default:
 			a.log.Warn("budget alert dropped: alert queue full", "budget", c.Budget.String(),
 				"project", c.ProjectID, "workspace", c.WorkspaceID, "threshold", c.Threshold)
@@ -142,13 +136,13 @@ func (a *Alerter) Close(ctx context.Context) error {
 
 func (a *Alerter) run() {
 	defer close(a.done)
-	for ev := range a.queue {
+	for c := range a.queue {
 		if a.ctx.Err() != nil {
 			continue // abandoned at shutdown: drain without work
 		}
-		if err := a.handle(a.ctx, ev); err != nil {
-			a.log.Error("budget alert not sent", "err", err, "budget", ev.c.Budget.String(),
-				"project", ev.c.ProjectID, "workspace", ev.c.WorkspaceID)
+		if err := a.handle(a.ctx, c); err != nil {
+			a.log.Error("budget alert not sent", "err", err, "budget", c.Budget.String(),
+				"project", c.ProjectID, "workspace", c.WorkspaceID)
 		}
 	}
 }
@@ -169,8 +163,7 @@ type mailData struct {
 }
 
 // handle sends one crossing's alert unless it was already sent or nobody is to receive it.
-func (a *Alerter) handle(ctx context.Context, ev event) error {
-	c := ev.c
+func (a *Alerter) handle(ctx context.Context, c budget.Crossing) error {
 	d := mailData{
 		Threshold: 80,
 		Percent:   percent(c.Spend, c.Limit),
@@ -180,7 +173,7 @@ func (a *Alerter) handle(ctx context.Context, ev event) error {
 	if c.Threshold >= budget.BlockLevel {
 		d.Threshold = 100
 	}
-	at := ev.at.UTC()
+	at := c.At.UTC()
 	var period string
 	switch c.Budget {
 	case budget.ProjectDaily, budget.WorkspaceDaily:

@@ -282,6 +282,9 @@ type Crossing struct {
 	WorkspaceID int64
 	Spend       pricing.NanoUSD // committed spend of the period after this request
 	Limit       pricing.NanoUSD
+	// At is the request's start, whose UTC day or month the spend was counted in: the period
+	// the crossing belongs to, even when the request settles after midnight.
+	At time.Time
 }
 
 // Reserved is the worst-case amount the ticket holds.
@@ -398,7 +401,7 @@ func (t *Ticket) Settle(at time.Time, actual pricing.NanoUSD) []Crossing {
 		for _, thr := range [...]float64{FallbackLevel, BlockLevel} {
 			if level(before, *limit) < thr && level(after, *limit) >= thr {
 				crossed = append(crossed, Crossing{Budget: b, Threshold: thr, ProjectID: t.projectID,
-					WorkspaceID: t.workspaceID, Spend: after, Limit: *limit})
+					WorkspaceID: t.workspaceID, Spend: after, Limit: *limit, At: at})
 			}
 		}
 	}

@@ -368,3 +368,21 @@ func TestSettleReportsCrossingsOnce(t *testing.T) {
 		t.Errorf("0 → 500%%: crossings %+v, want both thresholds", got)
 	}
 }
+
+// A request that starts before midnight and settles after it is spent in the day it started,
+// and its crossing says so: alerts are filed under the period the spend was counted in.
+func TestCrossingCarriesTheRequestsPeriod(t *testing.T) {
+	beforeMidnight := time.Date(2026, 11, 26, 23, 59, 59, 0, time.UTC)
+	c := newClock(beforeMidnight)
+	e := New(c.Now)
+	s := Subject{ProjectID: 1, WorkspaceID: 2, Project: Limits{Daily: usd(1)}}
+	tk, _ := e.Admit(s, fixed(0))
+	c.Set(beforeMidnight.Add(2 * time.Second)) // settles at 00:00:01 the next day
+	got := tk.Settle(beforeMidnight, pricing.FromDollars(0.9))
+	if len(got) != 1 {
+		t.Fatalf("crossings %+v, want the 80%% crossing", got)
+	}
+	if got, want := DayKey(got[0].At), "2026-11-26"; got != want {
+		t.Errorf("crossing period = %s, want %s (the request's day)", got, want)
+	}
+}
