@@ -40,3 +40,34 @@ func ReadFields(body []byte, names []string, set func(name string, v gjson.Resul
 	})
 	return bad
 }
+
+// StringField reads the value of key name, which must be a JSON string.
+func StringField(name string, v gjson.Result) (string, error) {
+	if v.Type != gjson.String {
+		return "", apperr.New(apperr.InvalidRequest, "%q must be a string", name)
+	}
+	return v.Str, nil
+}
+
+// BoolField reads the value of key name, which must be true, false or null (false).
+func BoolField(name string, v gjson.Result) (bool, error) {
+	switch v.Type {
+	case gjson.True:
+		return true, nil
+	case gjson.False, gjson.Null:
+		return false, nil
+	}
+	return false, apperr.New(apperr.InvalidRequest, "%q must be a boolean", name)
+}
+
+// CountField reads the value of key name, which must be a non-negative integer or null; ok is
+// false for null.
+func CountField(name string, v gjson.Result) (n int64, ok bool, err error) {
+	if v.Type == gjson.Null {
+		return 0, false, nil
+	}
+	if v.Type != gjson.Number || v.Num < 0 || v.Num != float64(int64(v.Num)) {
+		return 0, false, apperr.New(apperr.InvalidRequest, "%q must be a non-negative integer", name)
+	}
+	return int64(v.Num), true, nil
+}

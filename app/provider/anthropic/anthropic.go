@@ -116,31 +116,16 @@ func readFields(body []byte) (fields, error) {
 	return f, err
 }
 
-func (f *fields) set(name string, v gjson.Result) error {
+func (f *fields) set(name string, v gjson.Result) (err error) {
 	switch name {
 	case "model":
-		if v.Type != gjson.String {
-			return apperr.New(apperr.InvalidRequest, `"model" must be a string`)
-		}
-		f.model = v.Str
+		f.model, err = provider.StringField(name, v)
 	case "stream":
-		switch v.Type {
-		case gjson.True:
-			f.stream = true
-		case gjson.False, gjson.Null:
-		default:
-			return apperr.New(apperr.InvalidRequest, `"stream" must be a boolean`)
-		}
+		f.stream, err = provider.BoolField(name, v)
 	case "max_tokens":
-		if v.Type == gjson.Null {
-			return nil
-		}
-		if v.Type != gjson.Number || v.Num < 0 || v.Num != float64(int64(v.Num)) {
-			return apperr.New(apperr.InvalidRequest, `"max_tokens" must be a non-negative integer`)
-		}
-		f.maxTokens = int64(v.Num)
+		f.maxTokens, _, err = provider.CountField(name, v)
 	}
-	return nil
+	return err
 }
 
 // Prepare sets the model to send. Any model string is accepted: a fallback that belongs to

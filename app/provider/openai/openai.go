@@ -130,21 +130,12 @@ func readFields(body []byte) (fields, error) {
 	return f, err
 }
 
-func (f *fields) set(name string, v gjson.Result) error {
+func (f *fields) set(name string, v gjson.Result) (err error) {
 	switch name {
 	case "model":
-		if v.Type != gjson.String {
-			return apperr.New(apperr.InvalidRequest, `"model" must be a string`)
-		}
-		f.model = v.Str
+		f.model, err = provider.StringField(name, v)
 	case "stream":
-		switch v.Type {
-		case gjson.True:
-			f.stream = true
-		case gjson.False, gjson.Null:
-		default:
-			return apperr.New(apperr.InvalidRequest, `"stream" must be a boolean`)
-		}
+		f.stream, err = provider.BoolField(name, v)
 	case "stream_options":
 		if v.IsObject() {
 			f.streamOptionsObject = true
@@ -152,26 +143,16 @@ func (f *fields) set(name string, v gjson.Result) error {
 		} else if v.Type != gjson.Null {
 			return apperr.New(apperr.InvalidRequest, `"stream_options" must be an object`)
 		}
-	default:
-		if v.Type == gjson.Null {
-			return nil
-		}
-		if v.Type != gjson.Number || v.Num < 0 || v.Num != float64(int64(v.Num)) {
-			return apperr.New(apperr.InvalidRequest, "%q must be a non-negative integer", name)
-		}
-		n := int64(v.Num)
-		switch name {
-		case "max_tokens":
-			f.maxTokens, f.hasMaxTokens = n, true
-		case "max_completion_tokens":
-			f.maxCompletionTokens = n
-		case "max_output_tokens":
-			f.maxOutputTokens = n
-		case "n":
-			f.n = n
-		}
+	case "max_tokens":
+		f.maxTokens, f.hasMaxTokens, err = provider.CountField(name, v)
+	case "max_completion_tokens":
+		f.maxCompletionTokens, _, err = provider.CountField(name, v)
+	case "max_output_tokens":
+		f.maxOutputTokens, _, err = provider.CountField(name, v)
+	case "n":
+		f.n, _, err = provider.CountField(name, v)
 	}
-	return nil
+	return err
 }
 
 // Prepare sets the model to send and, for streamed chat and legacy completions, asks the
