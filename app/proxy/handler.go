@@ -172,6 +172,12 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, u *upstream, path 
 		return
 	}
 
+	// Every request that leaves a usage row is told its id, so it can be found in the log.
+	requestID := usage.NewRequestID(start)
+	if call.Metered {
+		w.Header().Set("X-Tokenguard-Request-Id", requestID)
+	}
+
 	upKey := callerKey
 	if upKey == "" {
 		upKey = proj.keys[u.adapter.Name()]
@@ -199,8 +205,9 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, u *upstream, path 
 	}
 	ticket, decision := p.cfg.Budget.Admit(proj.subject, reserve)
 	if decision.Blocked {
+		w.Header().Set("X-Tokenguard-Request-Id", requestID)
 		apperr.WriteJSON(w, apperr.New(apperr.BudgetExceeded, "%s", decision.Message))
-		p.record(proj, u, &call, start, model, false, outcome{status: http.StatusTooManyRequests, errorCode: apperr.BudgetExceeded}, 0, false)
+		p.record(proj, u, &call, requestID, start, model, false, outcome{status: http.StatusTooManyRequests, errorCode: apperr.BudgetExceeded}, 0, false)
 		return
 	}
 	fallback := decision.Fallback && proj.fallback != "" && call.Metered && proj.fallback != call.Model
@@ -228,7 +235,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, u *upstream, path 
 		if cr := ticket.Settle(start, cost); len(cr) > 0 && p.cfg.OnCrossing != nil {
 			p.cfg.OnCrossing(cr)
 		}
-		p.record(proj, u, &call, start, model, fallback, out, cost, byDefault)
+		p.record(proj, u, &call, requestID, start, model, fallback, out, cost, byDefault)
 	}()
 
 	if call.Metered {
@@ -472,9 +479,10 @@ func (p *Proxy) fail(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 // record queues the usage row of a metered (or blocked) request.
-func (p *Proxy) record(proj *project, u *upstream, call *provider.Call, start time.Time, model string, fallback bool, out outcome, cost pricing.NanoUSD, byDefault bool) {
+func (p *Proxy) record(proj *project, u *upstream, call *provider.Call, requestID string, start time.Time, model string, fallback bool, out outcome, cost pricing.NanoUSD, byDefault bool) {
 	in := out.usage.Input + out.usage.CacheRead + out.usage.CacheWrite
 	p.cfg.Usage.Add(usage.Record{
+		RequestID:       requestID,
 		CreatedAt:       start,
 		WorkspaceID:     proj.workspaceID,
 		ProjectID:       proj.id,

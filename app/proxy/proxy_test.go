@@ -293,6 +293,34 @@ func TestStreamAndNonStreamCostTheSame(t *testing.T) {
 	}
 }
 
+// Each metered response names its usage row, blocked requests included, so a client can find
+// the request in the usage log.
+func TestResponseNamesItsUsageRow(t *testing.T) {
+	a := newApp(t, appOptions{})
+	p := a.project(projectOptions{daily: 0.000001})
+	var ids []string
+	for _, stream := range []bool{false, true, true} { // the first spends the budget; then 429
+		resp, _ := a.chat(p.key, chatBody("gpt-4o", stream, ""))
+		id := resp.Header.Get("X-Tokenguard-Request-Id")
+		if id == "" {
+			t.Fatalf("status %d: no X-Tokenguard-Request-Id", resp.StatusCode)
+		}
+		ids = append(ids, id)
+	}
+	rows := a.waitRows(p, 3)
+	if len(rows) != 3 {
+		t.Fatalf("%d rows, want 3", len(rows))
+	}
+	for i, r := range rows {
+		if r.RequestID != ids[i] {
+			t.Errorf("row %d: request id %q, response said %q", i, r.RequestID, ids[i])
+		}
+	}
+	if rows[0].Status != 200 || rows[1].Status != 429 || rows[2].Status != 429 {
+		t.Errorf("row statuses %d %d %d, want 200 429 429", rows[0].Status, rows[1].Status, rows[2].Status)
+	}
+}
+
 // A client that asked for the usage chunk itself still gets it.
 func TestClientAskedUsageChunkKept(t *testing.T) {
 	a := newApp(t, appOptions{})
