@@ -132,9 +132,23 @@ func ClientIP(r *http.Request) string {
 // client as a generic INTERNAL.
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if apperr.Code(err) == apperr.Internal {
-		a.log.Error("api request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		a.log.Error("api request failed", "method", r.Method, "path", RedactPath(r.URL.Path), "err", err)
 	}
 	apperr.WriteJSON(w, err)
+}
+
+// RedactPath returns path with an invite token replaced by "REDACTED", for request logs:
+// /api/invites/<token>[/accept|/signup] and the dashboard's /invites/<token>.
+func RedactPath(path string) string {
+	for _, prefix := range []string{"/api/invites/", "/invites/"} {
+		if rest, ok := strings.CutPrefix(path, prefix); ok && rest != "" {
+			if i := strings.IndexByte(rest, '/'); i >= 0 {
+				return prefix + "REDACTED" + rest[i:]
+			}
+			return prefix + "REDACTED"
+		}
+	}
+	return path
 }
 
 // cors allows the configured origin only; without one, browsers fall back to same-origin.

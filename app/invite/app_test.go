@@ -161,7 +161,7 @@ func (a *app) call(method, path, token string, body any, want int, out any) {
 	a.t.Helper()
 	status, b := a.do(method, path, token, body)
 	if status != want {
-		a.t.Fatalf("%s %s = %d %s, want %d", method, invite.RedactPath(path), status, b, want)
+		a.t.Fatalf("%s %s = %d %s, want %d", method, api.RedactPath(path), status, b, want)
 	}
 	if out != nil {
 		if err := json.Unmarshal(b, out); err != nil {

@@ -30,7 +30,7 @@ const (
 // Handler serves the invite routes of the JSON API through the API's own adapters (api.Public,
 // api.Authed), so they decode, authenticate, answer CORS and render errors exactly like every
 // other /api route. Invite tokens are path segments: nothing here logs a path, internal errors
-// on token routes are logged without it, and request logs elsewhere should use RedactPath.
+// on token routes are logged without it, and request logs elsewhere use api.RedactPath.
 type Handler struct {
 	svc *Service
 	api *api.API
@@ -71,20 +71,6 @@ func (h *Handler) Register(r *httprouter.Router) {
 	}
 }
 
-// RedactPath returns path with an invite token replaced by "REDACTED", for request logs:
-// /api/invites/<token>[/accept|/signup] and the dashboard's /invites/<token>.
-func RedactPath(path string) string {
-	for _, prefix := range []string{"/api/invites/", "/invites/"} {
-		if rest, ok := strings.CutPrefix(path, prefix); ok && rest != "" {
-			if i := strings.IndexByte(rest, '/'); i >= 0 {
-				return prefix + "REDACTED" + rest[i:]
-			}
-			return prefix + "REDACTED"
-		}
-	}
-	return path
-}
-
 // tokenRoute renders internal errors of a route whose path holds a token itself, logging them
 // without the path (the API's own error log names the path).
 func (h *Handler) tokenRoute(next api.HandlerFunc) api.HandlerFunc {
@@ -115,7 +101,7 @@ func (h *Handler) internalHere(w http.ResponseWriter, r *http.Request, err error
 		return err
 	}
 	if !errors.Is(err, context.Canceled) {
-		h.log.Error("invite request failed", "method", r.Method, "path", RedactPath(r.URL.Path), "err", err)
+		h.log.Error("invite request failed", "method", r.Method, "path", api.RedactPath(r.URL.Path), "err", err)
 	}
 	apperr.WriteJSON(w, err)
 	return nil

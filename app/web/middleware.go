@@ -12,8 +12,8 @@ import (
 	"github.com/julienschmidt/httprouter"
 
 	"tokenguard/app/account"
+	"tokenguard/app/api"
 	"tokenguard/app/apperr"
-	"tokenguard/app/invite"
 	"tokenguard/store"
 	"tokenguard/views"
 )
@@ -122,7 +122,7 @@ func (s *Server) wrap(rt route) http.Handler {
 		// Every unsafe request of a signed-in browser must carry the session's token, in
 		// addition to passing the Origin/Sec-Fetch-Site check.
 		if unsafe && c.sess != nil && !s.cookies.checkCSRF(r, *c.sess) {
-			s.log.Warn("dashboard: request without a valid CSRF token refused", "path", invite.RedactPath(r.URL.Path))
+			s.log.Warn("dashboard: request without a valid CSRF token refused", "path", api.RedactPath(r.URL.Path))
 			s.renderError(w, r, c, http.StatusForbidden, "Request refused", "This form has expired or did not come from this site. Reload the page and try again.")
 			return
 		}
@@ -234,7 +234,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, comp
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	if err := comp.Render(r.Context(), w); err != nil {
-		s.log.Error("dashboard: render", "path", invite.RedactPath(r.URL.Path), "err", err)
+		s.log.Error("dashboard: render", "path", api.RedactPath(r.URL.Path), "err", err)
 	}
 	return nil
 }
@@ -261,7 +261,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, c *reqCtx, err err
 	code := apperr.Code(err)
 	switch code {
 	case apperr.Internal:
-		s.log.Error("dashboard: request failed", "method", r.Method, "path", invite.RedactPath(r.URL.Path), "err", err)
+		s.log.Error("dashboard: request failed", "method", r.Method, "path", api.RedactPath(r.URL.Path), "err", err)
 		s.renderError(w, r, c, http.StatusInternalServerError, "Something went wrong", "The error was logged. Try again in a moment.")
 	case apperr.NotFound:
 		s.renderError(w, r, c, http.StatusNotFound, "Not found", "This page does not exist, or you do not have access to it.")

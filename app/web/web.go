@@ -21,8 +21,8 @@ import (
 	"github.com/julienschmidt/httprouter"
 
 	"tokenguard/app/account"
+	"tokenguard/app/api"
 	"tokenguard/app/budget"
-	"tokenguard/app/invite"
 	"tokenguard/app/pricing"
 	"tokenguard/static"
 	"tokenguard/store"
@@ -101,7 +101,7 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	s.cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.log.Warn("dashboard: cross-origin request refused", "method", r.Method, "path", invite.RedactPath(r.URL.Path), "origin", r.Header.Get("Origin"))
+		s.log.Warn("dashboard: cross-origin request refused", "method", r.Method, "path", api.RedactPath(r.URL.Path), "origin", r.Header.Get("Origin"))
 		http.Error(w, "Forbidden: cross-origin request refused", http.StatusForbidden)
 	}))
 	return s, nil
