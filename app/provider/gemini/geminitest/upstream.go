@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"tokenguard/app/provider/providertest"
 )
 
 // Usage is the usage a reply reports, in Gemini's own terms: Prompt includes Cached;
@@ -58,11 +60,7 @@ func (r Reply) pieces() []string {
 }
 
 // Seen is one request as the upstream received it.
-type Seen struct {
-	Method, Path, RawQuery string
-	Header                 http.Header
-	Body                   []byte
-}
+type Seen = providertest.Seen
 
 // DefaultReply is what an Upstream answers until SetReply changes it.
 var DefaultReply = Reply{
@@ -73,10 +71,10 @@ var DefaultReply = Reply{
 // Upstream is the fake Gemini API.
 type Upstream struct {
 	*httptest.Server
+	providertest.Recorder
 	mu    sync.Mutex
 	key   string // the only x-goog-api-key accepted
 	reply Reply
-	seen  []Seen
 }
 
 // New starts an Upstream accepting key; it is closed when tb ends.
@@ -101,27 +99,9 @@ func (u *Upstream) SetReply(r Reply) {
 	u.mu.Unlock()
 }
 
-// Requests returns the requests received so far.
-func (u *Upstream) Requests() []Seen {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return append([]Seen(nil), u.seen...)
-}
-
-// Last returns the last request received (the zero Seen if none).
-func (u *Upstream) Last() Seen {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if len(u.seen) == 0 {
-		return Seen{}
-	}
-	return u.seen[len(u.seen)-1]
-}
-
 func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
+	body := u.Record(r)
 	u.mu.Lock()
-	u.seen = append(u.seen, Seen{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: r.Header.Clone(), Body: body})
 	reply, key := u.reply, u.key
 	u.mu.Unlock()
 
