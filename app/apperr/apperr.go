@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
+	"time"
 )
 
 // Contract codes. The proxy codes are fixed by DESIGN §3; outside clients match on them.
@@ -21,6 +23,9 @@ const (
 	PayloadTooLarge     = "PAYLOAD_TOO_LARGE"
 	UpstreamUnavailable = "UPSTREAM_UNAVAILABLE"
 	UpstreamTimeout     = "UPSTREAM_TIMEOUT"
+	// StorageUnavailable (503): usage cannot be recorded (the database is failing and the
+	// bounded usage queue is full), so metered requests fail closed (DESIGN §7).
+	StorageUnavailable = "STORAGE_UNAVAILABLE"
 
 	Unauthorized     = "UNAUTHORIZED"
 	Forbidden        = "FORBIDDEN"
@@ -41,6 +46,7 @@ var statuses = map[string]int{
 	PayloadTooLarge:     http.StatusRequestEntityTooLarge,
 	UpstreamUnavailable: http.StatusBadGateway,
 	UpstreamTimeout:     http.StatusGatewayTimeout,
+	StorageUnavailable:  http.StatusServiceUnavailable,
 	Unauthorized:        http.StatusUnauthorized,
 	Forbidden:           http.StatusForbidden,
 	NotFound:            http.StatusNotFound,
@@ -54,6 +60,12 @@ var statuses = map[string]int{
 type Error struct {
 	Code    string
 	Message string
+	// RetryAfter, when positive, is sent as the Retry-After header (whole seconds, rounded up):
+	// how long until a retry can succeed.
+	RetryAfter time.Duration
+	// ResetAt, when set, is sent as error.resetAt: when the budget or limit that refused the
+	// request resets.
+	ResetAt time.Time
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
@@ -97,6 +109,8 @@ type Body struct {
 type BodyError struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// ResetAt is RFC 3339 UTC, present when the refusal has a reset time.
+	ResetAt string `json:"resetAt,omitempty"`
 }
 
 // WriteJSON writes err as the contract's error body with its status. Callers log errors whose
@@ -104,6 +118,15 @@ type BodyError struct {
 func WriteJSON(w http.ResponseWriter, err error) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	body := BodyError{Code: Code(err), Message: Message(err)}
+	if e := (*Error)(nil); errors.As(err, &e) {
+		if e.RetryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.FormatInt(int64((e.RetryAfter+time.Second-1)/time.Second), 10))
+		}
+		if !e.ResetAt.IsZero() {
+			body.ResetAt = e.ResetAt.UTC().Format(time.RFC3339)
+		}
+	}
 	w.WriteHeader(Status(err))
-	json.NewEncoder(w).Encode(Body{Error: BodyError{Code: Code(err), Message: Message(err)}})
+	json.NewEncoder(w).Encode(Body{Error: body})
 }

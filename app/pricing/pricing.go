@@ -108,6 +108,7 @@ type Table struct {
 type entry struct {
 	provider  string
 	price     Price
+	maxOutput int64 // per response; 0: the table's default
 	longAbove int64 // 0: one price whatever the prompt length
 	long      Price
 }
@@ -268,14 +269,36 @@ func (p Price) Cost(u Usage) NanoUSD {
 }
 
 // WorstCase is the most a request can cost: every input token at the full input price plus
-// maxOutput output tokens (the table's default cap when maxOutput is not positive). The budget
-// engine reserves it while the request is in flight.
-func (t *Table) WorstCase(model string, inputTokens, maxOutput int64) NanoUSD {
-	if maxOutput <= 0 {
-		maxOutput = t.maxOutput
+// choices × maxOutput output tokens. maxOutput is the request's own cap per choice; when it is not
+// positive, or above the model's maximum output (MaxOutput), the model's maximum is used, since
+// the provider can never generate more. Every product and sum saturates. The budget engine
+// reserves it while the request is in flight.
+func (t *Table) WorstCase(model string, inputTokens, maxOutput, choices int64) NanoUSD {
+	limit := t.MaxOutput(model)
+	if maxOutput <= 0 || maxOutput > limit {
+		maxOutput = limit
 	}
 	p, _ := t.lookupFor(model, inputTokens)
-	return p.Cost(Usage{Input: inputTokens, Output: maxOutput})
+	return p.Cost(Usage{Input: inputTokens, Output: satMul(maxOutput, max(choices, 1))})
+}
+
+// satMul multiplies two non-negative token counts without wrapping.
+func satMul(a, b int64) int64 {
+	a, b = max(a, 0), max(b, 0)
+	if a != 0 && b > math.MaxInt64/a {
+		return math.MaxInt64
+	}
+	return a * b
+}
+
+// MaxOutput is the most output tokens (per choice) model can generate in one response: the
+// model's own figure when the table knows it, else its provider family's safe default, else
+// the table's default (WithDefaultMaxOutput).
+func (t *Table) MaxOutput(model string) int64 {
+	if e, ok := t.match(model); ok && e.maxOutput > 0 {
+		return e.maxOutput
+	}
+	return t.maxOutput
 }
 
 // DefaultMaxOutput is the output cap WorstCase assumes when a request names none.

@@ -211,25 +211,25 @@ func mustCost(t *testing.T, tab *Table, model string, u Usage) NanoUSD {
 func TestWorstCase(t *testing.T) {
 	tab := mustTable(t, nil)
 	// 1000 in × $2.50 + 4096 out × $10 = 2,500,000 + 40,960,000 n$.
-	if got, want := tab.WorstCase("gpt-4o", 1000, 0), NanoUSD(43_460_000); got != want {
+	if got, want := tab.WorstCase("gpt-4o", 1000, 0, 1), NanoUSD(43_460_000); got != want {
 		t.Errorf("default cap: got %d, want %d", got, want)
 	}
-	if got, want := tab.WorstCase("gpt-4o", 1000, 100), NanoUSD(3_500_000); got != want {
+	if got, want := tab.WorstCase("gpt-4o", 1000, 100, 1), NanoUSD(3_500_000); got != want {
 		t.Errorf("explicit cap: got %d, want %d", got, want)
 	}
 	small := mustTable(t, nil, WithDefaultMaxOutput(1000))
 	if got, want := small.DefaultMaxOutput(), int64(1000); got != want {
 		t.Errorf("DefaultMaxOutput = %d, want %d", got, want)
 	}
-	if got, want := small.WorstCase("gpt-4o", 0, -1), NanoUSD(10_000_000); got != want {
+	if got, want := small.WorstCase("gpt-4o", 0, -1, 1), NanoUSD(10_000_000); got != want {
 		t.Errorf("configured cap: got %d, want %d", got, want)
 	}
 	// A absurd max_tokens from a client saturates instead of wrapping negative.
-	if got := tab.WorstCase("gpt-5.5-pro", math.MaxInt64, math.MaxInt64); got != math.MaxInt64 {
+	if got := tab.WorstCase("gpt-5.5-pro", math.MaxInt64, math.MaxInt64, 1); got != math.MaxInt64 {
 		t.Errorf("overflow: got %d, want saturation", got)
 	}
 	// An unknown model reserves at the default price, never zero.
-	if got := tab.WorstCase("who-knows", 10, 10); got <= 0 {
+	if got := tab.WorstCase("who-knows", 10, 10, 1); got <= 0 {
 		t.Errorf("unknown model worst case = %d, want > 0", got)
 	}
 }
@@ -281,7 +281,7 @@ func TestLongContextTier(t *testing.T) {
 		})
 	}
 	// 300K in × $10/M + 4096 out × $45/M for gpt-5.5 past 270K.
-	if got, want := tab.WorstCase("gpt-5.5", 300_000, 0), FromDollars(3+0.18432); got != want {
+	if got, want := tab.WorstCase("gpt-5.5", 300_000, 0, 1), FromDollars(3+0.18432); got != want {
 		t.Errorf("WorstCase long = %d, want %d", got, want)
 	}
 	// An override replaces the tiers along with the price.

@@ -85,11 +85,28 @@ type Call struct {
 	Framing Framing
 	// Metered is false for calls that cost nothing and are not logged (listing models).
 	Metered bool
-	// InputTokens is an upper estimate of the prompt's tokens, for the budget reservation and
-	// for a stream whose usage never arrives.
+	// InputTokens is a typical estimate of the prompt's tokens (about four bytes a token), for a
+	// response whose usage never arrives.
 	InputTokens int64
-	// MaxOutputTokens is the output cap the request names, or 0 when it names none.
+	// MaxInputTokens is an upper bound of the prompt tokens the provider can bill for this body
+	// (text at one token a byte, media parts at their provider's per-part maximum, plus hidden
+	// prompt overhead), for the budget reservation. See EstimateInput for what it excludes.
+	MaxInputTokens int64
+	// MaxOutputTokens is the output cap the request names (per choice), or 0 when it names none.
 	MaxOutputTokens int64
+	// Choices is how many completions the provider generates and bills for one request (OpenAI
+	// n and best_of, Gemini candidateCount); at least 1 for metered calls.
+	Choices int64
+	// MinOutputTokens is the smallest output cap (per choice) the adapter can send for this
+	// request in strict mode (Anthropic's extended thinking needs room for its budget, say);
+	// 0 means no floor of the adapter's own.
+	MinOutputTokens int64
+	// OutputCap, when positive, is the output cap (per choice) the proxy wants sent upstream
+	// instead of the request's own: strict budgets lower it to what the remaining budget
+	// affords. The proxy sets it before Prepare; Prepare writes it where the provider reads the
+	// cap (keeping the client's spelling of the field) and lowers anything that must stay below
+	// it (a thinking budget).
+	OutputCap int64
 
 	// Method, Path, Query and Body are the upstream request (Path relative to the upstream
 	// base URL). Parse sets them to the inbound values; Prepare rewrites them.

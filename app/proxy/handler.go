@@ -200,7 +200,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, u *upstream, path 
 			if fallback && proj.fallback != "" {
 				m = proj.fallback
 			}
-			return p.cfg.Prices.WorstCase(m, call.InputTokens, call.MaxOutputTokens)
+			return p.cfg.Prices.WorstCase(m, max(call.MaxInputTokens, call.InputTokens), call.MaxOutputTokens, call.Choices)
 		}
 	}
 	ticket, decision := p.cfg.Budget.Admit(proj.subject, reserve)

@@ -53,7 +53,7 @@ func Example() {
 		if useFallback {
 			model = fallback
 		}
-		return prices.WorstCase(model, 1200, 0) // input estimate; no max_tokens in the request
+		return prices.WorstCase(model, 1200, 0, 1) // input estimate; no max_tokens in the request
 	})
 	if decision.Blocked {
 		fmt.Println(429, decision.Message) // and log a row with cost 0, errorCode BUDGET_EXCEEDED
