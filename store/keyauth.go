@@ -20,6 +20,9 @@ type KeyAuth struct {
 	ProjectDaily, ProjectMonthly     *int64
 	WorkspaceDaily, WorkspaceMonthly *int64
 	FallbackModel                    string
+	// ProjectStrict and WorkspaceStrict are true when the project's or the workspace's
+	// budget_mode is 'strict' (output capped to what the remaining budget affords).
+	ProjectStrict, WorkspaceStrict bool
 	// ProviderKeys maps a provider name to its sealed key (secret.Box, AD ProviderKeyAD).
 	ProviderKeys map[string][]byte
 }

@@ -48,6 +48,9 @@ func MonthKey(t time.Time) string { return t.UTC().Format(monthLayout) }
 // Limits are the budgets of one project or workspace; nil means no limit.
 type Limits struct {
 	Daily, Monthly *pricing.NanoUSD
+	// Strict is budgetMode "strict": a request whose worst case the remaining budget cannot
+	// pay has its output capped to what it affords, and is refused only below a useful minimum.
+	Strict bool
 }
 
 // Subject is what a request is held to: its project's and its workspace's budgets.

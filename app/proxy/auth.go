@@ -138,8 +138,8 @@ func (c *keyCache) verify(ctx context.Context, full, prefix string) (*project, e
 		subject: budget.Subject{
 			ProjectID:   ka.ProjectID,
 			WorkspaceID: ka.WorkspaceID,
-			Project:     budget.Limits{Daily: nano(ka.ProjectDaily), Monthly: nano(ka.ProjectMonthly)},
-			Workspace:   budget.Limits{Daily: nano(ka.WorkspaceDaily), Monthly: nano(ka.WorkspaceMonthly)},
+			Project:     budget.Limits{Daily: nano(ka.ProjectDaily), Monthly: nano(ka.ProjectMonthly), Strict: ka.ProjectStrict},
+			Workspace:   budget.Limits{Daily: nano(ka.WorkspaceDaily), Monthly: nano(ka.WorkspaceMonthly), Strict: ka.WorkspaceStrict},
 			HasFallback: ka.FallbackModel != "",
 		},
 	}
