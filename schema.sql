@@ -178,3 +178,14 @@ CREATE TABLE budget_alerts (
     created_at INTEGER NOT NULL,
     PRIMARY KEY (scope, subject_id, budget, period, threshold)
 ) WITHOUT ROWID;
+
+-- migration: 3
+
+-- budgetMode of a project and of a workspace. 'soft': a request that starts under the budget runs
+-- to completion, so a burst can overshoot by about one request. 'strict': the proxy lowers a
+-- request's output cap to what the remaining budget affords, and refuses only when even a short
+-- answer cannot be paid. Existing rows keep today's behaviour.
+ALTER TABLE projects ADD COLUMN budget_mode TEXT NOT NULL DEFAULT 'soft'
+    CHECK (budget_mode IN ('soft', 'strict'));
+ALTER TABLE workspaces ADD COLUMN budget_mode TEXT NOT NULL DEFAULT 'soft'
+    CHECK (budget_mode IN ('soft', 'strict'));

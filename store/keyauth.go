@@ -37,11 +37,13 @@ func (db *DB) KeyAuthByPrefix(ctx context.Context, prefix string) (KeyAuth, erro
 		SELECT p.id, p.workspace_id, p.key_hash, p.active,
 		       p.deleted_at IS NOT NULL, w.deleted_at IS NOT NULL,
 		       p.daily_budget_nano, p.monthly_budget_nano,
-		       w.daily_budget_nano, w.monthly_budget_nano, p.fallback_model
+		       w.daily_budget_nano, w.monthly_budget_nano, p.fallback_model,
+		       p.budget_mode = 'strict', w.budget_mode = 'strict'
 		FROM projects p JOIN workspaces w ON w.id = p.workspace_id
 		WHERE p.key_prefix = ?`, prefix).Scan(
 		&k.ProjectID, &k.WorkspaceID, &k.KeyHash, &k.Active,
-		&k.ProjectDeleted, &k.WorkspaceDeleted, &pd, &pm, &wd, &wm, &k.FallbackModel)
+		&k.ProjectDeleted, &k.WorkspaceDeleted, &pd, &pm, &wd, &wm, &k.FallbackModel,
+		&k.ProjectStrict, &k.WorkspaceStrict)
 	if errors.Is(err, sql.ErrNoRows) {
 		return KeyAuth{}, ErrNotFound
 	}

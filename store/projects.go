@@ -15,23 +15,25 @@ type Project struct {
 	Name              string
 	DailyBudgetNano   *int64
 	MonthlyBudgetNano *int64
-	FallbackModel     string
-	AlertEmail        string
-	KeyPrefix         string
-	Active            bool
-	LastUsedAt        *int64
-	CreatedAt         int64
-	UpdatedAt         int64
+	// BudgetMode is "soft" or "strict" (the column's CHECK); InsertProject writes "" as "soft".
+	BudgetMode    string
+	FallbackModel string
+	AlertEmail    string
+	KeyPrefix     string
+	Active        bool
+	LastUsedAt    *int64
+	CreatedAt     int64
+	UpdatedAt     int64
 }
 
 // InsertProject adds p with the bcrypt hash of its key, in tx, and returns its id.
 func (db *DB) InsertProject(ctx context.Context, tx *sql.Tx, p Project, keyHash string) (int64, error) {
 	var id int64
 	err := tx.QueryRowContext(ctx, `INSERT INTO projects (workspace_id, name, daily_budget_nano, monthly_budget_nano,
-		fallback_model, alert_email, key_prefix, key_hash, active, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?) RETURNING id`,
-		p.WorkspaceID, p.Name, p.DailyBudgetNano, p.MonthlyBudgetNano, p.FallbackModel, p.AlertEmail,
-		p.KeyPrefix, keyHash, p.CreatedAt, p.UpdatedAt).Scan(&id)
+		budget_mode, fallback_model, alert_email, key_prefix, key_hash, active, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?) RETURNING id`,
+		p.WorkspaceID, p.Name, p.DailyBudgetNano, p.MonthlyBudgetNano, budgetMode(p.BudgetMode), p.FallbackModel,
+		p.AlertEmail, p.KeyPrefix, keyHash, p.CreatedAt, p.UpdatedAt).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("insert project: %w", err)
 	}
@@ -39,14 +41,14 @@ func (db *DB) InsertProject(ctx context.Context, tx *sql.Tx, p Project, keyHash 
 }
 
 const projectQuery = `SELECT p.id, p.workspace_id, p.name, p.daily_budget_nano, p.monthly_budget_nano,
-	p.fallback_model, p.alert_email, p.key_prefix, p.active, p.last_used_at, p.created_at, p.updated_at
+	p.budget_mode, p.fallback_model, p.alert_email, p.key_prefix, p.active, p.last_used_at, p.created_at, p.updated_at
 	FROM projects p JOIN workspaces w ON w.id = p.workspace_id
 	WHERE p.deleted_at IS NULL AND w.deleted_at IS NULL`
 
 func scanProject(r rowScanner) (Project, error) {
 	var p Project
 	var d, m, used sql.NullInt64
-	if err := r.Scan(&p.ID, &p.WorkspaceID, &p.Name, &d, &m, &p.FallbackModel, &p.AlertEmail,
+	if err := r.Scan(&p.ID, &p.WorkspaceID, &p.Name, &d, &m, &p.BudgetMode, &p.FallbackModel, &p.AlertEmail,
 		&p.KeyPrefix, &p.Active, &used, &p.CreatedAt, &p.UpdatedAt); err != nil {
 		return Project{}, err
 	}
@@ -85,12 +87,13 @@ func (db *DB) ListProjects(ctx context.Context, workspaceID int64) ([]Project, e
 	return out, rows.Err()
 }
 
-// UpdateProject writes p's name, budgets, fallback model, alert email and updated time, in tx;
-// ErrNotFound for a missing or deleted project.
+// UpdateProject writes p's name, budgets, budget mode ("soft" or "strict"; "" is refused by the
+// CHECK), fallback model, alert email and updated time, in tx; ErrNotFound for a missing or
+// deleted project.
 func (db *DB) UpdateProject(ctx context.Context, tx *sql.Tx, p Project) error {
 	res, err := tx.ExecContext(ctx, `UPDATE projects SET name = ?, daily_budget_nano = ?, monthly_budget_nano = ?,
-		fallback_model = ?, alert_email = ?, updated_at = ? WHERE id = ? AND deleted_at IS NULL`,
-		p.Name, p.DailyBudgetNano, p.MonthlyBudgetNano, p.FallbackModel, p.AlertEmail, p.UpdatedAt, p.ID)
+		budget_mode = ?, fallback_model = ?, alert_email = ?, updated_at = ? WHERE id = ? AND deleted_at IS NULL`,
+		p.Name, p.DailyBudgetNano, p.MonthlyBudgetNano, p.BudgetMode, p.FallbackModel, p.AlertEmail, p.UpdatedAt, p.ID)
 	return affectedOne(res, err, "update project", p.ID)
 }
 

@@ -13,8 +13,10 @@ type Workspace struct {
 	Name              string
 	DailyBudgetNano   *int64
 	MonthlyBudgetNano *int64
-	Plan              string
-	CreatedAt         int64
+	// BudgetMode is "soft" or "strict" (the column's CHECK); InsertWorkspace writes "" as "soft".
+	BudgetMode string
+	Plan       string
+	CreatedAt  int64
 }
 
 // WorkspaceRole is a live workspace seen by one member: the workspace and the member's role.
@@ -40,8 +42,9 @@ func (db *DB) InsertWorkspace(ctx context.Context, tx *sql.Tx, w Workspace) (int
 		plan = "free"
 	}
 	var id int64
-	err := tx.QueryRowContext(ctx, `INSERT INTO workspaces (name, daily_budget_nano, monthly_budget_nano, plan, created_at)
-		VALUES (?, ?, ?, ?, ?) RETURNING id`, w.Name, w.DailyBudgetNano, w.MonthlyBudgetNano, plan, w.CreatedAt).Scan(&id)
+	err := tx.QueryRowContext(ctx, `INSERT INTO workspaces (name, daily_budget_nano, monthly_budget_nano, budget_mode, plan, created_at)
+		VALUES (?, ?, ?, ?, ?, ?) RETURNING id`, w.Name, w.DailyBudgetNano, w.MonthlyBudgetNano, budgetMode(w.BudgetMode),
+		plan, w.CreatedAt).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("insert workspace: %w", err)
 	}
@@ -62,7 +65,7 @@ func (db *DB) InsertMembership(ctx context.Context, tx *sql.Tx, workspaceID, use
 	return nil
 }
 
-const workspaceRoleQuery = `SELECT w.id, w.name, w.daily_budget_nano, w.monthly_budget_nano, w.plan, w.created_at,
+const workspaceRoleQuery = `SELECT w.id, w.name, w.daily_budget_nano, w.monthly_budget_nano, w.budget_mode, w.plan, w.created_at,
 	m.role, m.created_at
 	FROM memberships m JOIN workspaces w ON w.id = m.workspace_id
 	WHERE w.deleted_at IS NULL AND m.user_id = ?`
@@ -72,7 +75,7 @@ type rowScanner interface{ Scan(dest ...any) error }
 func scanWorkspaceRole(r rowScanner) (WorkspaceRole, error) {
 	var w WorkspaceRole
 	var d, m sql.NullInt64
-	if err := r.Scan(&w.ID, &w.Name, &d, &m, &w.Plan, &w.CreatedAt, &w.Role, &w.JoinedAt); err != nil {
+	if err := r.Scan(&w.ID, &w.Name, &d, &m, &w.BudgetMode, &w.Plan, &w.CreatedAt, &w.Role, &w.JoinedAt); err != nil {
 		return WorkspaceRole{}, err
 	}
 	w.DailyBudgetNano, w.MonthlyBudgetNano = nullInt(d), nullInt(m)
@@ -192,10 +195,12 @@ func (db *DB) ListMembers(ctx context.Context, workspaceID int64) ([]Member, err
 	return out, rows.Err()
 }
 
-// UpdateWorkspace writes w's name and budgets, in tx; ErrNotFound for a missing or deleted one.
+// UpdateWorkspace writes w's name, budgets and budget mode ("soft" or "strict"; "" is refused by
+// the CHECK), in tx; ErrNotFound for a missing or deleted one.
 func (db *DB) UpdateWorkspace(ctx context.Context, tx *sql.Tx, w Workspace) error {
-	res, err := tx.ExecContext(ctx, `UPDATE workspaces SET name = ?, daily_budget_nano = ?, monthly_budget_nano = ?
-		WHERE id = ? AND deleted_at IS NULL`, w.Name, w.DailyBudgetNano, w.MonthlyBudgetNano, w.ID)
+	res, err := tx.ExecContext(ctx, `UPDATE workspaces SET name = ?, daily_budget_nano = ?, monthly_budget_nano = ?,
+		budget_mode = ? WHERE id = ? AND deleted_at IS NULL`,
+		w.Name, w.DailyBudgetNano, w.MonthlyBudgetNano, w.BudgetMode, w.ID)
 	return affectedOne(res, err, "update workspace", w.ID)
 }
 
@@ -210,6 +215,16 @@ func (db *DB) SetWorkspacePlan(ctx context.Context, tx *sql.Tx, workspaceID int6
 func (db *DB) SoftDeleteWorkspace(ctx context.Context, tx *sql.Tx, workspaceID, at int64) error {
 	res, err := tx.ExecContext(ctx, `UPDATE workspaces SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL`, at, workspaceID)
 	return affectedOne(res, err, "delete workspace", workspaceID)
+}
+
+// budgetMode inserts the zero value as the column's default, so a new row without a mode gets
+// today's behaviour. Updates take the value as given: "" there fails the CHECK instead of
+// quietly turning a strict budget soft.
+func budgetMode(m string) string {
+	if m == "" {
+		return "soft"
+	}
+	return m
 }
 
 func affectedOne(res sql.Result, err error, what string, id int64) error {
