@@ -10,6 +10,8 @@ package budget
 
 import (
 	"fmt"
+	"math"
+	"math/bits"
 	"sync"
 	"time"
 
@@ -115,6 +117,38 @@ type Decision struct {
 	// Blocked is true when the request must be refused with 429 BUDGET_EXCEEDED and Message.
 	Blocked bool
 	Message string
+	// Reserved is true when a refusal is caused by the reservations of requests in flight rather
+	// than by committed spend: a retry can succeed as soon as they settle.
+	Reserved bool
+	// RetryAfter is how long a refused client should wait before a retry can succeed: until the
+	// period resets when spend is the cause, ReservedRetryAfter when reservations are.
+	RetryAfter time.Duration
+	// ResetAt is when the budget that refused the request resets (the next UTC midnight, or the
+	// 1st of the next month), zero when not blocked.
+	ResetAt time.Time
+	// OutputCap, when positive, is the per-choice output cap a strict budget lowered the request
+	// to: the most the remaining budget affords. The request must be sent with it.
+	OutputCap int64
+}
+
+// ReservedRetryAfter is the Retry-After of a refusal caused by in-flight reservations: they are
+// released as those requests end, typically within seconds.
+const ReservedRetryAfter = 2 * time.Second
+
+// Cost describes a request's worst case to Admit. WorstCase must be monotone in outputCap.
+type Cost struct {
+	// WorstCase is the most the request can cost on the requested model (fallback false) or on
+	// the project's fallback model, with output capped at outputCap tokens per choice; outputCap
+	// 0 means the request's own cap. It runs under the engine's lock: it must be quick and must
+	// not call the engine.
+	WorstCase func(fallback bool, outputCap int64) pricing.NanoUSD
+	// MaxOutput is the request's own per-choice output cap on each model (what WorstCase assumes
+	// for outputCap 0). Nil means the output cannot be capped: a strict budget that cannot pay
+	// the whole worst case refuses the request.
+	MaxOutput func(fallback bool) int64
+	// MinOutput is the smallest useful per-choice cap: a strict budget refuses rather than cap
+	// below it.
+	MinOutput int64
 }
 
 // Counter is one persisted period counter, as Load takes it.
@@ -183,7 +217,7 @@ type Engine struct {
 
 	mu       sync.Mutex
 	spend    map[counterKey]pricing.NanoUSD
-	reserved map[subjectKey]pricing.NanoUSD
+	reserved map[subjectKey]sum128
 	// day and month are the current UTC day and month as last seen; when the clock moves past
 	// them the old periods' counters are dropped.
 	day, month int32
@@ -197,7 +231,7 @@ func New(now func() time.Time) *Engine {
 	return &Engine{
 		now:      now,
 		spend:    make(map[counterKey]pricing.NanoUSD),
-		reserved: make(map[subjectKey]pricing.NanoUSD),
+		reserved: make(map[subjectKey]sum128),
 	}
 }
 
@@ -258,7 +292,7 @@ func (e *Engine) Load(counters []Counter) error {
 		} else {
 			return fmt.Errorf("load budget counters: bad period %q", c.Period)
 		}
-		e.spend[k] += c.Spend
+		e.spend[k] = satAdd(e.spend[k], max(c.Spend, 0))
 	}
 	return nil
 }
@@ -294,54 +328,212 @@ type Crossing struct {
 func (t *Ticket) Reserved() pricing.NanoUSD { return t.amount }
 
 // Admit decides on a request for s and, unless it is blocked, reserves reserve(fallback) — the
-// worst-case cost of the model the request will go to — for it, atomically with the decision so
-// that concurrent requests each see the others' reservations. A request is admitted while
-// committed spend plus the reservations of requests already in flight is under every budget;
-// its own reservation does not count against it. A blocked request gets a nil ticket and
-// reserves nothing. reserve runs under the engine's lock: it must be quick and must not call
-// the engine (pricing.Table.WorstCase is both); nil reserves nothing.
+// worst-case cost of the model the request will go to — for it. It is AdmitCost for a request
+// whose output cannot be capped; nil reserves nothing.
 func (e *Engine) Admit(s Subject, reserve func(fallback bool) pricing.NanoUSD) (*Ticket, Decision) {
+	var c Cost
+	if reserve != nil {
+		c.WorstCase = func(fallback bool, _ int64) pricing.NanoUSD { return reserve(fallback) }
+	}
+	return e.AdmitCost(s, c)
+}
+
+// AdmitCost decides on a request for s and, unless it is blocked, reserves its worst case on the
+// model it will go to, atomically with the decision so that concurrent requests each see the
+// others' reservations.
+//
+// Soft budgets (the default) admit a request while committed spend plus the reservations of
+// requests already in flight is under every budget; its own reservation does not count against
+// it, so spend can pass a soft budget by at most one request's worst case (plus any amount by
+// which a request's real cost exceeds its reservation). Strict budgets also require the
+// request's own worst case to fit in what is left: when it does not, the output cap is lowered
+// to the most the rest affords (Decision.OutputCap), and the request is refused when even
+// c.MinOutput does not fit. Spend then never passes a strict budget by more than the amount by
+// which real costs exceed reservations (the input estimate's error).
+//
+// A blocked request gets a nil ticket and reserves nothing. Every sum saturates, so no request,
+// however large its worst case, can wrap a counter.
+func (e *Engine) AdmitCost(s Subject, c Cost) (*Ticket, Decision) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	day, month := e.periods()
 
-	d := Decision{}
-	consider := func(b Budget, limit *pricing.NanoUSD, scope uint8, id int64, period int32, monthly bool) {
+	var d Decision
+	// headroom is what the strict budgets leave after committed spend and reservations; strict
+	// tells whether any strict budget applies.
+	var headroom, spendRoom pricing.NanoUSD = math.MaxInt64, math.MaxInt64
+	strict := false
+	// spendBlock is the budget that committed spend alone has filled (the latest to reset wins:
+	// a retry cannot succeed before it resets); reserveBlock the fullest one otherwise.
+	spendBlock, reserveBlock := None, None
+	var reserveLevel float64
+	consider := func(b Budget, l Limits, limit *pricing.NanoUSD, scope uint8, id int64, period int32, monthly bool) {
 		if limit == nil {
 			return
 		}
-		used := e.spend[counterKey{id, period, scope, monthly}] + e.reserved[subjectKey{id, scope}]
+		spent := e.spend[counterKey{id, period, scope, monthly}]
+		used := satAdd(spent, e.reserved[subjectKey{id, scope}].total())
 		lvl := level(used, *limit)
 		if d.Budget == None || lvl > d.Level {
 			d.Level, d.Budget = lvl, b
 		}
+		switch {
+		case level(spent, *limit) >= BlockLevel:
+			if spendBlock == None || b.monthly() && !spendBlock.monthly() {
+				spendBlock = b
+			}
+		case lvl >= BlockLevel && (reserveBlock == None || lvl > reserveLevel):
+			reserveBlock, reserveLevel = b, lvl
+		}
+		if l.Strict {
+			strict = true
+			headroom = min(headroom, max(*limit-used, 0))
+			spendRoom = min(spendRoom, max(*limit-spent, 0))
+		}
 	}
-	consider(ProjectDaily, s.Project.Daily, projectScope, s.ProjectID, day, false)
-	consider(ProjectMonthly, s.Project.Monthly, projectScope, s.ProjectID, month, true)
-	consider(WorkspaceDaily, s.Workspace.Daily, workspaceScope, s.WorkspaceID, day, false)
-	consider(WorkspaceMonthly, s.Workspace.Monthly, workspaceScope, s.WorkspaceID, month, true)
+	consider(ProjectDaily, s.Project, s.Project.Daily, projectScope, s.ProjectID, day, false)
+	consider(ProjectMonthly, s.Project, s.Project.Monthly, projectScope, s.ProjectID, month, true)
+	consider(WorkspaceDaily, s.Workspace, s.Workspace.Daily, workspaceScope, s.WorkspaceID, day, false)
+	consider(WorkspaceMonthly, s.Workspace, s.Workspace.Monthly, workspaceScope, s.WorkspaceID, month, true)
 
 	switch {
-	case d.Level >= BlockLevel:
-		d.Blocked = true
-		d.Message = d.Budget.Message()
-		return nil, d
+	case spendBlock != None:
+		return nil, e.refuse(d, spendBlock, false, "")
+	case reserveBlock != None:
+		return nil, e.refuse(d, reserveBlock, true, "")
 	case d.Level >= FallbackLevel && s.HasFallback:
 		d.Fallback = true
 	}
 
-	amount := pricing.NanoUSD(0)
-	if reserve != nil {
-		amount = max(reserve(d.Fallback), 0)
+	var amount pricing.NanoUSD
+	if c.WorstCase != nil {
+		amount = max(c.WorstCase(d.Fallback, 0), 0)
+	}
+	if strict && amount > headroom {
+		capped, ok := c.cap(d.Fallback, headroom)
+		if !ok {
+			// Whether it would fit once the requests in flight have settled decides when a
+			// retry can succeed.
+			_, later := c.cap(d.Fallback, spendRoom)
+			return nil, e.refuse(d, e.tightest(s, day, month), later, "the rest of the budget cannot pay for this request")
+		}
+		d.OutputCap, amount = capped, max(c.WorstCase(d.Fallback, capped), 0)
 	}
 	t := &Ticket{e: e, projectID: s.ProjectID, workspaceID: s.WorkspaceID, amount: amount,
 		limits: [4]*pricing.NanoUSD{s.Project.Daily, s.Project.Monthly, s.Workspace.Daily, s.Workspace.Monthly}}
 	if amount > 0 {
-		e.reserved[subjectKey{s.ProjectID, projectScope}] += amount
-		e.reserved[subjectKey{s.WorkspaceID, workspaceScope}] += amount
+		e.reserve(subjectKey{s.ProjectID, projectScope}, amount)
+		e.reserve(subjectKey{s.WorkspaceID, workspaceScope}, amount)
 	}
 	return t, d
 }
+
+// cap finds the largest per-choice output cap in [MinOutput, MaxOutput] whose worst case fits
+// in room; ok is false when none does (or the output cannot be capped). WorstCase is monotone in
+// the cap, so a binary search needs about 17 calls for a 128K-token range.
+func (c Cost) cap(fallback bool, room pricing.NanoUSD) (int64, bool) {
+	if c.MaxOutput == nil || c.WorstCase == nil {
+		return 0, false
+	}
+	lo, hi := max(c.MinOutput, 1), c.MaxOutput(fallback)
+	if hi < lo || c.WorstCase(fallback, lo) > room {
+		return 0, false
+	}
+	for lo < hi {
+		mid := lo + (hi-lo+1)/2
+		if c.WorstCase(fallback, mid) <= room {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	return lo, true
+}
+
+// refuse fills d as a refusal by budget b. reserved is true when a retry may succeed before the
+// period resets (in-flight reservations are part of the cause); detail, when set, replaces the
+// default explanation of that cause. Called with e.mu held.
+func (e *Engine) refuse(d Decision, b Budget, reserved bool, detail string) Decision {
+	d.Blocked, d.Budget, d.Reserved = true, b, reserved
+	d.ResetAt = e.resetAt(b)
+	d.Message = b.Message()
+	switch {
+	case detail != "":
+		d.Message += ": " + detail
+	case reserved:
+		d.Message += ": requests in flight have reserved the rest of it"
+	}
+	if reserved {
+		d.RetryAfter = ReservedRetryAfter
+	} else {
+		d.RetryAfter = max(d.ResetAt.Sub(e.now()), time.Second)
+	}
+	return d
+}
+
+// tightest is the strict budget with the least room left, to name in a strict refusal. Called
+// with e.mu held.
+func (e *Engine) tightest(s Subject, day, month int32) Budget {
+	best, room := None, pricing.NanoUSD(math.MaxInt64)
+	look := func(b Budget, l Limits, limit *pricing.NanoUSD, scope uint8, id int64, period int32, monthly bool) {
+		if limit == nil || !l.Strict {
+			return
+		}
+		used := satAdd(e.spend[counterKey{id, period, scope, monthly}], e.reserved[subjectKey{id, scope}].total())
+		if left := *limit - min(used, *limit); best == None || left < room {
+			best, room = b, left
+		}
+	}
+	look(ProjectDaily, s.Project, s.Project.Daily, projectScope, s.ProjectID, day, false)
+	look(ProjectMonthly, s.Project, s.Project.Monthly, projectScope, s.ProjectID, month, true)
+	look(WorkspaceDaily, s.Workspace, s.Workspace.Daily, workspaceScope, s.WorkspaceID, day, false)
+	look(WorkspaceMonthly, s.Workspace, s.Workspace.Monthly, workspaceScope, s.WorkspaceID, month, true)
+	return best
+}
+
+// resetAt is when budget b's current period ends. Called with e.mu held.
+func (e *Engine) resetAt(b Budget) time.Time {
+	if b.monthly() {
+		y, m, _ := time.UnixMilli(e.dayStart).UTC().Date()
+		return time.Date(y, m+1, 1, 0, 0, 0, 0, time.UTC)
+	}
+	return time.UnixMilli(e.dayEnd).UTC()
+}
+
+func (b Budget) monthly() bool { return b == ProjectMonthly || b == WorkspaceMonthly }
+
+// satAdd adds two non-negative amounts without wrapping.
+func satAdd(a, b pricing.NanoUSD) pricing.NanoUSD {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
+}
+
+// sum128 is an exact sum of in-flight reservations: each is at most MaxInt64, and adding and
+// releasing them in 128 bits keeps the total exact however many are outstanding, so a release
+// after a saturated total can never make the remaining reservations look smaller than they are.
+type sum128 struct{ hi, lo uint64 }
+
+func (s sum128) add(n pricing.NanoUSD) sum128 {
+	lo, carry := bits.Add64(s.lo, uint64(n), 0)
+	return sum128{s.hi + carry, lo}
+}
+
+func (s sum128) sub(n pricing.NanoUSD) sum128 {
+	lo, borrow := bits.Sub64(s.lo, uint64(n), 0)
+	return sum128{s.hi - borrow, lo}
+}
+
+// total is the sum, saturated to the NanoUSD range.
+func (s sum128) total() pricing.NanoUSD {
+	if s.hi != 0 || s.lo > math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return pricing.NanoUSD(s.lo)
+}
+
+func (s sum128) zero() bool { return s.hi == 0 && s.lo == 0 }
 
 // level is used/limit; a zero (or negative) budget allows nothing, so it is always at 100%.
 func level(used, limit pricing.NanoUSD) float64 {
@@ -395,7 +587,7 @@ func (t *Ticket) Settle(at time.Time, actual pricing.NanoUSD) []Crossing {
 	var crossed []Crossing
 	add := func(b Budget, k counterKey) {
 		before := e.spend[k]
-		after := before + actual
+		after := satAdd(before, actual)
 		e.spend[k] = after
 		limit := t.limits[b-1]
 		if limit == nil || *limit <= 0 {
@@ -419,9 +611,13 @@ func (t *Ticket) Settle(at time.Time, actual pricing.NanoUSD) []Crossing {
 	return crossed
 }
 
+func (e *Engine) reserve(k subjectKey, amount pricing.NanoUSD) {
+	e.reserved[k] = e.reserved[k].add(amount)
+}
+
 func (e *Engine) release(k subjectKey, amount pricing.NanoUSD) {
-	left := e.reserved[k] - amount
-	if left <= 0 {
+	left := e.reserved[k].sub(amount)
+	if left.zero() || left.hi > 1<<63 { // never below zero: tickets release what they reserved
 		delete(e.reserved, k)
 		return
 	}
@@ -445,5 +641,5 @@ func (e *Engine) Reserved(scope Scope, id int64) pricing.NanoUSD {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	sc, _ := scopeCode(scope)
-	return e.reserved[subjectKey{id, sc}]
+	return e.reserved[subjectKey{id, sc}].total()
 }

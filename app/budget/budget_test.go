@@ -1,6 +1,8 @@
 package budget
 
 import (
+	"math"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -179,8 +181,14 @@ func TestConcurrentBurstCannotOvershoot(t *testing.T) {
 					<-start
 					tk, d := e.Admit(s, fixed(cost))
 					if d.Blocked {
-						if d.Message != "Daily spend limit reached" {
-							t.Errorf("message = %q", d.Message)
+						// Refused while the others are in flight: the reservations are the cause,
+						// and a retry may succeed in seconds; once settled, spend is.
+						want := "Daily spend limit reached"
+						if d.Reserved {
+							want += ": requests in flight have reserved the rest of it"
+						}
+						if d.Message != want || (d.Reserved && d.RetryAfter != ReservedRetryAfter) || d.RetryAfter <= 0 {
+							t.Errorf("refusal = %+v, want message %q", d, want)
 						}
 						blocked.Add(1)
 						return
@@ -237,8 +245,12 @@ func TestWindowsRollOverExactly(t *testing.T) {
 			spendNow(t, e, s, clk.Now(), 1)
 
 			clk.Set(tt.last)
-			if _, d := e.Admit(s, fixed(0)); !d.Blocked || d.Message != "Daily spend limit reached" {
-				t.Fatalf("at %s: %+v, want still blocked by the daily budget", tt.last.Format(time.RFC3339Nano), d)
+			// Both budgets are spent; the refusal names the monthly one, since a retry cannot
+			// succeed before it resets, and says when that is.
+			nextMonth := time.Date(tt.last.Year(), tt.last.Month()+1, 1, 0, 0, 0, 0, time.UTC)
+			if _, d := e.Admit(s, fixed(0)); !d.Blocked || d.Message != "Monthly spend limit reached" ||
+				!d.ResetAt.Equal(nextMonth) || d.RetryAfter != max(nextMonth.Sub(tt.last), time.Second) {
+				t.Fatalf("at %s: %+v, want blocked by the monthly budget until %s", tt.last.Format(time.RFC3339Nano), d, nextMonth)
 			}
 			clk.Set(tt.last.Add(time.Millisecond))
 			if got := DayKey(clk.Now()); got != tt.wantNextDay {
@@ -384,5 +396,91 @@ func TestCrossingCarriesTheRequestsPeriod(t *testing.T) {
 	}
 	if got, want := DayKey(got[0].At), "2026-11-26"; got != want {
 		t.Errorf("crossing period = %s, want %s (the request's day)", got, want)
+	}
+}
+
+// One request whose worst case is absurd (max_tokens 2e12, a saturating worst case) must not
+// switch the budgets off for everything else while it is in flight: the sums saturate instead of
+// wrapping, so every other request of the project and of the workspace is refused until it
+// settles, and settling returns every reservation.
+func TestAbsurdWorstCaseCannotDisableBudgets(t *testing.T) {
+	e := New(newClock(noon).Now)
+	a := Subject{ProjectID: 1, WorkspaceID: 10, Project: Limits{Daily: usd(0.02)}, Workspace: Limits{Daily: usd(0.02)}}
+	b := Subject{ProjectID: 2, WorkspaceID: 10, Workspace: Limits{Daily: usd(0.02)}}
+	huge, d := e.Admit(a, fixed(math.MaxInt64))
+	if d.Blocked {
+		t.Fatalf("first request refused: %+v", d)
+	}
+	for i := range 100 {
+		for _, s := range []Subject{a, b} {
+			if _, d := e.Admit(s, fixed(pricing.FromDollars(0.01))); !d.Blocked || !d.Reserved {
+				t.Fatalf("request %d of project %d admitted beside a saturated reservation: %+v", i, s.ProjectID, d)
+			}
+		}
+	}
+	huge.Settle(noon, pricing.FromDollars(0.001))
+	if got := e.Reserved(ProjectScope, 1) + e.Reserved(WorkspaceScope, 10); got != 0 {
+		t.Fatalf("reservations left: %d", got)
+	}
+	if _, d := e.Admit(b, fixed(1)); d.Blocked {
+		t.Fatalf("refused after the huge request settled: %+v", d)
+	}
+}
+
+// A strict budget lowers the output cap to what is left and refuses only below the useful
+// minimum; a soft one admits the whole worst case. The refusal names its cause: spend (retry at
+// the reset) or requests in flight (retry in seconds).
+func TestStrictCapsOutput(t *testing.T) {
+	// $0.01 of input plus $10 per million output tokens, up to 100,000 tokens: $1.01 worst case.
+	req := linearCost{input: pricing.FromDollars(0.01), perToken: 10_000, maxOutput: 100_000, minOutput: 256, choices: 1}
+	tests := []struct {
+		name       string
+		strict     bool
+		spent      float64
+		inFlight   float64 // reserved by another request still running
+		wantCap    int64
+		wantBlock  bool
+		wantReason bool // refusal caused by reservations
+	}{
+		{"soft admits the whole worst case", false, 0.9, 0, 0, false, false},
+		{"strict caps to the $1 left", true, 0, 0, 99_000, false, false},
+		{"strict caps to the $0.10 left", true, 0.9, 0, 9_000, false, false},
+		{"strict counts requests in flight", true, 0.85, 0.05, 9_000, false, false},
+		{"strict refuses below the minimum", true, 0.9885, 0, 0, true, false},
+		{"strict refusal caused by requests in flight", true, 0.5, 0.49, 0, true, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := New(newClock(noon).Now)
+			s := Subject{ProjectID: 1, WorkspaceID: 10, Project: Limits{Daily: usd(1), Strict: tt.strict}}
+			spendNow(t, e, s, noon, tt.spent)
+			if tt.inFlight > 0 {
+				if _, d := e.Admit(s, fixed(pricing.FromDollars(tt.inFlight))); d.Blocked {
+					t.Fatalf("in-flight request refused: %+v", d)
+				}
+			}
+			tk, d := e.AdmitCost(s, req.cost())
+			if d.Blocked != tt.wantBlock || d.OutputCap != tt.wantCap {
+				t.Fatalf("decision = %+v, want blocked=%v cap=%d", d, tt.wantBlock, tt.wantCap)
+			}
+			if tt.wantBlock {
+				wantRetry := 12 * time.Hour
+				if tt.wantReason {
+					wantRetry = ReservedRetryAfter
+				}
+				if d.Reserved != tt.wantReason || d.RetryAfter != wantRetry || !d.ResetAt.Equal(noon.Add(12*time.Hour)) ||
+					!strings.HasPrefix(d.Message, "Daily spend limit reached: ") {
+					t.Fatalf("refusal = %+v, want reserved=%v retry %s", d, tt.wantReason, wantRetry)
+				}
+				return
+			}
+			want := req.cost().WorstCase(false, tt.wantCap)
+			if got := tk.Reserved(); got != want {
+				t.Errorf("reserved %d, want the capped worst case %d", got, want)
+			}
+			if tt.strict && pricing.FromDollars(tt.spent+tt.inFlight)+tk.Reserved() > *usd(1) {
+				t.Errorf("strict reservation %d passes the budget", tk.Reserved())
+			}
+		})
 	}
 }
