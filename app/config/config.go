@@ -58,8 +58,8 @@ type Providers struct {
 type Pricing struct {
 	// Default prices models the table does not know, so they are never free.
 	Default Price `toml:"default"`
-	// DefaultMaxOutputTokens is the output assumed for a budget reservation when a request
-	// names no max_tokens.
+	// DefaultMaxOutputTokens is the most output tokens a response of a model of no known family
+	// is assumed to hold, for budget reservations (known models use their own maximum).
 	DefaultMaxOutputTokens int64 `toml:"default_max_output_tokens"`
 	// Overrides replaces or adds prices by model name (longest prefix wins, as for the table).
 	Overrides map[string]Price `toml:"overrides"`
@@ -105,7 +105,7 @@ func Default() Config {
 		Pricing: Pricing{
 			// Priced like a premium model on purpose: an unknown model must not look cheap.
 			Default:                Price{Input: 5, CachedInput: 5, CacheWrite: 5, Output: 15},
-			DefaultMaxOutputTokens: 4096,
+			DefaultMaxOutputTokens: 128_000, // pricing.DefaultMaxOutputTokens
 		},
 	}
 }

@@ -88,10 +88,10 @@ const (
 	Gemini    = "gemini"
 )
 
-// DefaultMaxOutputTokens is the output cap WorstCase assumes when a request names none. Most
-// chat completions end well below it; a request that runs longer is still charged its real cost
-// when it settles — the cap only sizes the reservation that holds concurrent requests back.
-const DefaultMaxOutputTokens = 4096
+// DefaultMaxOutputTokens is the maximum output WorstCase assumes for a model of no known family
+// (config pricing.default_max_output_tokens): as much as the largest current models produce, so
+// an unknown model's request is never under-reserved.
+const DefaultMaxOutputTokens = 128_000
 
 // DefaultUnknownPrice is a sensible default for models missing from the table: a flagship-class
 // price, so an unknown model is over- rather than under-counted against a budget.
@@ -124,7 +124,7 @@ func (e entry) forPrompt(promptTokens int64) Price {
 // Option configures a Table.
 type Option func(*Table)
 
-// WithDefaultMaxOutput sets the output cap WorstCase assumes when a request names none
+// WithDefaultMaxOutput sets the maximum output WorstCase assumes for a model of no known family
 // (DefaultMaxOutputTokens if unset or not positive).
 func WithDefaultMaxOutput(tokens int64) Option {
 	return func(t *Table) {
@@ -148,7 +148,7 @@ func New(overrides map[string]Price, def Price, opts ...Option) (*Table, error) 
 	}
 	t := &Table{entries: make(map[string]entry), def: def.withCacheDefaults(), maxOutput: DefaultMaxOutputTokens}
 	for _, b := range builtin() {
-		t.entries[b.model] = entry{provider: b.provider, price: b.price, longAbove: b.longAbove, long: b.long}
+		t.entries[b.model] = entry{provider: b.provider, price: b.price, longAbove: b.longAbove, long: b.long, maxOutput: b.maxOutput}
 	}
 	for name, p := range overrides {
 		key := normalize(name)
@@ -158,13 +158,12 @@ func New(overrides map[string]Price, def Price, opts ...Option) (*Table, error) 
 		if err := p.validate(); err != nil {
 			return nil, fmt.Errorf("price override for %q: %w", name, err)
 		}
-		prov := ""
+		e := entry{provider: familyProvider(key)}
 		if old, ok := t.entries[key]; ok {
-			prov = old.provider
-		} else {
-			prov = familyProvider(key)
+			e = entry{provider: old.provider, maxOutput: old.maxOutput}
 		}
-		t.entries[key] = entry{provider: prov, price: p.withCacheDefaults()}
+		e.price = p.withCacheDefaults()
+		t.entries[key] = e
 	}
 	for _, o := range opts {
 		o(t)
@@ -295,13 +294,20 @@ func satMul(a, b int64) int64 {
 // model's own figure when the table knows it, else its provider family's safe default, else
 // the table's default (WithDefaultMaxOutput).
 func (t *Table) MaxOutput(model string) int64 {
-	if e, ok := t.match(model); ok && e.maxOutput > 0 {
+	e, ok := t.match(model)
+	switch {
+	case ok && e.maxOutput > 0:
 		return e.maxOutput
+	case ok && familyMaxOutput(e.provider) > 0:
+		return familyMaxOutput(e.provider)
+	}
+	if f := familyMaxOutput(familyProvider(normalize(model))); f > 0 {
+		return max(f, t.maxOutput)
 	}
 	return t.maxOutput
 }
 
-// DefaultMaxOutput is the output cap WorstCase assumes when a request names none.
+// DefaultMaxOutput is the maximum output WorstCase assumes for a model of no known family.
 func (t *Table) DefaultMaxOutput() int64 { return t.maxOutput }
 
 // Provider returns which provider a known model belongs to (OpenAI, Anthropic or Gemini), or ""

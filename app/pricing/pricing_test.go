@@ -206,31 +206,40 @@ func mustCost(t *testing.T, tab *Table, model string, u Usage) NanoUSD {
 	return c
 }
 
-// WorstCase reserves full-price input plus the request's output cap, or the configured default
-// cap when the request names none.
+// WorstCase reserves full-price input plus the request's output cap per choice times the
+// choices; a missing cap, or one above what the model can produce, is the model's maximum
+// output; every product saturates.
 func TestWorstCase(t *testing.T) {
 	tab := mustTable(t, nil)
-	// 1000 in × $2.50 + 4096 out × $10 = 2,500,000 + 40,960,000 n$.
-	if got, want := tab.WorstCase("gpt-4o", 1000, 0, 1), NanoUSD(43_460_000); got != want {
-		t.Errorf("default cap: got %d, want %d", got, want)
-	}
-	if got, want := tab.WorstCase("gpt-4o", 1000, 100, 1), NanoUSD(3_500_000); got != want {
-		t.Errorf("explicit cap: got %d, want %d", got, want)
-	}
 	small := mustTable(t, nil, WithDefaultMaxOutput(1000))
+	tests := []struct {
+		name                    string
+		tab                     *Table
+		model                   string
+		input, maxOutput, count int64
+		want                    NanoUSD
+	}{
+		// 1000 in × $2.50 + 16,384 out (gpt-4o's maximum) × $10.
+		{"no cap: the model's maximum", tab, "gpt-4o", 1000, 0, 1, 2_500_000 + 163_840_000},
+		{"explicit cap", tab, "gpt-4o", 1000, 100, 1, 3_500_000},
+		{"n multiplies the output", tab, "gpt-4o", 1000, 100, 8, 2_500_000 + 8_000_000},
+		{"n multiplies without a cap too", tab, "gpt-4o", 0, 0, 8, 8 * 163_840_000},
+		{"cap above the model's maximum is clamped", tab, "gpt-4o", 0, 2_000_000_000_000, 1, 163_840_000},
+		{"dated variant has its base's maximum", tab, "gpt-4o-2024-08-06", 0, 0, 1, 163_840_000},
+		{"unknown model of a known family: the family default", tab, "claude-opus-9", 0, 0, 1, 128_000 * 30_000},
+		{"unknown model: the configured default", small, "who-knows", 0, 0, 1, 1000 * 30_000},
+		{"unknown model of a family never below the family default", small, "gpt-9", 0, 0, 1, 272_000 * 30_000},
+		{"absurd input and cap saturate", tab, "gpt-5.5-pro", math.MaxInt64, math.MaxInt64, math.MaxInt64, math.MaxInt64},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.tab.WorstCase(tt.model, tt.input, tt.maxOutput, tt.count); got != tt.want {
+				t.Errorf("WorstCase = %d, want %d", got, tt.want)
+			}
+		})
+	}
 	if got, want := small.DefaultMaxOutput(), int64(1000); got != want {
 		t.Errorf("DefaultMaxOutput = %d, want %d", got, want)
-	}
-	if got, want := small.WorstCase("gpt-4o", 0, -1, 1), NanoUSD(10_000_000); got != want {
-		t.Errorf("configured cap: got %d, want %d", got, want)
-	}
-	// A absurd max_tokens from a client saturates instead of wrapping negative.
-	if got := tab.WorstCase("gpt-5.5-pro", math.MaxInt64, math.MaxInt64, 1); got != math.MaxInt64 {
-		t.Errorf("overflow: got %d, want saturation", got)
-	}
-	// An unknown model reserves at the default price, never zero.
-	if got := tab.WorstCase("who-knows", 10, 10, 1); got <= 0 {
-		t.Errorf("unknown model worst case = %d, want > 0", got)
 	}
 }
 
@@ -281,7 +290,7 @@ func TestLongContextTier(t *testing.T) {
 		})
 	}
 	// 300K in × $10/M + 4096 out × $45/M for gpt-5.5 past 270K.
-	if got, want := tab.WorstCase("gpt-5.5", 300_000, 0, 1), FromDollars(3+0.18432); got != want {
+	if got, want := tab.WorstCase("gpt-5.5", 300_000, 4096, 1), FromDollars(3+0.18432); got != want {
 		t.Errorf("WorstCase long = %d, want %d", got, want)
 	}
 	// An override replaces the tiers along with the price.
