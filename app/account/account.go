@@ -25,8 +25,8 @@ import (
 )
 
 // KeyCache is the proxy's verified-key cache. The service evicts from it after every change
-// that alters what a key may do (regenerate, deactivate, activate, delete, budgets, fallback,
-// provider keys, workspace budgets, workspace delete), so the next proxied request re-reads the
+// that alters what a key may do (regenerate, deactivate, activate, delete, budgets and budget
+// modes, fallback, provider keys, workspace budgets and budget mode, workspace delete), so the next proxied request re-reads the
 // project from the database.
 type KeyCache interface {
 	EvictProject(projectID int64)
@@ -137,6 +137,7 @@ type Workspace struct {
 	// Budgets over all the workspace's projects; nil means no limit.
 	DailyBudget   *pricing.NanoUSD
 	MonthlyBudget *pricing.NanoUSD
+	BudgetMode    BudgetMode
 	Plan          string
 	CreatedAt     time.Time
 }
@@ -158,6 +159,7 @@ type Project struct {
 	Name          string
 	DailyBudget   *pricing.NanoUSD
 	MonthlyBudget *pricing.NanoUSD
+	BudgetMode    BudgetMode
 	FallbackModel string
 	AlertEmail    string
 	KeyPrefix     string
@@ -181,7 +183,7 @@ func workspaceFrom(w store.WorkspaceRole) Workspace {
 	return Workspace{
 		ID: w.ID, Name: w.Name, Role: Role(w.Role),
 		DailyBudget: nanoPtr(w.DailyBudgetNano), MonthlyBudget: nanoPtr(w.MonthlyBudgetNano),
-		Plan: w.Plan, CreatedAt: time.UnixMilli(w.CreatedAt).UTC(),
+		BudgetMode: BudgetMode(w.BudgetMode), Plan: w.Plan, CreatedAt: time.UnixMilli(w.CreatedAt).UTC(),
 	}
 }
 
@@ -189,7 +191,7 @@ func projectFrom(p store.Project, masks map[string]string) Project {
 	out := Project{
 		ID: p.ID, WorkspaceID: p.WorkspaceID, Name: p.Name,
 		DailyBudget: nanoPtr(p.DailyBudgetNano), MonthlyBudget: nanoPtr(p.MonthlyBudgetNano),
-		FallbackModel: p.FallbackModel, AlertEmail: p.AlertEmail, KeyPrefix: p.KeyPrefix,
+		BudgetMode: BudgetMode(p.BudgetMode), FallbackModel: p.FallbackModel, AlertEmail: p.AlertEmail, KeyPrefix: p.KeyPrefix,
 		Active: p.Active, CreatedAt: time.UnixMilli(p.CreatedAt).UTC(), UpdatedAt: time.UnixMilli(p.UpdatedAt).UTC(),
 		ProviderKeys: map[string]string{},
 	}

@@ -12,11 +12,12 @@ import (
 	"tokenguard/store"
 )
 
-// ProjectInput is a new project. Nil budgets mean no limit.
+// ProjectInput is a new project. Nil budgets mean no limit; a nil BudgetMode is BudgetSoft.
 type ProjectInput struct {
 	Name          string
 	DailyBudget   *float64 // USD
 	MonthlyBudget *float64 // USD
+	BudgetMode    *string  // "soft" or "strict"
 	FallbackModel string
 	AlertEmail    string
 }
@@ -26,13 +27,14 @@ type ProjectPatch struct {
 	Name          *string
 	DailyBudget   Budget
 	MonthlyBudget Budget
+	BudgetMode    *string // "soft" or "strict"
 	FallbackModel *string // "" clears it
 	AlertEmail    *string // "" clears it
 }
 
 // CreateProject creates a project in workspaceID with a new key; owners and admins only. The
 // full key is returned here and nowhere else: only its bcrypt hash and lookup prefix are stored.
-// Records project_created.
+// A budget mode other than "soft" or "strict" is INVALID_REQUEST. Records project_created.
 func (s *Service) CreateProject(ctx context.Context, actor Actor, workspaceID int64, in ProjectInput) (Project, string, error) {
 	if _, err := s.Authorize(ctx, actor, workspaceID, ManageProjects); err != nil {
 		return Project{}, "", err
@@ -48,6 +50,11 @@ func (s *Service) CreateProject(ctx context.Context, actor Actor, workspaceID in
 	if p.MonthlyBudgetNano, err = budgetNano("monthlyBudgetUsd", in.MonthlyBudget); err != nil {
 		return Project{}, "", err
 	}
+	mode, err := budgetModeOr(in.BudgetMode, BudgetSoft)
+	if err != nil {
+		return Project{}, "", err
+	}
+	p.BudgetMode = string(mode)
 	if p.FallbackModel, err = fallbackModel(in.FallbackModel); err != nil {
 		return Project{}, "", err
 	}
@@ -73,7 +80,7 @@ func (s *Service) CreateProject(ctx context.Context, actor Actor, workspaceID in
 		p.ID = id
 		return s.AppendAudit(ctx, tx, actor, workspaceID, AuditEvent{
 			Action: AuditProjectCreated, TargetType: "project", TargetID: id,
-			Details: map[string]any{"name": p.Name, "keyPrefix": p.KeyPrefix},
+			Details: map[string]any{"name": p.Name, "keyPrefix": p.KeyPrefix, "budgetMode": p.BudgetMode},
 		})
 	})
 	if err != nil {
@@ -144,8 +151,8 @@ func (s *Service) withMasks(ctx context.Context, p store.Project) (Project, erro
 }
 
 // UpdateProject applies a partial update; owners and admins only. Records project_updated with
-// the changed fields and evicts the project's cached key, so new budgets and fallback model
-// apply from the next proxied request.
+// the changed fields and evicts the project's cached key, so new budgets, budget mode and
+// fallback model apply from the next proxied request.
 func (s *Service) UpdateProject(ctx context.Context, actor Actor, projectID int64, patch ProjectPatch) (Project, error) {
 	p, _, err := s.project(ctx, actor, projectID, ManageProjects)
 	if err != nil {
@@ -172,6 +179,12 @@ func (s *Service) UpdateProject(ctx context.Context, actor Actor, projectID int6
 	diffBudget(changes, "dailyBudgetUsd", nanoPtr(cur.DailyBudgetNano), d)
 	diffBudget(changes, "monthlyBudgetUsd", nanoPtr(cur.MonthlyBudgetNano), m)
 	p.DailyBudgetNano, p.MonthlyBudgetNano = int64Ptr(d), int64Ptr(m)
+	mode, err := budgetModeOr(patch.BudgetMode, BudgetMode(cur.BudgetMode))
+	if err != nil {
+		return Project{}, err
+	}
+	diffBudgetMode(changes, BudgetMode(cur.BudgetMode), mode)
+	p.BudgetMode = string(mode)
 	if patch.FallbackModel != nil {
 		if p.FallbackModel, err = fallbackModel(*patch.FallbackModel); err != nil {
 			return Project{}, err

@@ -14,8 +14,16 @@ import (
 // Plans are the billing plans a workspace can be on.
 var Plans = []string{"free", "pro", "team", "enterprise"}
 
+// createWorkspaceTx creates the soft-budget workspace a signup starts with.
 func (s *Service) createWorkspaceTx(ctx context.Context, tx *sql.Tx, actor Actor, name string, now int64) (store.WorkspaceRole, error) {
-	w := store.Workspace{Name: name, Plan: "free", CreatedAt: now}
+	return s.insertWorkspaceTx(ctx, tx, actor, store.Workspace{Name: name, BudgetMode: string(BudgetSoft), CreatedAt: now})
+}
+
+// insertWorkspaceTx inserts w (on the free plan) with the actor as its owner and records
+// workspace_created, in tx.
+func (s *Service) insertWorkspaceTx(ctx context.Context, tx *sql.Tx, actor Actor, w store.Workspace) (store.WorkspaceRole, error) {
+	w.Plan = "free"
+	now := w.CreatedAt
 	id, err := s.db.InsertWorkspace(ctx, tx, w)
 	if err != nil {
 		return store.WorkspaceRole{}, err
@@ -26,22 +34,32 @@ func (s *Service) createWorkspaceTx(ctx context.Context, tx *sql.Tx, actor Actor
 	}
 	err = s.AppendAudit(ctx, tx, actor, id, AuditEvent{
 		Action: AuditWorkspaceCreated, TargetType: "workspace", TargetID: id,
-		Details: map[string]any{"name": name},
+		Details: map[string]any{"name": w.Name, "budgetMode": w.BudgetMode},
 	})
 	return store.WorkspaceRole{Workspace: w, Role: string(RoleOwner), JoinedAt: now}, err
 }
 
+// WorkspaceInput is a new workspace; a nil BudgetMode is BudgetSoft.
+type WorkspaceInput struct {
+	Name       string
+	BudgetMode *string // "soft" or "strict"
+}
+
 // CreateWorkspace creates a workspace with the actor as its owner. INVALID_REQUEST for a bad
-// name (1–100 characters).
-func (s *Service) CreateWorkspace(ctx context.Context, actor Actor, name string) (Workspace, error) {
-	name = strings.TrimSpace(name)
+// name (1–100 characters) or a budget mode other than "soft" or "strict".
+func (s *Service) CreateWorkspace(ctx context.Context, actor Actor, in WorkspaceInput) (Workspace, error) {
+	name := strings.TrimSpace(in.Name)
 	if err := checkText("name", name, 1, 100); err != nil {
 		return Workspace{}, err
 	}
+	mode, err := budgetModeOr(in.BudgetMode, BudgetSoft)
+	if err != nil {
+		return Workspace{}, err
+	}
 	var ws store.WorkspaceRole
-	err := s.db.WriteTx(ctx, func(tx *sql.Tx) error {
+	err = s.db.WriteTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		ws, err = s.createWorkspaceTx(ctx, tx, actor, name, s.nowMs())
+		ws, err = s.insertWorkspaceTx(ctx, tx, actor, store.Workspace{Name: name, BudgetMode: string(mode), CreatedAt: s.nowMs()})
 		return err
 	})
 	if err != nil {
@@ -87,11 +105,12 @@ type WorkspacePatch struct {
 	Name          *string
 	DailyBudget   Budget
 	MonthlyBudget Budget
+	BudgetMode    *string // "soft" or "strict"
 }
 
-// UpdateWorkspace renames a workspace and/or sets its budgets; owners only. It records
-// workspace_updated with what changed and evicts the workspace's cached keys when a budget
-// changed, so the proxy applies the new budget on its next request.
+// UpdateWorkspace renames a workspace and/or sets its budgets and budget mode; owners only. It
+// records workspace_updated with what changed and evicts the workspace's cached keys when a
+// budget or the budget mode changed, so the proxy applies them on its next request.
 func (s *Service) UpdateWorkspace(ctx context.Context, actor Actor, workspaceID int64, p WorkspacePatch) (Workspace, error) {
 	ws, err := s.Authorize(ctx, actor, workspaceID, UpdateWorkspace)
 	if err != nil {
@@ -117,6 +136,10 @@ func (s *Service) UpdateWorkspace(ctx context.Context, actor Actor, workspaceID 
 	}
 	budgetsChanged := diffBudget(changes, "dailyBudgetUsd", ws.DailyBudget, next.DailyBudget)
 	budgetsChanged = diffBudget(changes, "monthlyBudgetUsd", ws.MonthlyBudget, next.MonthlyBudget) || budgetsChanged
+	if next.BudgetMode, err = budgetModeOr(p.BudgetMode, ws.BudgetMode); err != nil {
+		return Workspace{}, err
+	}
+	budgetsChanged = diffBudgetMode(changes, ws.BudgetMode, next.BudgetMode) || budgetsChanged
 	if len(changes) == 0 {
 		return ws, nil
 	}
@@ -124,6 +147,7 @@ func (s *Service) UpdateWorkspace(ctx context.Context, actor Actor, workspaceID 
 		err := s.db.UpdateWorkspace(ctx, tx, store.Workspace{
 			ID: workspaceID, Name: next.Name,
 			DailyBudgetNano: int64Ptr(next.DailyBudget), MonthlyBudgetNano: int64Ptr(next.MonthlyBudget),
+			BudgetMode: string(next.BudgetMode),
 		})
 		if errors.Is(err, store.ErrNotFound) {
 			return notFound("workspace")
@@ -150,6 +174,15 @@ func diffBudget(changes map[string]any, field string, from, to *pricing.NanoUSD)
 		return false
 	}
 	changes[field] = map[string]any{"from": usdOrNil(from), "to": usdOrNil(to)}
+	return true
+}
+
+// diffBudgetMode records a budget mode change in changes and reports whether there was one.
+func diffBudgetMode(changes map[string]any, from, to BudgetMode) bool {
+	if from == to {
+		return false
+	}
+	changes["budgetMode"] = map[string]any{"from": from, "to": to}
 	return true
 }
 

@@ -25,11 +25,13 @@ type createProjectRequest struct {
 	Name             string   `json:"name"`
 	DailyBudgetUSD   *float64 `json:"dailyBudgetUsd"`
 	MonthlyBudgetUSD *float64 `json:"monthlyBudgetUsd"`
+	BudgetMode       *string  `json:"budgetMode"`
 	FallbackModel    string   `json:"fallbackModel"`
 	AlertEmail       string   `json:"alertEmail"`
 }
 
-// createProject: POST /api/projects → 201 {project,key}. The key appears in this response only.
+// createProject: POST /api/projects → 201 {project,key}. The key appears in this response only;
+// budgetMode absent or null is "soft".
 func (a *API) createProject(w http.ResponseWriter, r *http.Request, _ httprouter.Params, c Caller) error {
 	wsID, err := a.workspace(r, c)
 	if err != nil {
@@ -41,7 +43,7 @@ func (a *API) createProject(w http.ResponseWriter, r *http.Request, _ httprouter
 	}
 	p, key, err := a.acct.CreateProject(r.Context(), c.Actor, wsID, account.ProjectInput{
 		Name: req.Name, DailyBudget: req.DailyBudgetUSD, MonthlyBudget: req.MonthlyBudgetUSD,
-		FallbackModel: req.FallbackModel, AlertEmail: req.AlertEmail,
+		BudgetMode: req.BudgetMode, FallbackModel: req.FallbackModel, AlertEmail: req.AlertEmail,
 	})
 	if err != nil {
 		return err
@@ -66,12 +68,13 @@ type patchProjectRequest struct {
 	Name             optString `json:"name"`
 	DailyBudgetUSD   optNumber `json:"dailyBudgetUsd"`
 	MonthlyBudgetUSD optNumber `json:"monthlyBudgetUsd"`
+	BudgetMode       optString `json:"budgetMode"`
 	FallbackModel    optString `json:"fallbackModel"`
 	AlertEmail       optString `json:"alertEmail"`
 }
 
 // patchProject: PATCH /api/projects/:id, partial: absent fields stay, null clears a budget (and
-// the fallback model or alert email).
+// the fallback model or alert email); budgetMode cannot be null.
 func (a *API) patchProject(w http.ResponseWriter, r *http.Request, ps httprouter.Params, c Caller) error {
 	id, err := pathID(ps, "id", "project")
 	if err != nil {
@@ -90,6 +93,9 @@ func (a *API) patchProject(w http.ResponseWriter, r *http.Request, ps httprouter
 			return invalid("name cannot be null")
 		}
 		patch.Name = &req.Name.v
+	}
+	if patch.BudgetMode, err = req.BudgetMode.mode(); err != nil {
+		return err
 	}
 	if req.FallbackModel.set {
 		patch.FallbackModel = &req.FallbackModel.v

@@ -30,7 +30,7 @@ func (a *testApp) newTeam(owner, admin, member, member2, outsider *user) *team {
 	a.t.Helper()
 	name := fmt.Sprintf("Team %d", a.clock.Now().UnixNano())
 	a.clock.Add(1)
-	ws, err := a.acct.CreateWorkspace(context.Background(), account.Actor{UserID: owner.id}, name)
+	ws, err := a.acct.CreateWorkspace(context.Background(), account.Actor{UserID: owner.id}, account.WorkspaceInput{Name: name})
 	if err != nil {
 		a.t.Fatal(err)
 	}

@@ -28,6 +28,7 @@ type workspaceJSON struct {
 	Role             string    `json:"role"`
 	DailyBudgetUSD   *float64  `json:"dailyBudgetUsd"`
 	MonthlyBudgetUSD *float64  `json:"monthlyBudgetUsd"`
+	BudgetMode       string    `json:"budgetMode"`
 	Plan             string    `json:"plan"`
 	CreatedAt        time.Time `json:"createdAt"`
 }
@@ -35,7 +36,7 @@ type workspaceJSON struct {
 func workspaceView(w account.Workspace) workspaceJSON {
 	return workspaceJSON{
 		ID: w.ID, Name: w.Name, Role: string(w.Role), Plan: w.Plan, CreatedAt: w.CreatedAt,
-		DailyBudgetUSD: usd(w.DailyBudget), MonthlyBudgetUSD: usd(w.MonthlyBudget),
+		DailyBudgetUSD: usd(w.DailyBudget), MonthlyBudgetUSD: usd(w.MonthlyBudget), BudgetMode: string(w.BudgetMode),
 	}
 }
 
@@ -46,6 +47,7 @@ type projectJSON struct {
 	KeyPrefix        string             `json:"keyPrefix"`
 	DailyBudgetUSD   *float64           `json:"dailyBudgetUsd"`
 	MonthlyBudgetUSD *float64           `json:"monthlyBudgetUsd"`
+	BudgetMode       string             `json:"budgetMode"`
 	FallbackModel    string             `json:"fallbackModel"`
 	AlertEmail       string             `json:"alertEmail"`
 	Active           bool               `json:"active"`
@@ -58,7 +60,7 @@ type projectJSON struct {
 func projectView(p account.Project) projectJSON {
 	return projectJSON{
 		ID: p.ID, WorkspaceID: p.WorkspaceID, Name: p.Name, KeyPrefix: p.KeyPrefix,
-		DailyBudgetUSD: usd(p.DailyBudget), MonthlyBudgetUSD: usd(p.MonthlyBudget),
+		DailyBudgetUSD: usd(p.DailyBudget), MonthlyBudgetUSD: usd(p.MonthlyBudget), BudgetMode: string(p.BudgetMode),
 		FallbackModel: p.FallbackModel, AlertEmail: p.AlertEmail, Active: p.Active,
 		LastUsedAt: p.LastUsedAt, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt,
 		ProviderKeys: maskedKeys(p),

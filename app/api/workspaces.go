@@ -16,6 +16,18 @@ func invalid(format string, args ...any) error {
 	return apperr.New(apperr.InvalidRequest, format, args...)
 }
 
+// mode is a PATCH's budgetMode: absent is nil (unchanged); null is refused, since a mode cannot
+// be cleared, only set to "soft" or "strict" (which the service checks).
+func (o optString) mode() (*string, error) {
+	if !o.set {
+		return nil, nil
+	}
+	if o.null {
+		return nil, invalid(`budgetMode cannot be null; use "soft" or "strict"`)
+	}
+	return &o.v, nil
+}
+
 // listWorkspaces: GET /api/workspaces → {data:[workspace…]} with the caller's role in each.
 func (a *API) listWorkspaces(w http.ResponseWriter, r *http.Request, _ httprouter.Params, c Caller) error {
 	ws, err := a.acct.Workspaces(r.Context(), c.User.ID)
@@ -26,16 +38,18 @@ func (a *API) listWorkspaces(w http.ResponseWriter, r *http.Request, _ httproute
 }
 
 type createWorkspaceRequest struct {
-	Name string `json:"name"`
+	Name       string  `json:"name"`
+	BudgetMode *string `json:"budgetMode"`
 }
 
-// createWorkspace: POST /api/workspaces {name} → 201 {workspace}.
+// createWorkspace: POST /api/workspaces {name,budgetMode} → 201 {workspace}; budgetMode absent
+// or null is "soft".
 func (a *API) createWorkspace(w http.ResponseWriter, r *http.Request, _ httprouter.Params, c Caller) error {
 	var req createWorkspaceRequest
 	if err := a.Decode(w, r, &req); err != nil {
 		return err
 	}
-	ws, err := a.acct.CreateWorkspace(r.Context(), c.Actor, req.Name)
+	ws, err := a.acct.CreateWorkspace(r.Context(), c.Actor, account.WorkspaceInput{Name: req.Name, BudgetMode: req.BudgetMode})
 	if err != nil {
 		return err
 	}
@@ -59,9 +73,11 @@ type patchWorkspaceRequest struct {
 	Name             optString `json:"name"`
 	DailyBudgetUSD   optNumber `json:"dailyBudgetUsd"`
 	MonthlyBudgetUSD optNumber `json:"monthlyBudgetUsd"`
+	BudgetMode       optString `json:"budgetMode"`
 }
 
-// patchWorkspace: PATCH /api/workspaces/:id {name,dailyBudgetUsd,monthlyBudgetUsd} → {workspace}.
+// patchWorkspace: PATCH /api/workspaces/:id {name,dailyBudgetUsd,monthlyBudgetUsd,budgetMode} →
+// {workspace}.
 func (a *API) patchWorkspace(w http.ResponseWriter, r *http.Request, ps httprouter.Params, c Caller) error {
 	id, err := pathID(ps, "id", "workspace")
 	if err != nil {
@@ -80,6 +96,9 @@ func (a *API) patchWorkspace(w http.ResponseWriter, r *http.Request, ps httprout
 			return invalid("name cannot be null")
 		}
 		patch.Name = &req.Name.v
+	}
+	if patch.BudgetMode, err = req.BudgetMode.mode(); err != nil {
+		return err
 	}
 	ws, err := a.acct.UpdateWorkspace(r.Context(), c.Actor, id, patch)
 	if err != nil {

@@ -119,7 +119,7 @@ func (s *Server) deleteWorkspace(w http.ResponseWriter, r *http.Request, c *reqC
 }
 
 func (s *Server) createWorkspace(w http.ResponseWriter, r *http.Request, c *reqCtx) error {
-	ws, err := s.opt.Accounts.CreateWorkspace(r.Context(), c.actor(r), strings.TrimSpace(r.PostFormValue("name")))
+	ws, err := s.opt.Accounts.CreateWorkspace(r.Context(), c.actor(r), account.WorkspaceInput{Name: r.PostFormValue("name")})
 	if err != nil {
 		return err
 	}
