@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	stdpath "path"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +18,7 @@ import (
 
 	"tokenguard/app/apikey"
 	"tokenguard/app/apperr"
+	"tokenguard/app/budget"
 	"tokenguard/app/pricing"
 	"tokenguard/app/provider"
 	"tokenguard/app/usage"
@@ -193,22 +195,23 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, u *upstream, path 
 	// The gate: every route passes it, metered or not, so an exhausted project is refused
 	// everywhere. Unmetered calls reserve nothing.
 	model := call.Model
-	var reserve func(bool) pricing.NanoUSD
+	var cost budget.Cost
 	if call.Metered {
-		reserve = func(fallback bool) pricing.NanoUSD {
-			m := call.Model
-			if fallback && proj.fallback != "" {
-				m = proj.fallback
-			}
-			return p.cfg.Prices.WorstCase(m, max(call.MaxInputTokens, call.InputTokens), call.MaxOutputTokens, call.Choices)
-		}
+		cost = p.worstCase(&call, proj.fallback)
 	}
-	ticket, decision := p.cfg.Budget.Admit(proj.subject, reserve)
+	ticket, decision := p.cfg.Budget.AdmitCost(proj.subject, cost)
 	if decision.Blocked {
 		w.Header().Set("X-Tokenguard-Request-Id", requestID)
-		apperr.WriteJSON(w, apperr.New(apperr.BudgetExceeded, "%s", decision.Message))
+		apperr.WriteJSON(w, &apperr.Error{Code: apperr.BudgetExceeded, Message: decision.Message,
+			RetryAfter: decision.RetryAfter, ResetAt: decision.ResetAt})
 		p.record(proj, u, &call, requestID, start, model, false, outcome{status: http.StatusTooManyRequests, errorCode: apperr.BudgetExceeded}, 0, false)
 		return
+	}
+	if decision.OutputCap > 0 {
+		// A strict budget affords only this much output: it is what goes upstream, and the
+		// client is told, so a cut-short answer is explained.
+		call.OutputCap = decision.OutputCap
+		w.Header().Set("X-Tokenguard-Max-Output-Tokens", strconv.FormatInt(decision.OutputCap, 10))
 	}
 	fallback := decision.Fallback && proj.fallback != "" && call.Metered && proj.fallback != call.Model
 	if fallback {
@@ -246,6 +249,41 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, u *upstream, path 
 		}
 	}
 	p.forward(w, r, u, &call, upKey, model, fallback, &out)
+}
+
+// StrictMinOutputTokens is the smallest output cap a strict budget lowers a request to: below
+// it most answers would be cut off before they say anything useful, so the request is refused
+// instead. A request that itself asks for less keeps its own cap as the minimum.
+const StrictMinOutputTokens = 256
+
+// worstCase describes call's worst case to the budget engine, on the requested model or on the
+// project's fallback: the upper bound of its input, and choices × the output cap, which is the
+// request's own cap clamped to the model's maximum, or the maximum when it names none.
+func (p *Proxy) worstCase(call *provider.Call, fallbackModel string) budget.Cost {
+	modelFor := func(fallback bool) string {
+		if fallback && fallbackModel != "" {
+			return fallbackModel
+		}
+		return call.Model
+	}
+	input := max(call.MaxInputTokens, call.InputTokens)
+	ownCap := func(fallback bool) int64 {
+		limit := p.cfg.Prices.MaxOutput(modelFor(fallback))
+		if call.MaxOutputTokens > 0 {
+			return min(call.MaxOutputTokens, limit)
+		}
+		return limit
+	}
+	return budget.Cost{
+		WorstCase: func(fallback bool, outputCap int64) pricing.NanoUSD {
+			if outputCap <= 0 {
+				outputCap = call.MaxOutputTokens
+			}
+			return p.cfg.Prices.WorstCase(modelFor(fallback), input, outputCap, call.Choices)
+		},
+		MaxOutput: ownCap,
+		MinOutput: max(call.MinOutputTokens, min(StrictMinOutputTokens, ownCap(false))),
+	}
 }
 
 // forward sends call upstream and relays the answer, filling out.
