@@ -53,7 +53,9 @@ func TestProjectBudgetModeAPI(t *testing.T) {
 	if k, _ := a.db.KeyAuthByPrefix(context.Background(), p.Project.KeyPrefix); !k.ProjectStrict || k.WorkspaceStrict {
 		t.Errorf("key auth strict = %v/%v, want true/false", k.ProjectStrict, k.WorkspaceStrict)
 	}
-	var events struct{ Data []struct{ Details map[string]any } }
+	var events struct {
+		Data []struct{ Details map[string]any }
+	}
 	a.mustJSON(alice.call(http.MethodGet, fmt.Sprintf("/api/workspaces/%d/audit?action=project_updated", alice.ws), nil), 200, &events)
 	if len(events.Data) != 1 || fmt.Sprint(events.Data[0].Details["budgetMode"]) != "map[from:soft to:strict]" {
 		t.Errorf("project_updated events: %+v", events.Data)
