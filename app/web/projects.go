@@ -108,6 +108,7 @@ func projectForm(r *http.Request) (views.ProjectForm, account.Budget, account.Bu
 		Name:          strings.TrimSpace(r.PostFormValue("name")),
 		DailyBudget:   strings.TrimSpace(r.PostFormValue("dailyBudgetUsd")),
 		MonthlyBudget: strings.TrimSpace(r.PostFormValue("monthlyBudgetUsd")),
+		BudgetMode:    r.PostFormValue("budgetMode"),
 		FallbackModel: strings.TrimSpace(r.PostFormValue("fallbackModel")),
 		AlertEmail:    strings.TrimSpace(r.PostFormValue("alertEmail")),
 		Errors:        views.FieldErrors{},
@@ -141,14 +142,25 @@ func fieldError(err error, fields ...string) (views.FieldErrors, bool) {
 	return views.FieldErrors{fields[0]: msg}, true
 }
 
-var projectFields = []string{"name", "dailyBudgetUsd", "monthlyBudgetUsd", "fallbackModel", "alertEmail"}
+var projectFields = []string{"name", "dailyBudgetUsd", "monthlyBudgetUsd", "budgetMode", "fallbackModel", "alertEmail"}
+
+// formBudgetMode is the form's budget mode for the service: nil when the form sent none (the
+// default on create, unchanged on update), so a form without the field cannot reset it.
+func formBudgetMode(r *http.Request) *string {
+	if _, ok := r.PostForm["budgetMode"]; !ok {
+		return nil
+	}
+	m := r.PostFormValue("budgetMode")
+	return &m
+}
 
 func (s *Server) createProject(w http.ResponseWriter, r *http.Request, c *reqCtx) error {
 	f, daily, monthly := projectForm(r)
 	f.Models = s.opt.Prices.Models()
 	if len(f.Errors) == 0 {
 		p, key, err := s.opt.Accounts.CreateProject(r.Context(), c.actor(r), c.ws.ID, account.ProjectInput{
-			Name: f.Name, DailyBudget: daily.Value, MonthlyBudget: monthly.Value, FallbackModel: f.FallbackModel, AlertEmail: f.AlertEmail,
+			Name: f.Name, DailyBudget: daily.Value, MonthlyBudget: monthly.Value, BudgetMode: formBudgetMode(r),
+			FallbackModel: f.FallbackModel, AlertEmail: f.AlertEmail,
 		})
 		if err == nil {
 			return s.showKeyRedirect(w, r, c, p, key, false)
@@ -232,7 +244,8 @@ func (s *Server) renderProject(w http.ResponseWriter, r *http.Request, c *reqCtx
 		d.Form = *form
 	} else {
 		d.Form = views.ProjectForm{Name: p.Name, DailyBudget: views.USDInput(nanoPtr64(p.DailyBudget)),
-			MonthlyBudget: views.USDInput(nanoPtr64(p.MonthlyBudget)), FallbackModel: p.FallbackModel, AlertEmail: p.AlertEmail}
+			MonthlyBudget: views.USDInput(nanoPtr64(p.MonthlyBudget)), BudgetMode: string(p.BudgetMode),
+			FallbackModel: p.FallbackModel, AlertEmail: p.AlertEmail}
 	}
 	if account.Can(c.ws.Role, account.ManageProjects) {
 		d.Form.Models = s.opt.Prices.Models()
@@ -256,7 +269,8 @@ func (s *Server) updateProject(w http.ResponseWriter, r *http.Request, c *reqCtx
 	f, daily, monthly := projectForm(r)
 	if len(f.Errors) == 0 {
 		_, err := s.opt.Accounts.UpdateProject(r.Context(), c.actor(r), p.ID, account.ProjectPatch{
-			Name: &f.Name, DailyBudget: daily, MonthlyBudget: monthly, FallbackModel: &f.FallbackModel, AlertEmail: &f.AlertEmail,
+			Name: &f.Name, DailyBudget: daily, MonthlyBudget: monthly, BudgetMode: formBudgetMode(r),
+			FallbackModel: &f.FallbackModel, AlertEmail: &f.AlertEmail,
 		})
 		if err == nil {
 			return s.done(w, r, views.WSPath(c.ws.ID, "/projects/"+strconv.FormatInt(p.ID, 10)), "Settings saved.")

@@ -46,6 +46,7 @@ func (s *Server) settingsView(r *http.Request, c *reqCtx) (views.Settings, error
 		Name:          c.ws.Name,
 		DailyBudget:   views.USDInput(nanoPtr64(c.ws.DailyBudget)),
 		MonthlyBudget: views.USDInput(nanoPtr64(c.ws.MonthlyBudget)),
+		BudgetMode:    string(c.ws.BudgetMode),
 		Plan:          c.ws.Plan,
 		Plans:         account.Plans,
 		OnlyWorkspace: len(wss) <= 1,
@@ -68,8 +69,11 @@ func (s *Server) updateWorkspace(w http.ResponseWriter, r *http.Request, c *reqC
 	v.Name = strings.TrimSpace(r.PostFormValue("name"))
 	v.DailyBudget = r.PostFormValue("dailyBudgetUsd")
 	v.MonthlyBudget = r.PostFormValue("monthlyBudgetUsd")
+	if m := formBudgetMode(r); m != nil {
+		v.BudgetMode = *m
+	}
 	v.Errors = views.FieldErrors{}
-	patch := account.WorkspacePatch{Name: &v.Name}
+	patch := account.WorkspacePatch{Name: &v.Name, BudgetMode: formBudgetMode(r)}
 	var msg string
 	if patch.DailyBudget, msg = parseBudget("dailyBudgetUsd", v.DailyBudget); msg != "" {
 		v.Errors["dailyBudgetUsd"] = msg
@@ -85,10 +89,11 @@ func (s *Server) updateWorkspace(w http.ResponseWriter, r *http.Request, c *reqC
 		if err == nil {
 			return s.done(w, r, views.WSPath(c.ws.ID, "/settings"), "Workspace settings saved.")
 		}
-		if code := apperr.Code(err); code != apperr.InvalidRequest {
+		errs, ok := fieldError(err, "name", "dailyBudgetUsd", "monthlyBudgetUsd", "budgetMode")
+		if !ok {
 			return err
 		}
-		v.Errors["name"] = apperr.Message(err)
+		v.Errors = errs
 	}
 	return s.render(w, r, http.StatusBadRequest, views.SettingsPage(s.layout(r, c, "Settings", "settings"), v))
 }
