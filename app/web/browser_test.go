@@ -485,6 +485,21 @@ func TestBrowserJourney(t *testing.T) {
 		t.Error("a cross-site form post created a project")
 	}
 
+	// The workspace's budget mode: the trade-off is on screen next to the choice, and Strict,
+	// once saved, is what the form shows again.
+	owner.run(chromedp.Navigate(app.URL+ws+"/settings"), chromedp.WaitVisible(chromedp.CSS("#ws-budgetMode")))
+	if hint := owner.text("#ws-budgetMode-strict"); !strings.Contains(hint, "late answers may be cut short") {
+		t.Errorf("strict mode hint = %q", hint)
+	}
+	owner.run(
+		chromedp.SetValue(chromedp.CSS("#ws-budgetMode"), "strict"),
+		chromedp.Submit(chromedp.CSS("#ws-budgetMode")),
+		chromedp.WaitVisible(chromedp.CSS(".flash.ok")),
+	)
+	if got := eval[string](owner, `document.querySelector("#ws-budgetMode").value`); got != "strict" {
+		t.Errorf("after saving Strict the form shows %q", got)
+	}
+
 	// Remaining pages, for the screenshots.
 	for _, p := range []struct{ path, name string }{
 		{ws + "/settings", "13-settings"}, {ws + "/audit", "14-audit"}, {ws + "/quickstart", "15-quickstart"},
