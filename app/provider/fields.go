@@ -1,47 +1,41 @@
 package provider
 
 import (
-	"bytes"
+	"math"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 
 	"tokenguard/app/apperr"
 )
 
-// ReadFields checks that body is a JSON object and calls set for each top-level key of names
-// that it holds. Those are the keys whose values change what is priced, streamed or metered, so
-// each must appear at most once and spelled exactly so: providers read keys case-sensitively and
-// (like most JSON parsers) take the last of duplicates, and any ambiguity could make us price or
-// meter a request other than the one sent.
-func ReadFields(body []byte, names []string, set func(name string, v gjson.Result) error) error {
-	trimmed := bytes.TrimLeft(body, " \t\r\n")
-	if len(trimmed) == 0 || trimmed[0] != '{' || !gjson.ValidBytes(body) {
-		return apperr.New(apperr.InvalidRequest, "the body must be a JSON object")
+// MaxModelLen is the longest model name accepted, in bytes. Real names are well under 100;
+// the bound keeps a refused request's log row small.
+const MaxModelLen = 256
+
+// CheckModel refuses a model name that is empty, longer than MaxModelLen, not UTF-8, or holds
+// a control character (NUL, CR, LF, …): such a name is no model of any provider, and it could
+// split a log line or a header.
+func CheckModel(model string) error {
+	switch {
+	case model == "":
+		return apperr.New(apperr.InvalidRequest, `the body must name a "model" (a non-empty string)`)
+	case len(model) > MaxModelLen:
+		return apperr.New(apperr.InvalidRequest, `"model" is longer than %d bytes`, MaxModelLen)
+	case !utf8.ValidString(model):
+		return apperr.New(apperr.InvalidRequest, `"model" is not valid UTF-8`)
 	}
-	seen := make([]bool, len(names))
-	var bad error
-	gjson.ParseBytes(body).ForEach(func(k, v gjson.Result) bool {
-		for i, name := range names {
-			if !strings.EqualFold(k.Str, name) {
-				continue
-			}
-			if seen[i] || len(k.Raw) != len(name)+2 || k.Raw[1:len(k.Raw)-1] != name {
-				bad = apperr.New(apperr.InvalidRequest, "the body has more than one %q key (duplicate, escaped or differently cased); send it once", name)
-				return false
-			}
-			seen[i] = true
-			if err := set(name, v); err != nil {
-				bad = err
-				return false
-			}
+	for _, r := range model {
+		if unicode.IsControl(r) {
+			return apperr.New(apperr.InvalidRequest, `"model" holds a control character (%U)`, r)
 		}
-		return true
-	})
-	return bad
+	}
+	return nil
 }
 
-// StringField reads the value of key name, which must be a JSON string.
+// StringField reads the value of field name, which must be a JSON string.
 func StringField(name string, v gjson.Result) (string, error) {
 	if v.Type != gjson.String {
 		return "", apperr.New(apperr.InvalidRequest, "%q must be a string", name)
@@ -49,25 +43,66 @@ func StringField(name string, v gjson.Result) (string, error) {
 	return v.Str, nil
 }
 
-// BoolField reads the value of key name, which must be true, false or null (false).
+// BoolField reads the value of field name, which must be true, false, null (false) or absent
+// (false).
 func BoolField(name string, v gjson.Result) (bool, error) {
-	switch v.Type {
-	case gjson.True:
+	switch {
+	case v.Type == gjson.True:
 		return true, nil
-	case gjson.False, gjson.Null:
+	case v.Type == gjson.False, v.Type == gjson.Null, !v.Exists():
 		return false, nil
 	}
 	return false, apperr.New(apperr.InvalidRequest, "%q must be a boolean", name)
 }
 
-// CountField reads the value of key name, which must be a non-negative integer or null; ok is
-// false for null.
+// MaxCount is the largest count (tokens, choices) a request may name: every provider reads
+// these as 32-bit integers, so a larger one is no request any of them would serve.
+const MaxCount = math.MaxInt32
+
+// CountField reads the value of field name, which must be an integer from 0 to MaxCount, null
+// or absent; ok is false for null or absent.
 func CountField(name string, v gjson.Result) (n int64, ok bool, err error) {
-	if v.Type == gjson.Null {
-		return 0, false, nil
-	}
-	if v.Type != gjson.Number || v.Num < 0 || v.Num != float64(int64(v.Num)) {
+	n, ok, err = IntField(name, v)
+	if err == nil && n < 0 {
 		return 0, false, apperr.New(apperr.InvalidRequest, "%q must be a non-negative integer", name)
 	}
+	return n, ok, err
+}
+
+// IntField reads the value of field name, which must be an integer from -MaxCount to
+// MaxCount (Gemini's thinkingBudget is -1 for "dynamic"), null or absent; ok is false for null
+// or absent.
+func IntField(name string, v gjson.Result) (n int64, ok bool, err error) {
+	if !v.Exists() || v.Type == gjson.Null {
+		return 0, false, nil
+	}
+	if v.Type != gjson.Number || v.Num != math.Trunc(v.Num) || math.Abs(v.Num) > MaxCount {
+		return 0, false, apperr.New(apperr.InvalidRequest, "%q must be an integer of at most %d", name, MaxCount)
+	}
 	return int64(v.Num), true, nil
+}
+
+// CheckChoices refuses a count of choices above the provider's own limit for field name, and
+// returns the count the provider generates (1 when the request names none).
+func CheckChoices(name string, n int64, limit int64) (int64, error) {
+	if n > limit {
+		return 0, apperr.New(apperr.InvalidRequest, "%q is %d; the provider allows at most %d", name, n, limit)
+	}
+	return max(n, 1), nil
+}
+
+// MaxErrorCode is the longest error code kept from an upstream body or stream, in bytes.
+const MaxErrorCode = 64
+
+// ErrorCode returns a provider's error code bounded to MaxErrorCode bytes (cut at a rune
+// boundary) and copied, since s may view a buffer that the relay reuses.
+func ErrorCode(s string) string {
+	if len(s) > MaxErrorCode {
+		cut := MaxErrorCode
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut]
+	}
+	return strings.Clone(s)
 }

@@ -40,8 +40,13 @@ type Adapter interface {
 	SetKey(h http.Header, key string)
 
 	// Usage extracts the usage that a successful non-streamed response body reports. ok is
-	// false when the body carries none.
+	// false when the body carries none. body may be the whole response or only its UsageKeys,
+	// as an ObjectCapture of the response keeps them.
 	Usage(c *Call, body []byte) (u pricing.Usage, ok bool)
+
+	// UsageKeys are the top-level keys of a non-streamed response body that Usage reads, for
+	// NewObjectCapture.
+	UsageKeys() []string
 
 	// NewMeter returns a meter for one streamed response to c.
 	NewMeter(c *Call) Meter
@@ -92,7 +97,9 @@ type Call struct {
 	// (text at one token a byte, media parts at their provider's per-part maximum, plus hidden
 	// prompt overhead), for the budget reservation. See EstimateInput for what it excludes.
 	MaxInputTokens int64
-	// MaxOutputTokens is the output cap the request names (per choice), or 0 when it names none.
+	// MaxOutputTokens is the output cap the request names (per choice), or 0 when it names none
+	// (the proxy then assumes the model's maximum). It covers everything the provider bills as
+	// output for one choice, reasoning and thinking included (each adapter says why).
 	MaxOutputTokens int64
 	// Choices is how many completions the provider generates and bills for one request (OpenAI
 	// n and best_of, Gemini candidateCount); at least 1 for metered calls.

@@ -64,24 +64,59 @@ func (*Adapter) Parse(r *provider.Request, c *provider.Call) error {
 	default:
 		return apperr.New(apperr.NotFound, "the Anthropic path %q is not supported by TokenGuard (served: %s, %s, %s)", r.Path, Messages, CountTokens, Models)
 	}
-	f, err := readFields(r.Body)
+	b, err := provider.ScanBody(r.Body, spec)
 	if err != nil {
 		return err
 	}
-	if f.model == "" {
-		return apperr.New(apperr.InvalidRequest, `the body must name a "model" (a non-empty string)`)
+	if c.Model, err = readModel(b); err != nil {
+		return err
 	}
-	c.Model = f.model
 	if r.Path == CountTokens {
 		// Counting tokens is free; it still needs a valid TokenGuard key (the proxy checks
 		// that before Parse), but it is neither reserved against a budget nor logged.
 		return nil
 	}
 	c.Metered = true
-	c.Stream = f.stream
-	c.MaxOutputTokens = f.maxTokens
-	c.InputTokens = provider.EstimateTokens(len(r.Body))
+	if c.Stream, err = provider.BoolField("stream", b.Get(fStream)); err != nil {
+		return err
+	}
+	var st state
+	if st.maxTokens, st.hasMaxTokens, err = provider.CountField("max_tokens", b.Get(fMaxTokens)); err != nil {
+		return err
+	}
+	if th := b.Get(fThinking); th.Exists() && !th.IsObject() && th.Type != gjson.Null {
+		return apperr.New(apperr.InvalidRequest, `"thinking" must be an object`)
+	}
+	if t := b.Get(fThinkingType); t.Exists() {
+		typ, err := provider.StringField("thinking.type", t)
+		if err != nil {
+			return err
+		}
+		if typ == "enabled" {
+			st.thinking = true
+			if st.budget, _, err = provider.CountField("thinking.budget_tokens", b.Get(fBudgetTokens)); err != nil {
+				return err
+			}
+			c.MinOutputTokens = minThinkingBudget + 1
+		}
+	}
+	c.MaxOutputTokens = st.maxTokens
+	c.Choices = 1
+	c.InputTokens, c.MaxInputTokens = b.Estimate(partTokens)
+	c.State = st
 	return nil
+}
+
+// readModel reads and checks the body's model.
+func readModel(b *provider.Body) (string, error) {
+	if !b.Has(fModel) {
+		return "", provider.CheckModel("")
+	}
+	model, err := provider.StringField("model", b.Get(fModel))
+	if err != nil {
+		return "", err
+	}
+	return model, provider.CheckModel(model)
 }
 
 // validID reports whether id is a plain model id: letters, digits, '-', '.', '_', and not a
@@ -99,45 +134,87 @@ func validID(id string) bool {
 	return true
 }
 
-// fields are the top-level body fields the adapter interprets.
-type fields struct {
-	model     string
-	stream    bool
-	maxTokens int64
+// state is what a call remembers between Parse and Prepare.
+type state struct {
+	maxTokens    int64
+	hasMaxTokens bool
+	thinking     bool  // extended thinking is enabled
+	budget       int64 // its budget_tokens
 }
 
-// interpreted are the body keys whose values change what is priced, streamed or metered; see
-// provider.ReadFields for why each must appear exactly once.
-var interpreted = []string{"model", "stream", "max_tokens"}
+// Body fields the adapter reads or injects, by index into spec.
+const (
+	fModel = iota
+	fStream
+	fMaxTokens
+	fThinking
+	fThinkingType
+	fBudgetTokens
+)
 
-func readFields(body []byte) (fields, error) {
-	var f fields
-	err := provider.ReadFields(body, interpreted, f.set)
-	return f, err
-}
+// spec lists the fields whose values change what is priced, streamed or metered (see
+// provider.ScanBody for why each must appear once, spelled exactly so), and how Anthropic
+// bills media: images inline (base64 sources) or by "url" or "file_id".
+var spec = provider.NewBodySpec(provider.Media{
+	RefKeys: []string{"url", "file_id"},
+	// The tool-use system prompt Anthropic adds is 346 tokens at most (tool_choice auto or
+	// none), and its own tools add their hidden definitions on top: bash 245, text editor 700,
+	// computer use 735 plus a 499-token system prompt (tool-use docs' pricing tables).
+	ToolTokens: 3000,
+}, "model", "stream", "max_tokens", "thinking", "thinking.type", "thinking.budget_tokens")
 
-func (f *fields) set(name string, v gjson.Result) (err error) {
-	switch name {
-	case "model":
-		f.model, err = provider.StringField(name, v)
-	case "stream":
-		f.stream, err = provider.BoolField(name, v)
-	case "max_tokens":
-		f.maxTokens, _, err = provider.CountField(name, v)
-	}
-	return err
-}
+// partTokens is the most input tokens one image costs: Anthropic bills about width × height /
+// 750 and scales an image down to fit its limit first — 1.15 megapixels (~1,600 tokens) on most
+// models, 3.75 megapixels (5,000 tokens) on the high-resolution ones (Claude Opus 4.7).
+const partTokens = 5000
 
-// Prepare sets the model to send. Any model string is accepted: a fallback that belongs to
-// another provider is forwarded as it is and Anthropic answers for it (the product docs promise
-// exactly that).
+// minThinkingBudget is the smallest budget_tokens Anthropic accepts; it must also stay below
+// max_tokens ("budget_tokens must be ≥1024 and less than max_tokens", extended-thinking docs),
+// so a request with thinking enabled needs an output cap of at least one more.
+const minThinkingBudget = 1024
+
+// Prepare sets the model to send and writes a strict-mode OutputCap into max_tokens, never
+// raising it, lowering thinking.budget_tokens below the new cap when extended thinking is on.
+// Any model string passing provider.CheckModel is accepted: a fallback that belongs to another
+// provider is forwarded as it is and Anthropic answers for it (the product docs promise exactly
+// that).
+//
+// max_tokens covers everything billed as output: thinking counts within it (the budget must be
+// below it, and Claude 3.7 and 4 models enforce it as a strict limit, extended-thinking docs).
+// With interleaved thinking the budget may exceed max_tokens, but it is then the budget of a
+// whole turn of several requests, each still capped by its own max_tokens.
 func (*Adapter) Prepare(c *provider.Call, model string) error {
-	if !c.Metered || model == c.Model {
+	if !c.Metered {
 		return nil
 	}
-	body, err := sjson.SetBytes(c.Body, "model", model)
+	if err := provider.CheckModel(model); err != nil {
+		return err
+	}
+	body := c.Body
+	var err error
+	set := func(path string, v any) {
+		if err == nil {
+			body, err = sjson.SetBytes(body, path, v)
+		}
+	}
+	if model != c.Model {
+		set("model", model)
+	}
+	if st, _ := c.State.(state); c.OutputCap > 0 {
+		limit := c.OutputCap
+		if st.hasMaxTokens {
+			limit = min(limit, st.maxTokens)
+		}
+		if st.thinking && st.budget >= limit {
+			if limit-1 < minThinkingBudget {
+				return apperr.New(apperr.InvalidRequest, "an output cap of %d leaves extended thinking less than its minimum budget of %d tokens", limit, minThinkingBudget)
+			}
+			set("thinking.budget_tokens", limit-1)
+		}
+		set("max_tokens", limit)
+	}
 	if err != nil {
-		return apperr.New(apperr.InvalidRequest, "cannot set the fallback model in the body: %v", err)
+		return apperr.New(apperr.InvalidRequest, "cannot prepare the upstream body: %v", err)
 	}
 	c.Body = body
 	return nil
@@ -152,6 +229,9 @@ func (*Adapter) SetKey(h http.Header, key string) {
 		h.Set("Anthropic-Version", DefaultVersion)
 	}
 }
+
+// UsageKeys returns the one key Usage reads: "usage".
+func (*Adapter) UsageKeys() []string { return []string{"usage"} }
 
 // Usage reads the usage of a non-streamed Messages response.
 func (*Adapter) Usage(_ *provider.Call, body []byte) (pricing.Usage, bool) {
@@ -221,7 +301,7 @@ func (m *meter) Event(name, data []byte) bool {
 	case "error":
 		m.res.ErrorCode = "upstream_error"
 		if t := gjson.GetBytes(data, "error.type"); t.Type == gjson.String && t.Str != "" {
-			m.res.ErrorCode = t.Str
+			m.res.ErrorCode = provider.ErrorCode(t.Str)
 		}
 	}
 	// Every event goes to the client as the provider sent it (ping and error included).

@@ -10,11 +10,12 @@
 package gemini
 
 import (
-	"bytes"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
 
 	"tokenguard/app/apperr"
 	"tokenguard/app/pricing"
@@ -49,6 +50,15 @@ func (*Adapter) Name() string { return Name }
 // state is what a call remembers between Parse and Prepare.
 type state struct {
 	version, method string
+	// The request's generation config, and its keys as the client spelled them, so that a
+	// strict-mode OutputCap is written where the client put its cap.
+	configObject      bool
+	configKey, capKey string
+	thinkingKey       string // the full path of thinkingBudget
+	maxOutputTokens   int64
+	hasCap            bool
+	candidateCount    int64
+	thinkingBudget    int64 // -1: dynamic
 }
 
 // Parse validates r and fills c. See provider.Adapter.
@@ -94,8 +104,7 @@ func (*Adapter) Parse(r *provider.Request, c *provider.Call) error {
 	c.Model = model
 	// Always the colon form upstream, whichever form came in.
 	c.Path = modelPath(version, model, method)
-	c.State = state{version: version, method: method}
-	f, err := readFields(r.Body)
+	b, err := provider.ScanBody(r.Body, spec)
 	if err != nil {
 		return err
 	}
@@ -106,6 +115,7 @@ func (*Adapter) Parse(r *provider.Request, c *provider.Call) error {
 	switch method {
 	case CountTokens:
 		// Counting tokens is free; the proxy still checks the key before Parse.
+		c.State = state{version: version, method: method}
 		return nil
 	case GenerateContent:
 		if alt != "" && alt != "json" {
@@ -121,13 +131,82 @@ func (*Adapter) Parse(r *provider.Request, c *provider.Call) error {
 			c.Framing = provider.FramingSSE
 		}
 	}
-	c.Metered = true
-	c.InputTokens = provider.EstimateTokens(len(r.Body))
-	c.MaxOutputTokens = f.maxOutputTokens
-	if c.MaxOutputTokens > 0 && f.candidateCount > 1 {
-		c.MaxOutputTokens *= f.candidateCount
+	st, err := readConfig(b)
+	if err != nil {
+		return err
 	}
+	st.version, st.method = version, method
+	c.Metered = true
+	c.MaxOutputTokens = st.maxOutputTokens
+	c.Choices = st.candidateCount
+	c.InputTokens, c.MaxInputTokens = b.Estimate(partTokens)
+	c.State = st
 	return nil
+}
+
+// Body fields the adapter reads or injects, by index into spec. Gemini's JSON accepts each
+// field in lowerCamel or snake_case; a body carrying both spellings (or the same one twice) is
+// ambiguous and refused rather than priced by a guess.
+const (
+	fGenerationConfig = iota
+	fMaxOutputTokens
+	fCandidateCount
+	fThinkingConfig
+	fThinkingBudget
+)
+
+// spec lists those fields and how Gemini bills media: images inline (inlineData) or by
+// "fileUri" (fileData).
+var spec = provider.NewBodySpec(provider.Media{
+	RefKeys: []string{"fileUri", "file_uri"},
+	// Gemini publishes no figure for the prompt around function declarations; a margin.
+	ToolTokens: 1024,
+}, "generationConfig|generation_config",
+	"generationConfig|generation_config.maxOutputTokens|max_output_tokens",
+	"generationConfig|generation_config.candidateCount|candidate_count",
+	"generationConfig|generation_config.thinkingConfig|thinking_config",
+	"generationConfig|generation_config.thinkingConfig|thinking_config.thinkingBudget|thinking_budget")
+
+// partTokens is the most input tokens one image costs. Gemini 2.x bills 258 tokens for an
+// image up to 384 px and 258 a 768×768 tile above that (token-counting docs), and scales
+// large images down first; 16 tiles (a 3072×3072 image) is 4,128 tokens. Gemini 3 bills by
+// media_resolution instead: at most 1,120 (high), or 2,240 for ultra_high set per part.
+const partTokens = 16 * 258
+
+// maxCandidates is the largest candidateCount Gemini serves (1 to 8, GenerationConfig
+// reference).
+const maxCandidates = 8
+
+// readConfig reads generationConfig. maxOutputTokens bounds one candidate's output thinking
+// included: Gemini bills thinking as output ("response pricing is the sum of output tokens
+// and thinking tokens", thinking docs) and counts it against maxOutputTokens
+// (googleapis/python-genai#2062 measures thoughts + candidates never above the cap, and
+// integrators raise the cap to leave room for thinking for that reason), so no thinking
+// budget is added on top of it.
+func readConfig(b *provider.Body) (state, error) {
+	var st state
+	if gc := b.Get(fGenerationConfig); gc.Exists() && !gc.IsObject() && gc.Type != gjson.Null {
+		return st, apperr.New(apperr.InvalidRequest, `"generationConfig" must be an object`)
+	}
+	if tc := b.Get(fThinkingConfig); tc.Exists() && !tc.IsObject() && tc.Type != gjson.Null {
+		return st, apperr.New(apperr.InvalidRequest, `"generationConfig.thinkingConfig" must be an object`)
+	}
+	var err error
+	st.configObject = b.Get(fGenerationConfig).IsObject()
+	st.configKey, st.capKey = b.Key(fGenerationConfig), b.Key(fMaxOutputTokens)
+	st.thinkingKey = b.Key(fGenerationConfig) + "." + b.Key(fThinkingConfig) + "." + b.Key(fThinkingBudget)
+	if st.maxOutputTokens, st.hasCap, err = provider.CountField(spec.Name(fMaxOutputTokens), b.Get(fMaxOutputTokens)); err != nil {
+		return st, err
+	}
+	n, _, err := provider.CountField(spec.Name(fCandidateCount), b.Get(fCandidateCount))
+	if err != nil {
+		return st, err
+	}
+	if st.candidateCount, err = provider.CheckChoices(spec.Name(fCandidateCount), n, maxCandidates); err != nil {
+		return st, err
+	}
+	st.thinkingBudget, _, err = provider.IntField(spec.Name(fThinkingBudget), b.Get(fThinkingBudget))
+	return st, err
 }
 
 func notServed(path string) error {
@@ -210,86 +289,48 @@ func altParam(q map[string][]string) (string, error) {
 	return "", apperr.New(apperr.InvalidRequest, "the query names alt more than once")
 }
 
-// fields are the body fields the adapter interprets.
-type fields struct {
-	maxOutputTokens, candidateCount int64
-}
-
-// readFields validates that body is a JSON object and reads the output cap. Gemini's JSON
-// accepts each field in lowerCamel or snake_case; a body carrying both spellings (or the same
-// one twice) is ambiguous and refused rather than priced by a guess.
-func readFields(body []byte) (fields, error) {
-	var f fields
-	trimmed := bytes.TrimLeft(body, " \t\r\n")
-	if len(trimmed) == 0 || trimmed[0] != '{' || !gjson.ValidBytes(body) {
-		return f, apperr.New(apperr.InvalidRequest, "the body must be a JSON object")
-	}
-	gc, err := unique(gjson.ParseBytes(body), "generationConfig", "generation_config")
-	if err != nil || !gc.Exists() || gc.Type == gjson.Null {
-		return f, err
-	}
-	if !gc.IsObject() {
-		return f, apperr.New(apperr.InvalidRequest, `"generationConfig" must be an object`)
-	}
-	for _, fl := range []struct {
-		camel, snake string
-		dst          *int64
-	}{
-		{"maxOutputTokens", "max_output_tokens", &f.maxOutputTokens},
-		{"candidateCount", "candidate_count", &f.candidateCount},
-	} {
-		v, err := unique(gc, fl.camel, fl.snake)
-		if err != nil {
-			return f, err
-		}
-		if !v.Exists() || v.Type == gjson.Null {
-			continue
-		}
-		if v.Type != gjson.Number || v.Num < 0 || v.Num != float64(int64(v.Num)) {
-			return f, apperr.New(apperr.InvalidRequest, "%q must be a non-negative integer", fl.camel)
-		}
-		*fl.dst = int64(v.Num)
-	}
-	return f, nil
-}
-
-// unique returns obj's value for the one key matching any of names (case-insensitively, so a
-// differently cased duplicate is caught too), or an error when more than one key matches.
-func unique(obj gjson.Result, names ...string) (gjson.Result, error) {
-	var found gjson.Result
-	n := 0
-	var bad error
-	obj.ForEach(func(k, v gjson.Result) bool {
-		for _, name := range names {
-			if strings.EqualFold(k.Str, name) {
-				if n++; n > 1 || k.Raw[1:len(k.Raw)-1] != name {
-					bad = apperr.New(apperr.InvalidRequest, "the body has more than one %q key (duplicate, escaped, differently cased or in both camelCase and snake_case); send it once", names[0])
-					return false
-				}
-				found = v
-			}
-		}
-		return true
-	})
-	return found, bad
-}
-
-// Prepare puts model in the upstream path. Any model name is accepted — a fallback that
-// belongs to another provider is forwarded and Gemini answers for it, as the product docs
-// promise — except one that would change the path's meaning beyond its own segment.
+// Prepare puts model in the upstream path and writes a strict-mode OutputCap into
+// generationConfig.maxOutputTokens (creating generationConfig when absent, never raising a
+// cap), lowering thinkingConfig.thinkingBudget to the cap when it is above it. Any model name
+// passing provider.CheckModel is accepted — a fallback that belongs to another provider is
+// forwarded and Gemini answers for it, as the product docs promise — except one that would
+// change the path's meaning beyond its own segment.
 func (*Adapter) Prepare(c *provider.Call, model string) error {
 	if !c.Metered {
 		return nil
 	}
 	model = strings.TrimPrefix(model, "models/")
-	if model == c.Model {
-		return nil
+	if err := provider.CheckModel(model); err != nil {
+		return err
 	}
-	if model == "" || strings.ContainsAny(model, "/?#%\\") || strings.ContainsFunc(model, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+	if strings.ContainsAny(model, "/?#%\\ ") {
 		return apperr.New(apperr.InvalidRequest, "the model %q cannot be put in a Gemini URL path", model)
 	}
 	st, _ := c.State.(state)
-	c.Path = modelPath(st.version, model, st.method)
+	if model != c.Model {
+		c.Path = modelPath(st.version, model, st.method)
+	}
+	if c.OutputCap <= 0 {
+		return nil
+	}
+	limit := c.OutputCap
+	if st.hasCap {
+		limit = min(limit, st.maxOutputTokens)
+	}
+	var body []byte
+	var err error
+	if st.configObject {
+		body, err = sjson.SetBytes(c.Body, st.configKey+"."+st.capKey, limit)
+		if err == nil && st.thinkingBudget > limit {
+			body, err = sjson.SetBytes(body, st.thinkingKey, limit)
+		}
+	} else {
+		body, err = sjson.SetRawBytes(c.Body, st.configKey, []byte(`{"`+st.capKey+`":`+strconv.FormatInt(limit, 10)+`}`))
+	}
+	if err != nil {
+		return apperr.New(apperr.InvalidRequest, "cannot prepare the upstream body: %v", err)
+	}
+	c.Body = body
 	return nil
 }
 
@@ -297,6 +338,9 @@ func (*Adapter) Prepare(c *provider.Call, model string) error {
 func (*Adapter) SetKey(h http.Header, key string) {
 	h.Set("X-Goog-Api-Key", key)
 }
+
+// UsageKeys returns the one key Usage reads: "usageMetadata".
+func (*Adapter) UsageKeys() []string { return []string{"usageMetadata"} }
 
 // Usage reads usageMetadata from a generateContent response.
 func (*Adapter) Usage(_ *provider.Call, body []byte) (pricing.Usage, bool) {
@@ -347,8 +391,18 @@ type meter struct {
 	res      provider.StreamResult
 	usage    []byte // the last usageMetadata seen
 	finished bool
-	arr      arrayScanner
+	arr      *provider.StreamScanner // reads the JSON-array framing; nil until needed
 }
+
+// Keys a chunk of the JSON-array stream is read for, with their capture limits: usage and
+// error objects are small; candidates may carry inline images, so past the limit only their
+// size is counted.
+var (
+	chunkKeys   = []string{"usageMetadata", "error", "candidates"}
+	chunkLimits = []int{provider.MaxCapture, provider.MaxCapture, 1 << 20}
+)
+
+const keyCandidates = 2
 
 func (m *meter) Event(_, data []byte) bool {
 	if len(data) == 0 || data[0] != '{' {
@@ -371,12 +425,26 @@ func (m *meter) Event(_, data []byte) bool {
 }
 
 func (m *meter) Raw(p []byte) {
-	m.arr.feed(p, m.chunk)
-	m.res.OutputBytes += m.arr.overflow
-	m.arr.overflow = 0
-	if m.arr.closed {
+	if m.arr == nil {
+		m.arr = provider.NewStreamScanner(true, chunkKeys, chunkLimits)
+	}
+	m.arr.Feed(p, m.element)
+	// Candidates too big to read: their size stands in for the generated text.
+	m.res.OutputBytes += m.arr.TakeOverflow(keyCandidates)
+	if m.arr.Closed() {
 		m.finished = true
 	}
+}
+
+// element meters one chunk of the JSON array, from the values the scanner captured.
+func (m *meter) element(vals [][]byte) {
+	var r [3]gjson.Result
+	for i, v := range vals {
+		if v != nil {
+			r[i] = gjson.ParseBytes(v)
+		}
+	}
+	m.chunk(r[0], r[1], r[2])
 }
 
 func (m *meter) chunk(usage, e, candidates gjson.Result) {
@@ -387,7 +455,7 @@ func (m *meter) chunk(usage, e, candidates gjson.Result) {
 		m.res.ErrorCode = "upstream_error"
 		for _, k := range [...]string{"status", "code"} {
 			if v := e.Get(k); v.Exists() && v.String() != "" {
-				m.res.ErrorCode = v.String()
+				m.res.ErrorCode = provider.ErrorCode(v.String())
 				break
 			}
 		}
@@ -426,228 +494,4 @@ func (m *meter) Result() provider.StreamResult {
 	}
 	res.Complete = m.usage != nil && m.finished && res.ErrorCode == ""
 	return res
-}
-
-// Capture limits: usage and error objects are small; candidates may carry inline images, so
-// past the limit only their size is counted.
-const (
-	maxSmallCapture      = 64 << 10
-	maxCandidatesCapture = 1 << 20
-)
-
-// field is a top-level field of a chunk that the scanner captures.
-type field uint8
-
-const (
-	fieldNone field = iota
-	fieldUsage
-	fieldError
-	fieldCandidates
-)
-
-// arrayScanner reads a JSON array of objects as it arrives in pieces of any size, and hands
-// the usageMetadata, error and candidates values of each element to a callback when the
-// element ends. It never holds a whole element: everything else is skipped byte by byte.
-type arrayScanner struct {
-	depth     int // 0 outside the array, 1 in it, 2 in an element, more inside a value
-	inStr     bool
-	esc       bool
-	inKey     bool
-	expectKey bool
-	afterKey  bool
-	closed    bool
-	key       []byte
-	cur       field
-	buf       []byte
-	over      bool
-	overBytes int64     // size of the current value past the capture limit
-	overflow  int64     // size of candidates too big to capture, for the meter to collect
-	vals      [3][]byte // captured values of the current element, by field-1
-	keep      [3][]byte // reused storage for vals
-}
-
-func (s *arrayScanner) feed(p []byte, emit func(usage, e, candidates gjson.Result)) {
-	for i := 0; i < len(p); i++ {
-		c := p[i]
-		if s.inStr {
-			if s.esc {
-				s.esc = false
-				s.put(p[i : i+1])
-				continue
-			}
-			// Skip to the string's next quote or backslash at once rather than byte by byte:
-			// strings (the generated text) are most of a stream.
-			rest := p[i:]
-			seg := rest
-			q := bytes.IndexByte(rest, '"')
-			if q >= 0 {
-				seg = rest[:q]
-			}
-			if b := bytes.IndexByte(seg, '\\'); b >= 0 {
-				s.put(rest[:b+1])
-				s.esc = true
-				i += b
-				continue
-			}
-			if q < 0 {
-				s.put(rest)
-				return
-			}
-			s.put(rest[:q])
-			i += q
-			s.inStr = false
-			if s.inKey {
-				s.inKey = false
-				s.afterKey = true
-				continue
-			}
-			s.capture('"')
-			continue
-		}
-		switch c {
-		case ',':
-			if s.depth == 2 {
-				s.endValue()
-				s.expectKey = true
-				continue
-			}
-		case ':':
-			if s.depth == 2 && s.afterKey {
-				s.afterKey = false
-				s.startValue()
-				continue
-			}
-		case '}':
-			if s.depth == 2 {
-				s.endValue()
-				s.depth = 1
-				s.endElement(emit)
-				continue
-			}
-		case ']':
-			if s.depth == 1 {
-				s.depth = 0
-				s.closed = true
-				continue
-			}
-		case '[':
-			if s.depth == 0 {
-				s.depth = 1
-				continue
-			}
-		case '{':
-			if s.depth == 1 {
-				s.depth = 2
-				s.expectKey = true
-				continue
-			}
-		case '"':
-			s.inStr = true
-			if s.depth == 2 && s.expectKey {
-				s.expectKey = false
-				s.inKey = true
-				s.key = s.key[:0]
-				continue
-			}
-		}
-		switch c {
-		case '{', '[':
-			s.depth++
-		case '}', ']':
-			s.depth--
-		}
-		s.capture(c)
-	}
-}
-
-// put takes bytes inside a string: into the key being read, or the value being captured.
-func (s *arrayScanner) put(b []byte) {
-	if s.inKey {
-		s.key = append(s.key, b[:min(len(b), max(64-len(s.key), 0))]...)
-		return
-	}
-	if s.cur == fieldNone {
-		return
-	}
-	if s.over {
-		s.overBytes += int64(len(b))
-		return
-	}
-	limit := maxSmallCapture
-	if s.cur == fieldCandidates {
-		limit = maxCandidatesCapture
-	}
-	if len(s.buf)+len(b) > limit {
-		s.over = true
-		s.overBytes += int64(len(s.buf) + len(b))
-		s.buf = s.buf[:0]
-		return
-	}
-	s.buf = append(s.buf, b...)
-}
-
-func (s *arrayScanner) capture(c byte) {
-	if s.cur == fieldNone {
-		return
-	}
-	if s.over {
-		s.overBytes++
-		return
-	}
-	limit := maxSmallCapture
-	if s.cur == fieldCandidates {
-		limit = maxCandidatesCapture
-	}
-	if len(s.buf) >= limit {
-		s.over = true
-		s.overBytes += int64(len(s.buf)) + 1
-		s.buf = s.buf[:0]
-		return
-	}
-	s.buf = append(s.buf, c)
-}
-
-func (s *arrayScanner) startValue() {
-	s.cur = fieldNone
-	switch string(s.key) {
-	case "usageMetadata":
-		s.cur = fieldUsage
-	case "error":
-		s.cur = fieldError
-	case "candidates":
-		s.cur = fieldCandidates
-	}
-	s.over, s.overBytes = false, 0
-	if s.cur != fieldNone {
-		s.buf = s.keep[s.cur-1][:0]
-	}
-}
-
-func (s *arrayScanner) endValue() {
-	if s.cur == fieldNone {
-		return
-	}
-	i := int(s.cur) - 1
-	s.keep[i] = s.buf
-	if !s.over {
-		s.vals[i] = s.buf
-	} else if s.cur == fieldCandidates {
-		// Too big to read: its size stands in for the generated text.
-		s.vals[i] = nil
-		s.overflow += s.overBytes
-	}
-	s.cur = fieldNone
-	s.buf = nil
-}
-
-func (s *arrayScanner) endElement(emit func(usage, e, candidates gjson.Result)) {
-	var r [3]gjson.Result
-	for i, v := range s.vals {
-		if v != nil {
-			r[i] = gjson.ParseBytes(v)
-		}
-		s.vals[i] = nil
-	}
-	emit(r[0], r[1], r[2])
-	s.expectKey, s.afterKey, s.inKey = false, false, false
 }

@@ -106,7 +106,7 @@ func TestParse(t *testing.T) {
 		{"stream as JSON array", "POST", "/v1beta/models/gemini-2.5-pro:streamGenerateContent", "", genBody, "", "gemini-2.5-pro", "/v1beta/models/gemini-2.5-pro:streamGenerateContent", true, true, provider.FramingRaw, 256},
 		{"slash-form stream", "POST", "/v1beta/models/gemini-2.5-pro/streamGenerateContent", "alt=sse", genBody, "", "gemini-2.5-pro", "/v1beta/models/gemini-2.5-pro:streamGenerateContent", true, true, provider.FramingSSE, 256},
 		{"v1 API", "POST", "/v1/models/gemini-2.0-flash-001:generateContent", "", `{"contents":[]}`, "", "gemini-2.0-flash-001", "/v1/models/gemini-2.0-flash-001:generateContent", false, true, 0, 0},
-		{"snake_case config, several candidates", "POST", "/v1beta/models/gemini-2.5-flash:generateContent", "", `{"contents":[],"generation_config":{"max_output_tokens":100,"candidate_count":3}}`, "", "gemini-2.5-flash", "/v1beta/models/gemini-2.5-flash:generateContent", false, true, 0, 300},
+		{"snake_case config, several candidates", "POST", "/v1beta/models/gemini-2.5-flash:generateContent", "", `{"contents":[],"generation_config":{"max_output_tokens":100,"candidate_count":3}}`, "", "gemini-2.5-flash", "/v1beta/models/gemini-2.5-flash:generateContent", false, true, 0, 100},
 		{"count tokens is free", "POST", "/v1beta/models/gemini-2.5-flash:countTokens", "", `{"contents":[]}`, "", "gemini-2.5-flash", "/v1beta/models/gemini-2.5-flash:countTokens", false, false, 0, 0},
 		{"model list is free", "GET", "/v1beta/models", "", "", "", "", "/v1beta/models", false, false, 0, 0},
 		{"model list, trailing slash", "GET", "/v1beta/models/", "", "", "", "", "/v1beta/models", false, false, 0, 0},

@@ -48,9 +48,66 @@ type state struct {
 	// clientUsage is true when the client itself asked for the stream's usage chunk, so it
 	// must not be dropped.
 	clientUsage bool
+	// caps are the output caps the request names (present: non-null), which a strict-mode
+	// OutputCap lowers where the client put them.
+	maxTokens, maxCompletionTokens, maxOutputTokens int64
+	hasMaxTokens, hasMaxCompletionTokens, hasMaxOutputTokens bool
 }
 
+// Body fields the adapter reads or injects, by index into spec.
+const (
+	fModel = iota
+	fStream
+	fStreamOptions
+	fIncludeUsage
+	fMaxTokens
+	fMaxCompletionTokens
+	fMaxOutputTokens
+	fN
+	fBestOf
+	fBackground
+)
+
+// spec lists the fields whose values change what is priced, streamed or metered (see
+// provider.ScanBody for why each must appear once, spelled exactly so), and how OpenAI bills
+// media: image parts inline (data: URLs) or by "url"/"image_url" (chat and Responses images),
+// "file_id" or "file_url" (Responses inputs).
+var spec = provider.NewBodySpec(provider.Media{
+	RefKeys: []string{"url", "image_url", "file_id", "file_url"},
+	// Function definitions are billed as the text they are rendered to, shorter than their
+	// JSON; the margin covers the preamble OpenAI adds around them and the hidden prompts of
+	// built-in tools, which it does not publish.
+	ToolTokens: 1024,
+}, "model", "stream", "stream_options", "stream_options.include_usage", "max_tokens",
+	"max_completion_tokens", "max_output_tokens", "n", "best_of", "background")
+
+// Image parts cost at most this many input tokens. OpenAI's vision guide: tile models scale an
+// image to fit 2048×2048, then its short side to 768, and bill a base plus a price per 512 px
+// tile, at most 8 tiles (gpt-4o 85 + 8×170 = 1,445; o1/o3 75 + 8×150 = 1,275; gpt-5 70 + 8×140);
+// patch models bill at most 1,536 32-px patches times a multiplier (gpt-4.1-nano's 2.46 is the
+// largest: 3,779). partTokens leaves headroom above those for newer models' larger patch
+// budgets. gpt-4o-mini bills its images as 2,833 + 5,667 a tile, so that its cheap per-token
+// price costs what gpt-4o's images cost: 48,169 tokens for 8 tiles.
+const (
+	partTokens     = 6000
+	miniPartTokens = 2833 + 8*5667
+)
+
+// Choice limits OpenAI's API reference states: n at most 128 (chat and legacy completions),
+// best_of at most 20.
+const (
+	maxN      = 128
+	maxBestOf = 20
+)
+
 // Parse validates r and fills c. See provider.Adapter.
+//
+// The caps read are the ones OpenAI documents as covering everything billed as output:
+// max_completion_tokens and the Responses API's max_output_tokens are upper bounds "including
+// visible output tokens and reasoning tokens" (API reference); max_tokens is the same cap for
+// models without reasoning (reasoning models refuse it). Each bounds one choice, so the proxy
+// multiplies by Choices: chat's n, or legacy completions' max(n, best_of) — best_of candidates
+// are generated server-side and billed though only n are returned.
 func (*Adapter) Parse(r *provider.Request, c *provider.Call) error {
 	*c = provider.Call{Method: r.Method, Path: r.Path, Query: r.Query, Body: r.Body, Endpoint: r.Path}
 	switch {
@@ -69,119 +126,153 @@ func (*Adapter) Parse(r *provider.Request, c *provider.Call) error {
 		return apperr.New(apperr.NotFound, "the OpenAI path %q is not supported by TokenGuard", r.Path)
 	}
 	c.Metered = true
-	f, err := readFields(r.Body)
+	b, err := provider.ScanBody(r.Body, spec)
 	if err != nil {
 		return err
 	}
-	if f.model == "" {
-		return apperr.New(apperr.InvalidRequest, `the body must name a "model" (a non-empty string)`)
+	if c.Model, err = readModel(b); err != nil {
+		return err
 	}
-	c.Model = f.model
-	c.InputTokens = provider.EstimateTokens(len(r.Body))
-	st := state{clientUsage: f.includeUsage}
+	if c.Stream, err = provider.BoolField("stream", b.Get(fStream)); err != nil {
+		return err
+	}
+	var st state
+	if so := b.Get(fStreamOptions); so.Exists() && !so.IsObject() && so.Type != gjson.Null {
+		return apperr.New(apperr.InvalidRequest, `"stream_options" must be an object`)
+	}
+	if st.clientUsage, err = provider.BoolField("stream_options.include_usage", b.Get(fIncludeUsage)); err != nil {
+		return err
+	}
+	// Work the Responses API does with background: true goes on after the response (and
+	// its usage) is gone, where no meter sees it.
+	if bg, err := provider.BoolField("background", b.Get(fBackground)); err != nil {
+		return err
+	} else if bg {
+		return apperr.New(apperr.InvalidRequest, `"background": true is not supported: TokenGuard cannot meter a response generated after the request ends; send the request without it`)
+	}
+	if st.maxTokens, st.hasMaxTokens, err = provider.CountField("max_tokens", b.Get(fMaxTokens)); err != nil {
+		return err
+	}
+	if st.maxCompletionTokens, st.hasMaxCompletionTokens, err = provider.CountField("max_completion_tokens", b.Get(fMaxCompletionTokens)); err != nil {
+		return err
+	}
+	if st.maxOutputTokens, st.hasMaxOutputTokens, err = provider.CountField("max_output_tokens", b.Get(fMaxOutputTokens)); err != nil {
+		return err
+	}
+	c.Choices = 1
 	switch r.Path {
 	case ChatCompletions:
-		c.Stream = f.stream
-		c.MaxOutputTokens = f.maxCompletionTokens
-		if c.MaxOutputTokens == 0 {
-			c.MaxOutputTokens = f.maxTokens
+		c.MaxOutputTokens = max(st.maxCompletionTokens, st.maxTokens)
+		if c.Choices, err = choices(b, fN, maxN); err != nil {
+			return err
 		}
 	case Completions:
-		c.Stream = f.stream
-		c.MaxOutputTokens = f.maxTokens
-		if !f.hasMaxTokens {
-			c.MaxOutputTokens = legacyDefaultMaxTokens
+		if !st.hasMaxTokens {
+			st.maxTokens = legacyDefaultMaxTokens
 		}
+		c.MaxOutputTokens = st.maxTokens
+		n, err := choices(b, fN, maxN)
+		if err != nil {
+			return err
+		}
+		bestOf, err := choices(b, fBestOf, maxBestOf)
+		if err != nil {
+			return err
+		}
+		c.Choices = max(n, bestOf)
 	case Responses:
-		c.Stream = f.stream
-		c.MaxOutputTokens = f.maxOutputTokens
+		c.MaxOutputTokens = st.maxOutputTokens
 	case Embeddings:
 		// Embeddings produce no output tokens and never stream; reserve one token of output
 		// so the reservation is the input alone rather than a default output cap.
 		c.MaxOutputTokens = 1
+		c.Stream = false
 	}
-	if c.MaxOutputTokens > 0 && f.n > 1 {
-		c.MaxOutputTokens *= f.n
+	parts := int64(partTokens)
+	if strings.Contains(c.Model, "gpt-4o-mini") {
+		parts = miniPartTokens
 	}
+	c.InputTokens, c.MaxInputTokens = b.Estimate(parts)
 	c.State = st
 	return nil
 }
 
-// fields are the top-level body fields the adapter interprets.
-type fields struct {
-	model               string
-	stream              bool
-	includeUsage        bool
-	streamOptionsObject bool
-	maxTokens           int64
-	hasMaxTokens        bool
-	maxCompletionTokens int64
-	maxOutputTokens     int64
-	n                   int64
-}
-
-// interpreted are the body keys whose values change what is priced, streamed or metered; see
-// provider.ReadFields for why each must appear exactly once.
-var interpreted = []string{"model", "stream", "stream_options", "max_tokens", "max_completion_tokens", "max_output_tokens", "n"}
-
-func readFields(body []byte) (fields, error) {
-	var f fields
-	err := provider.ReadFields(body, interpreted, f.set)
-	return f, err
-}
-
-func (f *fields) set(name string, v gjson.Result) (err error) {
-	switch name {
-	case "model":
-		f.model, err = provider.StringField(name, v)
-	case "stream":
-		f.stream, err = provider.BoolField(name, v)
-	case "stream_options":
-		if v.IsObject() {
-			f.streamOptionsObject = true
-			f.includeUsage = v.Get("include_usage").Type == gjson.True
-		} else if v.Type != gjson.Null {
-			return apperr.New(apperr.InvalidRequest, `"stream_options" must be an object`)
-		}
-	case "max_tokens":
-		f.maxTokens, f.hasMaxTokens, err = provider.CountField(name, v)
-	case "max_completion_tokens":
-		f.maxCompletionTokens, _, err = provider.CountField(name, v)
-	case "max_output_tokens":
-		f.maxOutputTokens, _, err = provider.CountField(name, v)
-	case "n":
-		f.n, _, err = provider.CountField(name, v)
+// readModel reads and checks the body's model.
+func readModel(b *provider.Body) (string, error) {
+	if !b.Has(fModel) {
+		return "", provider.CheckModel("")
 	}
-	return err
+	model, err := provider.StringField("model", b.Get(fModel))
+	if err != nil {
+		return "", err
+	}
+	return model, provider.CheckModel(model)
 }
 
-// Prepare sets the model to send and, for streamed chat and legacy completions, asks the
-// upstream for the final usage chunk (stream_options.include_usage), which the meter drops
-// again when the client did not ask for it.
+// choices reads the count field i, bounded by limit.
+func choices(b *provider.Body, i int, limit int64) (int64, error) {
+	name := spec.Name(i)
+	n, _, err := provider.CountField(name, b.Get(i))
+	if err != nil {
+		return 0, err
+	}
+	return provider.CheckChoices(name, n, limit)
+}
+
+// Prepare sets the model to send, writes a strict-mode OutputCap where the client named its
+// cap (or where the endpoint reads one, when it named none), never raising a cap, and, for
+// streamed chat and legacy completions, asks the upstream for the final usage chunk
+// (stream_options.include_usage), which the meter drops again when the client did not ask
+// for it.
 func (*Adapter) Prepare(c *provider.Call, model string) error {
 	if !c.Metered {
 		return nil
 	}
+	if err := provider.CheckModel(model); err != nil {
+		return err
+	}
 	body := c.Body
 	var err error
-	if model != c.Model {
-		if body, err = sjson.SetBytes(body, "model", model); err != nil {
-			return apperr.New(apperr.InvalidRequest, "cannot set the fallback model in the body: %v", err)
+	set := func(path string, v any) {
+		if err == nil {
+			body, err = sjson.SetBytes(body, path, v)
 		}
 	}
-	if c.Stream && (c.Endpoint == ChatCompletions || c.Endpoint == Completions) {
-		st, _ := c.State.(state)
-		if !st.clientUsage {
-			so := gjson.GetBytes(body, "stream_options")
-			if so.IsObject() {
-				body, err = sjson.SetBytes(body, "stream_options.include_usage", true)
-			} else {
-				body, err = sjson.SetRawBytes(body, "stream_options", []byte(`{"include_usage":true}`))
+	if model != c.Model {
+		set("model", model)
+	}
+	st, _ := c.State.(state)
+	if c.OutputCap > 0 {
+		lower := func(field string, has bool, cur int64) {
+			if !has {
+				cur = c.OutputCap
 			}
-			if err != nil {
-				return apperr.New(apperr.InvalidRequest, "cannot request stream usage: %v", err)
-			}
+			set(field, min(cur, c.OutputCap))
 		}
+		switch c.Endpoint {
+		case ChatCompletions:
+			if st.hasMaxTokens {
+				lower("max_tokens", true, st.maxTokens)
+			}
+			if st.hasMaxCompletionTokens || !st.hasMaxTokens {
+				lower("max_completion_tokens", st.hasMaxCompletionTokens, st.maxCompletionTokens)
+			}
+		case Completions:
+			// An absent max_tokens means 16 (Parse filled it in), which a cap never raises.
+			lower("max_tokens", true, st.maxTokens)
+		case Responses:
+			lower("max_output_tokens", st.hasMaxOutputTokens, st.maxOutputTokens)
+		}
+	}
+	if c.Stream && (c.Endpoint == ChatCompletions || c.Endpoint == Completions) && !st.clientUsage {
+		if gjson.GetBytes(body, "stream_options").IsObject() {
+			set("stream_options.include_usage", true)
+		} else if err == nil {
+			body, err = sjson.SetRawBytes(body, "stream_options", []byte(`{"include_usage":true}`))
+		}
+	}
+	if err != nil {
+		return apperr.New(apperr.InvalidRequest, "cannot prepare the upstream body: %v", err)
 	}
 	c.Body = body
 	return nil
@@ -191,6 +282,9 @@ func (*Adapter) Prepare(c *provider.Call, model string) error {
 func (*Adapter) SetKey(h http.Header, key string) {
 	h.Set("Authorization", "Bearer "+key)
 }
+
+// UsageKeys returns the one key Usage reads: "usage".
+func (*Adapter) UsageKeys() []string { return []string{"usage"} }
 
 // Usage reads the usage of a non-streamed response.
 func (*Adapter) Usage(c *provider.Call, body []byte) (pricing.Usage, bool) {
@@ -320,12 +414,11 @@ func strLen(r gjson.Result) int64 {
 	return int64(len(r.Raw) - 2)
 }
 
-// errorCode names a provider error object. The result is a copy: e may view a buffer that the
-// relay reuses.
+// errorCode names a provider error object, bounded (provider.ErrorCode).
 func errorCode(e gjson.Result) string {
 	for _, k := range [...]string{"code", "type"} {
 		if v := e.Get(k); v.Type == gjson.String && v.Str != "" {
-			return strings.Clone(v.Str)
+			return provider.ErrorCode(v.Str)
 		}
 	}
 	return "upstream_error"

@@ -101,8 +101,8 @@ func TestParse(t *testing.T) {
 	}{
 		{"chat max_completion_tokens", provider.Request{Method: "POST", Path: openai.ChatCompletions,
 			Body: []byte(`{"model":"o3","max_completion_tokens":2000,"max_tokens":10}`)}, "", true, 2000},
-		{"chat max_tokens times n", provider.Request{Method: "POST", Path: openai.ChatCompletions,
-			Body: []byte(`{"model":"gpt-4o","max_tokens":100,"n":3}`)}, "", true, 300},
+		{"chat max_tokens is per choice", provider.Request{Method: "POST", Path: openai.ChatCompletions,
+			Body: []byte(`{"model":"gpt-4o","max_tokens":100,"n":3}`)}, "", true, 100},
 		{"chat no cap", provider.Request{Method: "POST", Path: openai.ChatCompletions,
 			Body: []byte(`{"model":"gpt-4o"}`)}, "", true, 0},
 		{"legacy completions default", provider.Request{Method: "POST", Path: openai.Completions,
