@@ -3,6 +3,7 @@ package account
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -13,30 +14,41 @@ import (
 	"tokenguard/app/apperr"
 )
 
-// evictions records what the service evicted from the proxy's key cache.
-type evictions struct {
-	mu                   sync.Mutex
-	projects, workspaces []int64
+// evictionLog records, in order, what the service evicted from the proxy's key cache, as
+// "project 3" or "workspace 1".
+type evictionLog struct {
+	mu  sync.Mutex
+	log []string
 }
 
-func (e *evictions) EvictProject(id int64) {
+func (e *evictionLog) EvictProject(id int64)   { e.add("project", id) }
+func (e *evictionLog) EvictWorkspace(id int64) { e.add("workspace", id) }
+
+func (e *evictionLog) add(kind string, id int64) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.projects = append(e.projects, id)
+	e.log = append(e.log, fmt.Sprintf("%s %d", kind, id))
 }
 
-func (e *evictions) EvictWorkspace(id int64) {
+// take returns the evictions since the last take.
+func (e *evictionLog) take() []string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.workspaces = append(e.workspaces, id)
+	out := e.log
+	e.log = nil
+	return out
 }
 
-func (e *evictions) take() (projects, workspaces []int64) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	projects, workspaces = e.projects, e.workspaces
-	e.projects, e.workspaces = nil, nil
-	return projects, workspaces
+// ownerWithProject signs up an owner and creates one soft project in their first workspace.
+func ownerWithProject(t *testing.T, s *Service) (Actor, int64, Project) {
+	t.Helper()
+	sess := mustSignup(t, s, "owner@example.com")
+	actor := Actor{UserID: sess.User.ID}
+	p, _, err := s.CreateProject(context.Background(), actor, sess.Workspace.ID, ProjectInput{Name: "bot"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return actor, sess.Workspace.ID, p
 }
 
 func ptr(s string) *string { return &s }
@@ -67,13 +79,7 @@ func budgetModeDiffs(t *testing.T, s *Service, actor Actor, ws int64, action str
 func TestBudgetModeValidation(t *testing.T) {
 	s := newService(t, bcrypt.MinCost)
 	ctx := context.Background()
-	sess := mustSignup(t, s, "owner@example.com")
-	actor := Actor{UserID: sess.User.ID}
-	ws := sess.Workspace.ID
-	p, _, err := s.CreateProject(ctx, actor, ws, ProjectInput{Name: "bot"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	actor, ws, p := ownerWithProject(t, s)
 	ways := map[string]func(mode *string) (BudgetMode, error){
 		"create project": func(m *string) (BudgetMode, error) {
 			p, _, err := s.CreateProject(ctx, actor, ws, ProjectInput{Name: "p", BudgetMode: m})
@@ -141,52 +147,46 @@ func deref(s *string) string {
 // records and evicts nothing.
 func TestBudgetModeChangesAreAuditedAndEvict(t *testing.T) {
 	s := newService(t, bcrypt.MinCost)
-	ev := &evictions{}
+	ev := &evictionLog{}
 	s.keys = ev
 	ctx := context.Background()
-	sess := mustSignup(t, s, "owner@example.com")
-	actor := Actor{UserID: sess.User.ID}
-	ws := sess.Workspace.ID
-	p, _, err := s.CreateProject(ctx, actor, ws, ProjectInput{Name: "bot"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	actor, ws, p := ownerWithProject(t, s)
 	ev.take()
+	proj, wsp := []string{fmt.Sprintf("project %d", p.ID)}, []string{fmt.Sprintf("workspace %d", ws)}
 
 	steps := []struct {
-		name           string
-		do             func() error
-		action         string
-		wantDiffs      int // budgetMode diffs in action's log after the step
-		wantProjects   []int64
-		wantWorkspaces []int64
-		projectStrict  bool
-		wsStrict       bool
+		name          string
+		do            func() error
+		action        string
+		wantDiffs     int // budgetMode diffs in action's log after the step
+		wantEvicted   []string
+		projectStrict bool
+		wsStrict      bool
 	}{
 		{"project to strict", func() error {
 			_, err := s.UpdateProject(ctx, actor, p.ID, ProjectPatch{BudgetMode: ptr("strict")})
 			return err
-		}, AuditProjectUpdated, 1, []int64{p.ID}, nil, true, false},
+		}, AuditProjectUpdated, 1, proj, true, false},
 		{"project strict again", func() error {
 			_, err := s.UpdateProject(ctx, actor, p.ID, ProjectPatch{BudgetMode: ptr("strict")})
 			return err
-		}, AuditProjectUpdated, 1, nil, nil, true, false},
+		}, AuditProjectUpdated, 1, nil, true, false},
 		{"workspace to strict", func() error {
 			_, err := s.UpdateWorkspace(ctx, actor, ws, WorkspacePatch{BudgetMode: ptr("strict")})
 			return err
-		}, AuditWorkspaceUpdated, 1, nil, []int64{ws}, true, true},
+		}, AuditWorkspaceUpdated, 1, wsp, true, true},
 		{"workspace strict again", func() error {
 			_, err := s.UpdateWorkspace(ctx, actor, ws, WorkspacePatch{BudgetMode: ptr("strict")})
 			return err
-		}, AuditWorkspaceUpdated, 1, nil, nil, true, true},
+		}, AuditWorkspaceUpdated, 1, nil, true, true},
 		{"workspace back to soft", func() error {
 			_, err := s.UpdateWorkspace(ctx, actor, ws, WorkspacePatch{BudgetMode: ptr("soft")})
 			return err
-		}, AuditWorkspaceUpdated, 2, nil, []int64{ws}, true, false},
+		}, AuditWorkspaceUpdated, 2, wsp, true, false},
 		{"project renamed keeps strict", func() error {
 			_, err := s.UpdateProject(ctx, actor, p.ID, ProjectPatch{Name: ptr("bot 2")})
 			return err
-		}, AuditProjectUpdated, 1, []int64{p.ID}, nil, true, false},
+		}, AuditProjectUpdated, 1, proj, true, false},
 	}
 	for _, st := range steps {
 		if err := st.do(); err != nil {
@@ -196,9 +196,8 @@ func TestBudgetModeChangesAreAuditedAndEvict(t *testing.T) {
 		if got := len(diffs); got != st.wantDiffs {
 			t.Errorf("%s: %d budgetMode diffs in %s, want %d", st.name, got, st.action, st.wantDiffs)
 		}
-		projects, workspaces := ev.take()
-		if !slices.Equal(projects, st.wantProjects) || !slices.Equal(workspaces, st.wantWorkspaces) {
-			t.Errorf("%s: evicted projects %v workspaces %v, want %v %v", st.name, projects, workspaces, st.wantProjects, st.wantWorkspaces)
+		if got := ev.take(); !slices.Equal(got, st.wantEvicted) {
+			t.Errorf("%s: evicted %v, want %v", st.name, got, st.wantEvicted)
 		}
 		k, err := s.db.KeyAuthByPrefix(ctx, p.KeyPrefix)
 		if err != nil {
