@@ -154,6 +154,15 @@ func TestBudgetModeChangesAreAuditedAndEvict(t *testing.T) {
 	ev.take()
 	proj, wsp := []string{fmt.Sprintf("project %d", p.ID)}, []string{fmt.Sprintf("workspace %d", ws)}
 
+	patchProject := func(pp ProjectPatch) func() error {
+		return func() error { _, err := s.UpdateProject(ctx, actor, p.ID, pp); return err }
+	}
+	patchWorkspace := func(mode string) func() error {
+		return func() error {
+			_, err := s.UpdateWorkspace(ctx, actor, ws, WorkspacePatch{BudgetMode: ptr(mode)})
+			return err
+		}
+	}
 	steps := []struct {
 		name          string
 		do            func() error
@@ -163,30 +172,12 @@ func TestBudgetModeChangesAreAuditedAndEvict(t *testing.T) {
 		projectStrict bool
 		wsStrict      bool
 	}{
-		{"project to strict", func() error {
-			_, err := s.UpdateProject(ctx, actor, p.ID, ProjectPatch{BudgetMode: ptr("strict")})
-			return err
-		}, AuditProjectUpdated, 1, proj, true, false},
-		{"project strict again", func() error {
-			_, err := s.UpdateProject(ctx, actor, p.ID, ProjectPatch{BudgetMode: ptr("strict")})
-			return err
-		}, AuditProjectUpdated, 1, nil, true, false},
-		{"workspace to strict", func() error {
-			_, err := s.UpdateWorkspace(ctx, actor, ws, WorkspacePatch{BudgetMode: ptr("strict")})
-			return err
-		}, AuditWorkspaceUpdated, 1, wsp, true, true},
-		{"workspace strict again", func() error {
-			_, err := s.UpdateWorkspace(ctx, actor, ws, WorkspacePatch{BudgetMode: ptr("strict")})
-			return err
-		}, AuditWorkspaceUpdated, 1, nil, true, true},
-		{"workspace back to soft", func() error {
-			_, err := s.UpdateWorkspace(ctx, actor, ws, WorkspacePatch{BudgetMode: ptr("soft")})
-			return err
-		}, AuditWorkspaceUpdated, 2, wsp, true, false},
-		{"project renamed keeps strict", func() error {
-			_, err := s.UpdateProject(ctx, actor, p.ID, ProjectPatch{Name: ptr("bot 2")})
-			return err
-		}, AuditProjectUpdated, 1, proj, true, false},
+		{"project to strict", patchProject(ProjectPatch{BudgetMode: ptr("strict")}), AuditProjectUpdated, 1, proj, true, false},
+		{"project strict again", patchProject(ProjectPatch{BudgetMode: ptr("strict")}), AuditProjectUpdated, 1, nil, true, false},
+		{"workspace to strict", patchWorkspace("strict"), AuditWorkspaceUpdated, 1, wsp, true, true},
+		{"workspace strict again", patchWorkspace("strict"), AuditWorkspaceUpdated, 1, nil, true, true},
+		{"workspace back to soft", patchWorkspace("soft"), AuditWorkspaceUpdated, 2, wsp, true, false},
+		{"project renamed keeps strict", patchProject(ProjectPatch{Name: ptr("bot 2")}), AuditProjectUpdated, 1, proj, true, false},
 	}
 	for _, st := range steps {
 		if err := st.do(); err != nil {
