@@ -60,7 +60,13 @@ func Open(ctx context.Context, path, schema string) (*DB, error) {
 	}
 	if err := db.migrate(ctx, schema); err != nil {
 		write.Close()
-		return nil, err
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	// A file that opens but cannot be written (read-only file, directory or mount, full disk)
+	// would otherwise start a server that can record no usage; refuse it here, by name.
+	if err := db.ProbeWrite(ctx); err != nil {
+		write.Close()
+		return nil, fmt.Errorf("database %s does not take writes (read-only file, directory or mount, or disk full?): %w", path, err)
 	}
 
 	read, err := sql.Open("sqlite", dsn(path, true))
@@ -86,6 +92,23 @@ func (db *DB) Close() error {
 
 // Path is the database location the DB was opened with.
 func (db *DB) Path() string { return db.path }
+
+// ProbeWrite commits one small write — the schema version rewritten with its own value, which
+// touches no table — so it fails when the database cannot take writes: a read-only file or
+// mount, or no space for the write-ahead log to grow. Open runs it; readiness checks may too.
+// SQLite recovers from such failures on the same connection (the transaction is rolled back,
+// and the next one succeeds once the file is writable again), so nothing needs resetting after
+// it fails.
+func (db *DB) ProbeWrite(ctx context.Context) error {
+	return db.WriteTx(ctx, func(tx *sql.Tx) error {
+		var v int
+		if err := tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, v))
+		return err
+	})
+}
 
 // WriteTx runs fn in one write transaction (BEGIN IMMEDIATE): it commits when fn returns nil and
 // rolls back otherwise.
@@ -149,7 +172,8 @@ func dsn(path string, readOnly bool) string {
 func (db *DB) checkVersion(ctx context.Context) error {
 	var v string
 	if err := db.Write.QueryRowContext(ctx, `SELECT sqlite_version()`).Scan(&v); err != nil {
-		return fmt.Errorf("read sqlite version: %w", err)
+		// The first statement opens the file: a read-only mount or a full disk fails here.
+		return fmt.Errorf("open database %s: %w (the file and its directory must be writable, with free space for the -wal and -shm files beside it)", db.path, err)
 	}
 	if !versionAtLeast(v, minSQLite) {
 		return fmt.Errorf("bundled SQLite %s is older than %d.%d.%d, which fixes a WAL corruption bug; rebuild with a newer modernc.org/sqlite", v, minSQLite[0], minSQLite[1], minSQLite[2])

@@ -1,0 +1,84 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"tokenguard/store"
+	"tokenguard/store/storetest"
+)
+
+// mountTmpfs mounts a small tmpfs on a temp dir (unmounted when the test ends). Without the
+// privilege it skips, except in CI, where it fails.
+func mountTmpfs(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", dir).CombinedOutput(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("mount tmpfs: %v %s", err, out)
+		}
+		t.Skipf("cannot mount a tmpfs here (%v %s); CI runs this", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	return dir
+}
+
+// TestOpenRefusesUnwritableDatabase ensures a database that opens but cannot take writes stops
+// the start with an error naming the file, instead of a server that can record no usage.
+func TestOpenRefusesUnwritableDatabase(t *testing.T) {
+	tests := []struct {
+		name string
+		// prepare makes the database at path unwritable and returns what to open.
+		prepare func(t *testing.T, dir, path string) string
+		onTmpfs bool
+	}{
+		{"read-only URI", func(t *testing.T, dir, path string) string { return "file:" + path + "?mode=ro" }, false},
+		{"read-only mount", func(t *testing.T, dir, path string) string {
+			if out, err := exec.Command("mount", "-o", "remount,ro", dir).CombinedOutput(); err != nil {
+				t.Fatalf("remount read-only: %v %s", err, out)
+			}
+			return path
+		}, true},
+		{"disk full", func(t *testing.T, dir, path string) string {
+			f, err := os.Create(filepath.Join(dir, "filler"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			for chunk := make([]byte, 4096); ; {
+				if _, err := f.Write(chunk); err != nil {
+					if !errors.Is(err, syscall.ENOSPC) {
+						t.Fatal(err)
+					}
+					return path
+				}
+			}
+		}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if tt.onTmpfs {
+				dir = mountTmpfs(t)
+			}
+			path := filepath.Join(dir, "tokenguard.db")
+			storetest.OpenAt(t, path).Close()
+			target := tt.prepare(t, dir, path)
+			db, err := store.Open(context.Background(), target, storetest.Schema(t))
+			if err == nil {
+				db.Close()
+				t.Fatal("Open succeeded on a database that cannot take writes")
+			}
+			t.Logf("refused: %v", err)
+			if !strings.Contains(err.Error(), path) {
+				t.Errorf("error %q does not name the file %s", err, path)
+			}
+		})
+	}
+}
