@@ -32,7 +32,15 @@ type Key struct {
 }
 
 // Generate returns a new random key.
-func Generate() (Key, error) {
+func Generate() (Key, error) { return WithPrefix("") }
+
+// WithPrefix returns a new random key with a valid checksum whose lookup prefix is prefix (a
+// Key.Prefix); an empty prefix gives a fresh one. Anyone who has seen a prefix can make such
+// keys: the proxy's tests use it to show that they are refused cheaply.
+func WithPrefix(prefix string) (Key, error) {
+	if prefix != "" && (len(prefix) != len(Scheme)+prefixLen || !strings.HasPrefix(prefix, Scheme)) {
+		return Key{}, fmt.Errorf("generate key: %q is not a lookup prefix", prefix)
+	}
 	secret := make([]byte, secretLen)
 	// Rejection sampling keeps every base62 character equally likely.
 	buf := make([]byte, 64)
@@ -47,6 +55,7 @@ func Generate() (Key, error) {
 			}
 		}
 	}
+	copy(secret, strings.TrimPrefix(prefix, Scheme))
 	full := Scheme + string(secret) + checksum(secret)
 	return Key{Full: full, Prefix: Scheme + string(secret[:prefixLen])}, nil
 }

@@ -86,3 +86,27 @@ func BenchmarkParse(b *testing.B) {
 		apikey.Parse(k.Full)
 	}
 }
+
+// TestWithPrefix ensures a key made for a known prefix passes Parse with that prefix, is new,
+// and that anything but a lookup prefix is refused.
+func TestWithPrefix(t *testing.T) {
+	k, err := apikey.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, err := apikey.WithPrefix(k.Prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if prefix, ok := apikey.Parse(forged.Full); !ok || prefix != k.Prefix || forged.Prefix != k.Prefix {
+		t.Fatalf("Parse(%q) = %q, %v; want %q", forged.Full, prefix, ok, k.Prefix)
+	}
+	if forged.Full == k.Full {
+		t.Fatal("WithPrefix repeated the key")
+	}
+	for _, bad := range []string{"tg_live_", k.Full, "sk_live_" + k.Prefix[len("tg_live_"):]} {
+		if _, err := apikey.WithPrefix(bad); err == nil {
+			t.Errorf("WithPrefix(%q) accepted a non-prefix", bad)
+		}
+	}
+}
