@@ -192,6 +192,16 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, u *upstream, path 
 		return
 	}
 
+	// Room for the usage row is taken before anything is served: when the database has not been
+	// taking writes and the bounded queue is full, the request fails closed rather than spend
+	// money that could not be recorded. An unmetered call only leaves a row when it is blocked.
+	slot, err := p.cfg.Usage.Acquire()
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	defer slot.Release()
+
 	// The gate: every route passes it, metered or not, so an exhausted project is refused
 	// everywhere. Unmetered calls reserve nothing.
 	model := call.Model
@@ -204,7 +214,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, u *upstream, path 
 		w.Header().Set("X-Tokenguard-Request-Id", requestID)
 		apperr.WriteJSON(w, &apperr.Error{Code: apperr.BudgetExceeded, Message: decision.Message,
 			RetryAfter: decision.RetryAfter, ResetAt: decision.ResetAt})
-		p.record(proj, u, &call, requestID, start, model, false, outcome{status: http.StatusTooManyRequests, errorCode: apperr.BudgetExceeded}, 0, false)
+		p.record(slot, proj, u, &call, requestID, start, model, false, outcome{status: http.StatusTooManyRequests, errorCode: apperr.BudgetExceeded}, 0, false)
 		return
 	}
 	if decision.OutputCap > 0 {
@@ -238,7 +248,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, u *upstream, path 
 		if cr := ticket.Settle(start, cost); len(cr) > 0 && p.cfg.OnCrossing != nil {
 			p.cfg.OnCrossing(cr)
 		}
-		p.record(proj, u, &call, requestID, start, model, fallback, out, cost, byDefault)
+		p.record(slot, proj, u, &call, requestID, start, model, fallback, out, cost, byDefault)
 	}()
 
 	if call.Metered {
@@ -355,7 +365,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, u *upstream, cal
 	if !call.Metered {
 		res := copyBody(w, resp.Body, nil, tick)
 		if res.ReadErr != nil || res.WriteErr != nil {
-			*out = outcome{status: resp.StatusCode, errorCode: p.relayError(ctx, r, res)}
+			*out = outcome{status: resp.StatusCode, errorCode: p.relayError(ctx, r, res.RelayResult)}
 		}
 		return
 	}
@@ -383,19 +393,15 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, u *upstream, cal
 		return
 	}
 
-	buf := bufPool.Get().(*bytes.Buffer)
-	buf.Reset()
-	defer func() {
-		if buf.Cap() <= 1<<20 {
-			bufPool.Put(buf)
-		}
-	}()
-	res := copyBody(w, resp.Body, buf, tick)
-	reported, found := u.adapter.Usage(call, buf.Bytes())
+	// The body is relayed as it arrives; only the keys that hold the usage are kept, so a
+	// response of any size costs a bounded amount of memory.
+	capture := provider.NewObjectCapture(u.adapter.UsageKeys()...)
+	res := copyBody(w, resp.Body, capture, tick)
+	reported, found := u.adapter.Usage(call, capture.Bytes())
 	if res.ReadErr != nil || res.WriteErr != nil {
-		out.errorCode = p.relayError(ctx, r, res)
+		out.errorCode = p.relayError(ctx, r, res.RelayResult)
 	}
-	out.usage, out.estimated = p.complete(call, reported, found, int64(buf.Len()))
+	out.usage, out.estimated = p.complete(call, reported, found, res.Bytes)
 }
 
 // complete fills what the provider did not report with estimates: the input from the request
@@ -441,20 +447,27 @@ func (p *Proxy) sendFailure(w http.ResponseWriter, r *http.Request, ctx context.
 	}
 }
 
-var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 var copyPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
-// copyBody relays a non-streamed body to w as it arrives, keeping a copy in keep (when not
-// nil) for the usage. After the client goes away it keeps reading, so the usage still counts.
-func copyBody(w io.Writer, src io.Reader, keep *bytes.Buffer, tick func()) provider.RelayResult {
+// relayed is how a non-streamed relay ended, and how many bytes it read.
+type relayed struct {
+	provider.RelayResult
+	Bytes int64
+}
+
+// copyBody relays a non-streamed body to w as it arrives, showing every piece to keep (when not
+// nil) for the usage. After the client goes away it keeps reading into keep, so the usage still
+// counts.
+func copyBody(w io.Writer, src io.Reader, keep io.Writer, tick func()) relayed {
 	bp := copyPool.Get().(*[]byte)
 	defer copyPool.Put(bp)
 	buf := *bp
-	var res provider.RelayResult
+	var res relayed
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
 			tick()
+			res.Bytes += int64(n)
 			if keep != nil {
 				keep.Write(buf[:n])
 			}
@@ -516,10 +529,10 @@ func (p *Proxy) fail(w http.ResponseWriter, r *http.Request, err error) {
 	apperr.WriteJSON(w, err)
 }
 
-// record queues the usage row of a metered (or blocked) request.
-func (p *Proxy) record(proj *project, u *upstream, call *provider.Call, requestID string, start time.Time, model string, fallback bool, out outcome, cost pricing.NanoUSD, byDefault bool) {
+// record queues the usage row of a metered (or blocked) request in the slot taken for it.
+func (p *Proxy) record(slot *usage.Slot, proj *project, u *upstream, call *provider.Call, requestID string, start time.Time, model string, fallback bool, out outcome, cost pricing.NanoUSD, byDefault bool) {
 	in := out.usage.Input + out.usage.CacheRead + out.usage.CacheWrite
-	p.cfg.Usage.Add(usage.Record{
+	slot.Add(usage.Record{
 		RequestID:       requestID,
 		CreatedAt:       start,
 		WorkspaceID:     proj.workspaceID,
