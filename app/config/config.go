@@ -33,6 +33,11 @@ type Config struct {
 	ProviderKeys      Providers `toml:"provider_keys"`
 	Upstreams         Providers `toml:"upstreams"`
 	Pricing           Pricing   `toml:"pricing"`
+
+	// UsageQueueMax bounds usage rows waiting in memory plus requests in flight that will
+	// write one; when the database stops taking writes and it is reached, metered requests are
+	// refused (503 STORAGE_UNAVAILABLE). It is also the most rows a crash can lose.
+	UsageQueueMax int `toml:"usage_queue_max"`
 }
 
 // SMTP is the outgoing mail server. An empty Host means mail is skipped (and recorded so).
@@ -86,6 +91,10 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	return nil
 }
 
+// maxUsageQueue caps USAGE_QUEUE_MAX: a million queued rows already hold several hundred MB,
+// and a crash could lose them all.
+const maxUsageQueue = 1_000_000
+
 // Default returns the embedded defaults of DESIGN §2.
 func Default() Config {
 	return Config{
@@ -96,6 +105,7 @@ func Default() Config {
 		UpstreamTimeout:   Duration{10 * time.Minute},
 		StreamIdleTimeout: Duration{2 * time.Minute},
 		FlushInterval:     Duration{200 * time.Millisecond},
+		UsageQueueMax:     10_000, // usage.DefaultMaxQueue, which says why
 		SMTP:              SMTP{Port: 587, TLS: "starttls"},
 		Upstreams: Providers{
 			OpenAI:    "https://api.openai.com",
@@ -192,6 +202,13 @@ func (c *Config) applyEnv(getenv func(string) (string, bool)) error {
 		}
 		c.MaxBodyBytes = n
 	}
+	if v, ok := getenv("USAGE_QUEUE_MAX"); ok {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil {
+			return fmt.Errorf("USAGE_QUEUE_MAX=%q: want a number of rows", v)
+		}
+		c.UsageQueueMax = n
+	}
 	if v, ok := getenv("ALLOW_SIGNUP"); ok {
 		b, err := strconv.ParseBool(strings.TrimSpace(v))
 		if err != nil {
@@ -246,6 +263,9 @@ func (c *Config) validate() error {
 	}
 	if c.MaxBodyBytes < 1024 {
 		errs = append(errs, fmt.Errorf("MAX_BODY_BYTES %d: want at least 1024", c.MaxBodyBytes))
+	}
+	if c.UsageQueueMax < 1 || c.UsageQueueMax > maxUsageQueue {
+		errs = append(errs, fmt.Errorf("USAGE_QUEUE_MAX %d: want 1-%d", c.UsageQueueMax, maxUsageQueue))
 	}
 	for name, d := range map[string]Duration{"UPSTREAM_TIMEOUT": c.UpstreamTimeout, "STREAM_IDLE_TIMEOUT": c.StreamIdleTimeout, "FLUSH_INTERVAL": c.FlushInterval} {
 		if d.Duration <= 0 {

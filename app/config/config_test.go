@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"tokenguard/app/config"
+	"tokenguard/app/usage"
 )
 
 func env(m map[string]string) func(string) (string, bool) {
@@ -29,6 +30,9 @@ func TestLoadDefaults(t *testing.T) {
 	if got, want := cfg.FlushInterval.Duration, 200*time.Millisecond; got != want {
 		t.Errorf("FlushInterval = %v, want %v", got, want)
 	}
+	if got, want := cfg.UsageQueueMax, usage.DefaultMaxQueue; got != want {
+		t.Errorf("UsageQueueMax = %d, want the writer's default %d", got, want)
+	}
 	if !cfg.AllowSignup || cfg.MaxBodyBytes != 32<<20 || cfg.SMTP.Port != 587 || cfg.SMTP.TLS != "starttls" {
 		t.Errorf("defaults wrong: %+v", cfg)
 	}
@@ -40,6 +44,7 @@ func TestEnvOverridesFile(t *testing.T) {
 	os.WriteFile(path, []byte(`
 listen_addr = "127.0.0.1:9000"
 flush_interval = "50ms"
+usage_queue_max = 100
 allow_signup = false
 [smtp]
 host = "mail.example.com"
@@ -48,7 +53,7 @@ from = "tg@example.com"
 input = 1.5
 output = 3
 `), 0o600)
-	cfg, err := config.Load(path, env(map[string]string{"LISTEN_ADDR": "127.0.0.1:9100", "SMTP_PORT": "2525"}))
+	cfg, err := config.Load(path, env(map[string]string{"LISTEN_ADDR": "127.0.0.1:9100", "SMTP_PORT": "2525", "USAGE_QUEUE_MAX": "250"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,6 +65,9 @@ output = 3
 	}
 	if cfg.AllowSignup || cfg.SMTP.Host != "mail.example.com" || cfg.SMTP.Port != 2525 {
 		t.Errorf("file/env not applied: %+v", cfg)
+	}
+	if got, want := cfg.UsageQueueMax, 250; got != want {
+		t.Errorf("UsageQueueMax = %d, want %d", got, want)
 	}
 	if got := cfg.Pricing.Overrides["my-model"].Input; got != 1.5 {
 		t.Errorf("override input = %v, want 1.5", got)
@@ -79,6 +87,11 @@ func TestLoadRejectsBadInput(t *testing.T) {
 		{"negative duration", map[string]string{"UPSTREAM_TIMEOUT": "-1s"}, "", "UPSTREAM_TIMEOUT"},
 		{"body", map[string]string{"MAX_BODY_BYTES": "lots"}, "", "MAX_BODY_BYTES"},
 		{"signup", map[string]string{"ALLOW_SIGNUP": "maybe"}, "", "ALLOW_SIGNUP"},
+		{"queue not a number", map[string]string{"USAGE_QUEUE_MAX": "lots"}, "", "USAGE_QUEUE_MAX"},
+		{"queue zero", map[string]string{"USAGE_QUEUE_MAX": "0"}, "", "USAGE_QUEUE_MAX"},
+		{"queue too big", map[string]string{"USAGE_QUEUE_MAX": "1000001"}, "", "USAGE_QUEUE_MAX"},
+		{"queue overflow", map[string]string{"USAGE_QUEUE_MAX": "99999999999999999999"}, "", "USAGE_QUEUE_MAX"},
+		{"queue in file", nil, "usage_queue_max = -5\n", "USAGE_QUEUE_MAX"},
 		{"encryption key", map[string]string{"ENCRYPTION_KEY": "abc"}, "", "ENCRYPTION_KEY"},
 		{"jwt", map[string]string{"JWT_SECRET": "short"}, "", "JWT_SECRET"},
 		{"smtp tls", map[string]string{"SMTP_TLS": "ssl"}, "", "SMTP_TLS"},
@@ -141,7 +154,7 @@ func TestExampleConfigLoads(t *testing.T) {
 		t.Fatal(err)
 	}
 	def, _ := config.Load("", env(nil))
-	if cfg.ListenAddr != def.ListenAddr || cfg.MaxBodyBytes != def.MaxBodyBytes || cfg.FlushInterval != def.FlushInterval || cfg.Pricing.Default != def.Pricing.Default {
+	if cfg.ListenAddr != def.ListenAddr || cfg.MaxBodyBytes != def.MaxBodyBytes || cfg.FlushInterval != def.FlushInterval || cfg.UsageQueueMax != def.UsageQueueMax || cfg.Pricing.Default != def.Pricing.Default {
 		t.Errorf("example config differs from the defaults:\n%+v\n%+v", cfg, def)
 	}
 }
