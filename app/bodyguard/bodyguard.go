@@ -89,10 +89,11 @@ func (b *body) Read(p []byte) (int, error) {
 	b.n += int64(n)
 	switch {
 	case errors.Is(err, io.EOF):
+		// HTTP/1 clears the deadline itself when it starts watching for the client going away;
+		// an HTTP/2 stream would keep it. An error here (the connection is gone) changes
+		// nothing for a body already whole.
 		b.done = true
-		if cerr := b.rc.SetReadDeadline(time.Time{}); cerr != nil {
-			return n, cerr
-		}
+		b.rc.SetReadDeadline(time.Time{})
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		err = ErrStalled
 	}
