@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -442,4 +443,68 @@ func TestCraftedRequestsRefused(t *testing.T) {
 	if grew := size() - start; grew > 64<<10 {
 		t.Errorf("20 refused requests grew the database by %d bytes", grew)
 	}
+}
+
+// A 256 MB non-streamed answer is relayed without being held: the proxy allocates a small
+// fraction of it while relaying (it buffered the whole body before), and the usage at its end is
+// still read exactly.
+func TestHugeResponseRelayedInBoundedMemory(t *testing.T) {
+	const size = 256 << 20
+	huge := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"id":"c1","object":"chat.completion","model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"`)
+		chunk := []byte(strings.Repeat("a", 64<<10))
+		for n := 0; n < size; n += len(chunk) {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+		io.WriteString(w, `"},"finish_reason":"stop"}],"usage":{"prompt_tokens":11,"completion_tokens":777,"total_tokens":788}}`)
+	}))
+	t.Cleanup(huge.Close)
+	a, _, _ := newAttackApp(t)
+	r := httprouter.New()
+	px, err := proxy.New(proxy.Config{DB: a.db, Prices: mustPrices(t), Budget: a.engine, Usage: a.writer, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
+		proxy.Upstream{Adapter: openai.New(), BaseURL: huge.URL, EnvKey: envKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { px.Close(context.Background()) })
+	px.Register(r)
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+	p := a.project(projectOptions{daily: 10})
+
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	req, _ := http.NewRequest("POST", srv.URL+"/proxy/openai/v1/chat/completions", strings.NewReader(`{"model":"gpt-4o-mini","messages":[]}`))
+	req.Header.Set("x-tokenguard-key", p.key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	runtime.ReadMemStats(&after)
+	if n < size {
+		t.Fatalf("relayed %d bytes, want over %d", n, size)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > size/8 {
+		t.Errorf("relaying %d MB allocated %d MB", size>>20, alloc>>20)
+	}
+	rows := a.waitRows(p, 1)
+	if len(rows) != 1 || rows[0].OutputTokens != 777 || rows[0].InputTokens != 11 || rows[0].UsageEstimated {
+		t.Fatalf("rows %+v, want the exact usage from the end of the body", rows)
+	}
+}
+
+func mustPrices(t testing.TB) *pricing.Table {
+	t.Helper()
+	p, err := pricing.New(nil, pricing.DefaultUnknownPrice())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
