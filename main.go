@@ -33,6 +33,7 @@ import (
 	"tokenguard/app/api"
 	"tokenguard/app/budget"
 	"tokenguard/app/config"
+	"tokenguard/app/health"
 	"tokenguard/app/invite"
 	"tokenguard/app/mail"
 	"tokenguard/app/pricing"
@@ -233,7 +234,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := usagelog.LoadCounters(ctx, m.DB, m.Budget, m.Now()); err != nil {
 		return fmt.Errorf("refusing to start without budget counters: %w", err)
 	}
-	m.Usage = usagelog.NewWriter(m.DB, m.Logger, usagelog.WriterOptions{FlushInterval: cfg.FlushInterval.Duration})
+	m.Usage = usagelog.NewWriter(m.DB, m.Logger, usagelog.WriterOptions{FlushInterval: cfg.FlushInterval.Duration, MaxQueue: cfg.UsageQueueMax})
 	m.closers = append(m.closers, m.Usage.Close)
 
 	// Mail is queued and retried in the background, so no request waits on SMTP; Close (after
@@ -298,6 +299,7 @@ func (m *Main) Run(ctx context.Context) error {
 		w.Header().Set("Content-Type", "text/plain")
 		io.WriteString(w, "ok\n")
 	})
+	router.Handler(http.MethodGet, "/readyz", health.Ready(health.Database(m.DB), health.UsageWriter(m.Usage)))
 	m.Proxy.Register(router)
 	apiServer.Register(router)
 	invite.NewHandler(m.Invites, apiServer, m.Logger).Register(router)
