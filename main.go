@@ -31,6 +31,7 @@ import (
 	"tokenguard/app/alert"
 	"tokenguard/app/analytics"
 	"tokenguard/app/api"
+	"tokenguard/app/bodyguard"
 	"tokenguard/app/budget"
 	"tokenguard/app/config"
 	"tokenguard/app/health"
@@ -310,8 +311,10 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("listen on %s: %w", cfg.ListenAddr, err)
 	}
 	m.server = &http.Server{
-		Handler:           router,
+		// Outermost, so every route's body (unauthenticated sign-in included) has read deadlines.
+		Handler:           bodyguard.Wrap(router, bodyguard.DefaultLimits),
 		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    64 << 10,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
 	}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"tokenguard/app/apikey"
 	"tokenguard/app/apperr"
@@ -37,9 +39,23 @@ type keyLoader func(ctx context.Context, prefix string) (store.KeyAuth, error)
 
 // keyCache maps SHA-256(full key) to its verified project. Concurrent misses for one key share
 // one load and one bcrypt; an eviction during a load keeps that load's result out of the cache.
+//
+// Refusals are cheap because a lookup prefix names exactly one key (regeneration issues a new
+// prefix). Once a key has passed bcrypt, its prefix is proven: any other key with that prefix is
+// refused by a map read, with no database read and no bcrypt, and the proven key itself skips
+// bcrypt when an eviction makes it load again. Before a prefix is proven (a fresh start), its
+// failed bcrypt runs draw on a token bucket of bcryptBurst refilled at bcryptPerMinute, so a
+// flood costs at most bcryptBurst + bcryptPerMinute runs per prefix in any minute; a key that
+// finds the bucket empty is told to retry later and is not remembered as refused. bcrypt runs
+// at most bcryptSlots at a time, leaving the other cores to cached requests.
 type keyCache struct {
 	load keyLoader
 	box  *secret.Box
+	// now and bcrypt are time.Now and apikey.Verify; tests replace them to drive the clock and
+	// count bcrypt runs.
+	now    func() time.Time
+	bcrypt func(hash, full string) bool
+	slots  chan struct{}
 
 	mu      sync.RWMutex
 	entries map[[32]byte]*project
@@ -50,10 +66,40 @@ type keyCache struct {
 	// a key can never become valid: keys are random and only ever issued once. Bounded: it is
 	// emptied when full.
 	refused map[[32]byte]struct{}
+	// proven maps a lookup prefix to the key that passed bcrypt under it. It outlives evictions;
+	// entries exist only for real keys, and it is emptied if it ever reaches maxProven.
+	proven map[string]proof
+	// budgets holds the bcrypt budget of known prefixes not yet proven; an entry exists only
+	// after the database named the prefix, so unknown prefixes cost no memory here.
+	budgets map[string]*bucket
 }
 
-// maxRefused bounds the refused-key memory.
-const maxRefused = 4096
+// proof is the key that passed bcrypt under a prefix and the stored hash it passed against.
+type proof struct {
+	sum  [32]byte
+	hash string
+}
+
+// bucket is a token bucket of bcrypt runs: tokens as of at.
+type bucket struct {
+	tokens float64
+	at     time.Time
+}
+
+const (
+	// maxRefused bounds the refused-key memory.
+	maxRefused = 4096
+	// maxProven bounds the proven-prefix memory and maxBudgets is where spent budgets are pruned;
+	// both only ever hold prefixes of keys that exist.
+	maxProven  = 1 << 16
+	maxBudgets = 4096
+	// bcryptBurst and bcryptPerMinute are the bcrypt budget of an unproven prefix.
+	bcryptBurst     = 5
+	bcryptPerMinute = 5
+)
+
+// bcryptSlots bounds concurrent bcrypt runs: half the cores, at least one.
+var bcryptSlots = max(1, runtime.GOMAXPROCS(0)/2)
 
 var errInvalidKey = apperr.New(apperr.InvalidKey, "Invalid API key")
 
@@ -64,16 +110,27 @@ type flight struct {
 }
 
 func newKeyCache(load keyLoader, box *secret.Box) *keyCache {
-	return &keyCache{load: load, box: box, entries: map[[32]byte]*project{}, flights: map[[32]byte]*flight{}, refused: map[[32]byte]struct{}{}}
+	return &keyCache{
+		load: load, box: box, now: time.Now, bcrypt: apikey.Verify, slots: make(chan struct{}, bcryptSlots),
+		entries: map[[32]byte]*project{}, flights: map[[32]byte]*flight{}, refused: map[[32]byte]struct{}{},
+		proven: map[string]proof{}, budgets: map[string]*bucket{},
+	}
 }
 
 // get returns the project of the full key whose lookup prefix is prefix (already checked by
-// apikey.Parse). It returns an *apperr.Error INVALID_KEY for an unknown or wrong key.
+// apikey.Parse). It returns an *apperr.Error INVALID_KEY for an unknown or wrong key, and
+// TOO_MANY_REQUESTS with a RetryAfter when the prefix's bcrypt budget is spent.
 func (c *keyCache) get(ctx context.Context, full, prefix string) (*project, error) {
 	ck := apikey.CacheKey(full)
 	c.mu.RLock()
 	p := c.entries[ck]
-	_, bad := c.refused[ck]
+	bad := false
+	if p == nil {
+		_, bad = c.refused[ck]
+		if pr, ok := c.proven[prefix]; ok && pr.sum != ck {
+			bad = true
+		}
+	}
 	c.mu.RUnlock()
 	if p != nil {
 		return p, nil
@@ -102,7 +159,7 @@ func (c *keyCache) get(ctx context.Context, full, prefix string) (*project, erro
 	c.mu.Unlock()
 
 	// The load runs detached from this request: other requests may be waiting on it.
-	f.p, f.err = c.verify(context.WithoutCancel(ctx), full, prefix)
+	f.p, f.err = c.verify(context.WithoutCancel(ctx), full, prefix, ck)
 
 	c.mu.Lock()
 	delete(c.flights, ck)
@@ -120,7 +177,7 @@ func (c *keyCache) get(ctx context.Context, full, prefix string) (*project, erro
 	return f.p, f.err
 }
 
-func (c *keyCache) verify(ctx context.Context, full, prefix string) (*project, error) {
+func (c *keyCache) verify(ctx context.Context, full, prefix string, ck [32]byte) (*project, error) {
 	ka, err := c.load(ctx, prefix)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, errInvalidKey
@@ -128,8 +185,8 @@ func (c *keyCache) verify(ctx context.Context, full, prefix string) (*project, e
 	if err != nil {
 		return nil, err
 	}
-	if !apikey.Verify(ka.KeyHash, full) {
-		return nil, errInvalidKey
+	if err := c.check(ka.KeyHash, full, prefix, ck); err != nil {
+		return nil, err
 	}
 	p := &project{
 		id:          ka.ProjectID,
@@ -163,6 +220,74 @@ func (c *keyCache) verify(ctx context.Context, full, prefix string) (*project, e
 		p.keys[name] = string(pt)
 	}
 	return p, nil
+}
+
+// check verifies full (SHA-256 ck) against hash, the stored hash of prefix's one key, running
+// bcrypt only when the prefix is not yet proven and its budget allows.
+func (c *keyCache) check(hash, full, prefix string, ck [32]byte) error {
+	c.mu.Lock()
+	if pr, ok := c.proven[prefix]; ok && pr.hash == hash {
+		c.mu.Unlock()
+		if pr.sum != ck {
+			return errInvalidKey
+		}
+		return nil
+	}
+	if wait := c.spend(prefix); wait > 0 {
+		c.mu.Unlock()
+		return &apperr.Error{
+			Code:       apperr.TooManyRequests,
+			Message:    fmt.Sprintf("Too many wrong keys were tried with this key's prefix; retry in %d seconds", int64((wait+time.Second-1)/time.Second)),
+			RetryAfter: wait,
+		}
+	}
+	c.mu.Unlock()
+
+	c.slots <- struct{}{}
+	ok := c.bcrypt(hash, full)
+	<-c.slots
+	if !ok {
+		return errInvalidKey
+	}
+	c.mu.Lock()
+	if len(c.proven) >= maxProven {
+		clear(c.proven)
+	}
+	c.proven[prefix] = proof{sum: ck, hash: hash}
+	delete(c.budgets, prefix)
+	c.mu.Unlock()
+	return nil
+}
+
+// spend takes one bcrypt run from prefix's budget, or returns how long until one is available.
+// The caller holds c.mu.
+func (c *keyCache) spend(prefix string) time.Duration {
+	const perSecond = bcryptPerMinute / 60.0
+	const refill = time.Duration(bcryptBurst / perSecond * float64(time.Second))
+	now := c.now()
+	b := c.budgets[prefix]
+	if b == nil {
+		if len(c.budgets) >= maxBudgets {
+			// A bucket that has refilled is the same as none. The rest stay, so an attack on many
+			// prefixes cannot refill one: they are bounded by the number of projects.
+			for p, b := range c.budgets {
+				if now.Sub(b.at) >= refill {
+					delete(c.budgets, p)
+				}
+			}
+		}
+		b = &bucket{tokens: bcryptBurst, at: now}
+		c.budgets[prefix] = b
+	}
+	if d := now.Sub(b.at); d > 0 {
+		b.tokens = min(bcryptBurst, b.tokens+d.Seconds()*perSecond)
+	}
+	b.at = now
+	if b.tokens < 1 {
+		return time.Duration((1 - b.tokens) / perSecond * float64(time.Second))
+	}
+	b.tokens--
+	return 0
 }
 
 func nano(v *int64) *pricing.NanoUSD {
