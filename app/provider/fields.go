@@ -106,3 +106,19 @@ func ErrorCode(s string) string {
 	}
 	return strings.Clone(s)
 }
+
+// TokenCount reads a token count from a provider's usage object: a number, at least 0 and at
+// most math.MaxInt64 (a figure too large for int64 saturates instead of wrapping); anything
+// else is 0.
+func TokenCount(v gjson.Result) int64 {
+	switch {
+	case v.Type != gjson.Number || !(v.Num > 0):
+		return 0
+	case v.Num >= math.MaxInt64:
+		return math.MaxInt64
+	}
+	return max(v.Int(), 0)
+}
+
+// SatAdd adds two non-negative counts, saturating at math.MaxInt64.
+func SatAdd(a, b int64) int64 { return satAdd(a, b) }

@@ -253,7 +253,7 @@ func mergeUsage(dst *pricing.Usage, u gjson.Result) {
 	r := gjson.GetMany(u.Raw, "input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens", "output_tokens")
 	for i, p := range [...]*int64{&dst.Input, &dst.CacheRead, &dst.CacheWrite, &dst.Output} {
 		if r[i].Type == gjson.Number {
-			*p = max(r[i].Int(), 0)
+			*p = provider.TokenCount(r[i])
 		}
 	}
 }

@@ -373,11 +373,11 @@ func toUsage(u gjson.Result) pricing.Usage {
 		default:
 			return true
 		}
-		*dst = max(v.Int(), 0)
+		*dst = provider.TokenCount(v)
 		return true
 	})
 	cached = min(cached, prompt)
-	return pricing.Usage{Input: prompt - cached + tool, CacheRead: cached, Output: cands + thoughts}
+	return pricing.Usage{Input: provider.SatAdd(prompt-cached, tool), CacheRead: cached, Output: provider.SatAdd(cands, thoughts)}
 }
 
 // NewMeter returns the meter for a streamed response.

@@ -50,7 +50,7 @@ type state struct {
 	clientUsage bool
 	// caps are the output caps the request names (present: non-null), which a strict-mode
 	// OutputCap lowers where the client put them.
-	maxTokens, maxCompletionTokens, maxOutputTokens int64
+	maxTokens, maxCompletionTokens, maxOutputTokens          int64
 	hasMaxTokens, hasMaxCompletionTokens, hasMaxOutputTokens bool
 }
 
@@ -303,26 +303,24 @@ func (*Adapter) Usage(c *provider.Call, body []byte) (pricing.Usage, bool) {
 // reasoning tokens (billed as output), so cached tokens are moved out of the input count and
 // reasoning tokens need no special case.
 func chatUsage(u gjson.Result) pricing.Usage {
-	prompt := u.Get("prompt_tokens").Int()
-	cached := u.Get("prompt_tokens_details.cached_tokens").Int()
-	cached = min(max(cached, 0), prompt)
+	prompt := provider.TokenCount(u.Get("prompt_tokens"))
+	cached := min(provider.TokenCount(u.Get("prompt_tokens_details.cached_tokens")), prompt)
 	return pricing.Usage{
 		Input:     prompt - cached,
 		CacheRead: cached,
-		Output:    u.Get("completion_tokens").Int(),
+		Output:    provider.TokenCount(u.Get("completion_tokens")),
 	}
 }
 
 // responsesUsage converts a Responses API usage object (input_tokens include cached tokens;
 // output_tokens include reasoning tokens).
 func responsesUsage(u gjson.Result) pricing.Usage {
-	in := u.Get("input_tokens").Int()
-	cached := u.Get("input_tokens_details.cached_tokens").Int()
-	cached = min(max(cached, 0), in)
+	in := provider.TokenCount(u.Get("input_tokens"))
+	cached := min(provider.TokenCount(u.Get("input_tokens_details.cached_tokens")), in)
 	return pricing.Usage{
 		Input:     in - cached,
 		CacheRead: cached,
-		Output:    u.Get("output_tokens").Int(),
+		Output:    provider.TokenCount(u.Get("output_tokens")),
 	}
 }
 
