@@ -9,61 +9,21 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
+
+	"tokenguard/store/storetest"
 )
 
 // e2eQueueMax is USAGE_QUEUE_MAX in these tests: small, so the outage reaches it quickly.
 const e2eQueueMax = 8
-
-// smallDisk mounts an 8 MB tmpfs for the database (unmounted when the test ends). Without the
-// privilege to mount it skips, except in CI, where it fails.
-func smallDisk(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", dir).CombinedOutput(); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("mount tmpfs: %v %s", err, out)
-		}
-		t.Skipf("cannot mount a tmpfs here (%v %s); CI runs this", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
-	return dir
-}
-
-// fillDisk writes path until its file system is full; the returned func frees the space.
-func fillDisk(t *testing.T, path string) (free func()) {
-	t.Helper()
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	for chunk := make([]byte, 64<<10); ; {
-		if _, err := f.Write(chunk); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatal(err)
-			}
-			break
-		}
-	}
-	return func() {
-		if err := os.Remove(path); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
 
 // storageEnv is testEnv with the database in dir and the small usage queue.
 func storageEnv(dir, upstreamURL string) map[string]string {
@@ -226,7 +186,7 @@ func storedRequests(t *testing.T, path string) map[int]bool {
 // space returns the writer catches up without a restart, every served request has exactly one
 // usage row, and the counters equal the rows.
 func TestDiskFullFailsClosedThenRecovers(t *testing.T) {
-	dir := smallDisk(t)
+	dir := storetest.Tmpfs(t, "8m")
 	upstream, hits := countingUpstream(t)
 	env := storageEnv(dir, upstream)
 	app := startApp(t, env)
@@ -239,7 +199,7 @@ func TestDiskFullFailsClosedThenRecovers(t *testing.T) {
 		t.Fatalf("/readyz before the outage = %+v", r)
 	}
 
-	free := fillDisk(t, filepath.Join(dir, "filler"))
+	free := storetest.FillDisk(t, filepath.Join(dir, "filler"))
 	served, refused := driveUntilRefused(t, app.URL, o.Key, 2)
 	assertFailedClosed(t, app.URL, refused)
 	if got, want := hits.Load(), int64(1+len(served)); got != want {
@@ -263,7 +223,7 @@ func TestDiskFullFailsClosedThenRecovers(t *testing.T) {
 // the disk filled stays blocked after the server is killed (-9) during the outage and started
 // again; the rows lost to the kill are at most the queue bound.
 func TestKill9DuringDiskFullKeepsBlockedProjectBlocked(t *testing.T) {
-	dir := smallDisk(t)
+	dir := storetest.Tmpfs(t, "8m")
 	upstream, _ := countingUpstream(t)
 	env := storageEnv(dir, upstream)
 	c := startChild(t, env)
@@ -288,7 +248,7 @@ func TestKill9DuringDiskFullKeepsBlockedProjectBlocked(t *testing.T) {
 		t.Fatalf("create project B: status %d", got)
 	}
 
-	free := fillDisk(t, filepath.Join(dir, "filler"))
+	free := storetest.FillDisk(t, filepath.Join(dir, "filler"))
 	served, refused := driveUntilRefused(t, c.URL, b.Key, 3)
 	assertFailedClosed(t, c.URL, refused)
 	if err := c.cmd.Process.Kill(); err != nil {

@@ -2,32 +2,14 @@ package store_test
 
 import (
 	"context"
-	"errors"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	"tokenguard/store"
 	"tokenguard/store/storetest"
 )
-
-// mountTmpfs mounts a small tmpfs on a temp dir (unmounted when the test ends). Without the
-// privilege it skips, except in CI, where it fails.
-func mountTmpfs(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", dir).CombinedOutput(); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("mount tmpfs: %v %s", err, out)
-		}
-		t.Skipf("cannot mount a tmpfs here (%v %s); CI runs this", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
-	return dir
-}
 
 // TestOpenRefusesUnwritableDatabase ensures a database that opens but cannot take writes stops
 // the start with an error naming the file, instead of a server that can record no usage.
@@ -46,26 +28,15 @@ func TestOpenRefusesUnwritableDatabase(t *testing.T) {
 			return path
 		}, true},
 		{"disk full", func(t *testing.T, dir, path string) string {
-			f, err := os.Create(filepath.Join(dir, "filler"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			for chunk := make([]byte, 4096); ; {
-				if _, err := f.Write(chunk); err != nil {
-					if !errors.Is(err, syscall.ENOSPC) {
-						t.Fatal(err)
-					}
-					return path
-				}
-			}
+			storetest.FillDisk(t, filepath.Join(dir, "filler"))
+			return path
 		}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			if tt.onTmpfs {
-				dir = mountTmpfs(t)
+				dir = storetest.Tmpfs(t, "2m")
 			}
 			path := filepath.Join(dir, "tokenguard.db")
 			storetest.OpenAt(t, path).Close()

@@ -3,8 +3,6 @@ package usage
 import (
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -242,50 +240,12 @@ var outages = []outage{
 	{
 		// The database on a small tmpfs that a filler file uses up: SQLITE_FULL.
 		name:  "disk full (tmpfs)",
-		setup: mountTmpfs,
+		setup: func(t *testing.T) string { return storetest.Tmpfs(t, "4m") },
 		start: func(t *testing.T, dir string) func() {
-			filler := filepath.Join(dir, "filler")
-			fillDisk(t, filler)
-			return func() {
-				if err := os.Remove(filler); err != nil {
-					t.Error(err)
-				}
-			}
+			return storetest.FillDisk(t, filepath.Join(dir, "filler"))
 		},
 		wantErrorHas: "disk is full",
 	},
-}
-
-// mountTmpfs mounts a 4 MB tmpfs on a temp dir (unmounted when the test ends). Without the
-// privilege it skips, except in CI, where it fails.
-func mountTmpfs(t *testing.T) string {
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", dir).CombinedOutput(); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("mount tmpfs: %v %s", err, out)
-		}
-		t.Skipf("cannot mount a tmpfs here (%v %s); CI runs this", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
-	return dir
-}
-
-// fillDisk writes path until the file system has no space left.
-func fillDisk(t *testing.T, path string) {
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	chunk := make([]byte, 64<<10)
-	for {
-		if _, err := f.Write(chunk); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatal(err)
-			}
-			return
-		}
-	}
 }
 
 // A real SQLite file that stops taking writes: the writer keeps the rows, fails closed at the
