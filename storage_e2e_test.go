@@ -25,12 +25,15 @@ import (
 // e2eQueueMax is USAGE_QUEUE_MAX in these tests: small, so the outage reaches it quickly.
 const e2eQueueMax = 8
 
-// storageEnv is testEnv with the database in dir and the small usage queue.
-func storageEnv(dir, upstreamURL string) map[string]string {
-	env := testEnv(filepath.Join(dir, "tokenguard.db"), upstreamURL)
+// diskFullSetup is the scene of these tests: an 8 MB tmpfs for the database, a counting
+// numbered upstream, and the server's environment with the small usage queue.
+func diskFullSetup(t *testing.T) (dir string, env map[string]string, upstreamHits *atomic.Int64) {
+	dir = storetest.Tmpfs(t, "8m")
+	upstream, hits := countingUpstream(t)
+	env = testEnv(filepath.Join(dir, "tokenguard.db"), upstream)
 	env["USAGE_QUEUE_MAX"] = strconv.Itoa(e2eQueueMax)
 	env["FLUSH_INTERVAL"] = "20ms"
-	return env
+	return dir, env, hits
 }
 
 // reply is what a client sees of one proxied request.
@@ -186,9 +189,7 @@ func storedRequests(t *testing.T, path string) map[int]bool {
 // space returns the writer catches up without a restart, every served request has exactly one
 // usage row, and the counters equal the rows.
 func TestDiskFullFailsClosedThenRecovers(t *testing.T) {
-	dir := storetest.Tmpfs(t, "8m")
-	upstream, hits := countingUpstream(t)
-	env := storageEnv(dir, upstream)
+	dir, env, hits := diskFullSetup(t)
 	app := startApp(t, env)
 	o := signUpWithProject(t, app.URL, 0)
 	first := send(t, app.URL, o.Key, 1)
@@ -223,9 +224,7 @@ func TestDiskFullFailsClosedThenRecovers(t *testing.T) {
 // the disk filled stays blocked after the server is killed (-9) during the outage and started
 // again; the rows lost to the kill are at most the queue bound.
 func TestKill9DuringDiskFullKeepsBlockedProjectBlocked(t *testing.T) {
-	dir := storetest.Tmpfs(t, "8m")
-	upstream, _ := countingUpstream(t)
-	env := storageEnv(dir, upstream)
+	dir, env, _ := diskFullSetup(t)
 	c := startChild(t, env)
 
 	// Project A: a budget far below one request's cost, used up before the outage.
