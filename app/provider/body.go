@@ -42,6 +42,7 @@ type BodySpec struct {
 type node struct {
 	id       int      // index of the field in the spec; -1 for the root
 	aliases  []string // accepted spellings; the first is the canonical one
+	parent   *node
 	children []*node
 }
 
@@ -66,7 +67,7 @@ func NewBodySpec(media Media, paths ...string) *BodySpec {
 				if found != nil {
 					panic("provider: field listed twice: " + p)
 				}
-				found = &node{id: i, aliases: aliases}
+				found = &node{id: i, aliases: aliases, parent: parent}
 				parent.children = append(parent.children, found)
 			} else if found == nil {
 				panic("provider: the parent of " + p + " is not listed before it")
@@ -114,11 +115,18 @@ func (b *Body) Get(i int) gjson.Result {
 	return gjson.ParseBytes(b.raw[f.start:f.end])
 }
 
-// Key is field i's key as the client spelled it (one of its listed spellings; the canonical
-// one when absent), so a rewrite of the field keeps the client's spelling.
+// Key is field i's key as the client spelled it, so a rewrite of the field keeps the client's
+// spelling. For an absent field it is the spelling in the same place of its list as the one the
+// client used for the nearest enclosing field present (snake_case inside a snake_case object),
+// else the canonical one.
 func (b *Body) Key(i int) string {
 	n := b.spec.find(i)
-	return n.aliases[b.fields[i].alias]
+	for p := n; p != nil && p.id >= 0; p = p.parent {
+		if b.fields[p.id].end > 0 {
+			return n.aliases[min(b.fields[p.id].alias, len(n.aliases)-1)]
+		}
+	}
+	return n.aliases[0]
 }
 
 func (s *BodySpec) find(i int) *node {
@@ -251,12 +259,12 @@ func (sc *bodyScanner) scan(p []byte, spec *BodySpec, b *Body) error {
 			if top != nil && top.rootTool && c == '[' {
 				b.tools = true
 			}
+			if len(sc.stack) >= MaxDepth {
+				return invalid("the body nests deeper than %d levels", MaxDepth)
+			}
 			if j := skipWS(p, i+1); j < len(p) && (c == '{' && p[j] == '}' || c == '[' && p[j] == ']') {
 				i = j + 1
 				break
-			}
-			if len(sc.stack) >= MaxDepth {
-				return invalid("the body nests deeper than %d levels", MaxDepth)
 			}
 			f := frame{obj: c == '{', keys: len(sc.keys), field: field}
 			if top == nil {
@@ -491,6 +499,13 @@ func number(p []byte, i int) int {
 // closing quote and whether it holds escapes.
 func scanString(p []byte, i int) (end int, esc bool, err error) {
 	for i++; i < len(p); {
+		// Most of a body is string content: skip plain bytes in a tight loop.
+		for i < len(p) && plain[p[i]] {
+			i++
+		}
+		if i >= len(p) {
+			break
+		}
 		switch c := p[i]; {
 		case c == '"':
 			return i + 1, esc, nil
@@ -510,14 +525,20 @@ func scanString(p []byte, i int) (end int, esc bool, err error) {
 			default:
 				return 0, false, errNotObject
 			}
-		case c < 0x20:
+		default: // a control character
 			return 0, false, errNotObject
-		default:
-			i++
 		}
 	}
 	return 0, false, errNotObject
 }
+
+// plain marks the bytes a JSON string holds as they are: all but '"', '\\' and controls.
+var plain = func() (t [256]bool) {
+	for c := range t {
+		t[c] = c >= 0x20 && c != '"' && c != '\\'
+	}
+	return t
+}()
 
 func isHex(h []byte) bool {
 	for _, c := range h {

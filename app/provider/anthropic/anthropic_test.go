@@ -34,6 +34,12 @@ type result struct {
 
 func send(t *testing.T, up *anthropictest.Upstream, path, body, fallback string) result {
 	t.Helper()
+	return sendCapped(t, up, path, body, fallback, 0)
+}
+
+// sendCapped is send with a strict-mode OutputCap set before Prepare, as the proxy sets it.
+func sendCapped(t *testing.T, up *anthropictest.Upstream, path, body, fallback string, outputCap int64) result {
+	t.Helper()
 	a := anthropic.New()
 	var c provider.Call
 	method := http.MethodPost
@@ -48,6 +54,7 @@ func send(t *testing.T, up *anthropictest.Upstream, path, body, fallback string)
 		if fallback != "" {
 			model = fallback
 		}
+		c.OutputCap = outputCap
 		if err := a.Prepare(&c, model); err != nil {
 			t.Fatalf("Prepare: %v", err)
 		}

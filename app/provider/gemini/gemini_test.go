@@ -34,6 +34,12 @@ type result struct {
 // read whole (Usage) or relayed through a meter (provider.Relay).
 func send(t *testing.T, up *geminitest.Upstream, method, path, rawQuery, body, fallback string) result {
 	t.Helper()
+	return sendCapped(t, up, method, path, rawQuery, body, fallback, 0)
+}
+
+// sendCapped is send with a strict-mode OutputCap set before Prepare, as the proxy sets it.
+func sendCapped(t *testing.T, up *geminitest.Upstream, method, path, rawQuery, body, fallback string, outputCap int64) result {
+	t.Helper()
 	a := gemini.New()
 	q, err := url.ParseQuery(rawQuery)
 	if err != nil {
@@ -48,6 +54,7 @@ func send(t *testing.T, up *geminitest.Upstream, method, path, rawQuery, body, f
 		if fallback != "" {
 			model = fallback
 		}
+		c.OutputCap = outputCap
 		if err := a.Prepare(&c, model); err != nil {
 			t.Fatalf("Prepare: %v", err)
 		}

@@ -125,3 +125,11 @@ func checkUsage(t *testing.T, u pricing.Usage) {
 		t.Fatalf("negative usage %+v", u)
 	}
 }
+
+// Code is err's contract code, "" for nil, for tables whose successful rows want no code.
+func Code(err error) string {
+	if err == nil {
+		return ""
+	}
+	return apperr.Code(err)
+}
