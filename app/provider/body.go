@@ -9,6 +9,7 @@ import (
 	"unsafe"
 
 	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
 
 	"tokenguard/app/apperr"
 )
@@ -672,4 +673,36 @@ func satMul(a, b int64) int64 {
 		return math.MaxInt64
 	}
 	return a * b
+}
+
+// Edit rewrites a request body field by field for Prepare, keeping the first error, so a
+// sequence of rewrites reads as one.
+type Edit struct {
+	body []byte
+	err  error
+}
+
+// NewEdit starts rewriting body (which is not changed: each rewrite copies).
+func NewEdit(body []byte) *Edit { return &Edit{body: body} }
+
+// Set sets the value at path (sjson syntax) to v.
+func (e *Edit) Set(path string, v any) {
+	if e.err == nil {
+		e.body, e.err = sjson.SetBytes(e.body, path, v)
+	}
+}
+
+// SetRaw sets the value at path to the raw JSON raw.
+func (e *Edit) SetRaw(path string, raw []byte) {
+	if e.err == nil {
+		e.body, e.err = sjson.SetRawBytes(e.body, path, raw)
+	}
+}
+
+// Body returns the rewritten body, or an INVALID_REQUEST *apperr.Error when a rewrite failed.
+func (e *Edit) Body() ([]byte, error) {
+	if e.err != nil {
+		return nil, apperr.New(apperr.InvalidRequest, "cannot prepare the upstream body: %v", e.err)
+	}
+	return e.body, nil
 }

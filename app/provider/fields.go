@@ -122,3 +122,15 @@ func TokenCount(v gjson.Result) int64 {
 
 // SatAdd adds two non-negative counts, saturating at math.MaxInt64.
 func SatAdd(a, b int64) int64 { return satAdd(a, b) }
+
+// ModelField reads the model that field i of b names and checks it (CheckModel).
+func ModelField(b *Body, i int) (string, error) {
+	if !b.Has(i) {
+		return "", CheckModel("")
+	}
+	model, err := StringField("model", b.Get(i))
+	if err != nil {
+		return "", err
+	}
+	return model, CheckModel(model)
+}

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/tidwall/gjson"
-	"github.com/tidwall/sjson"
 
 	"tokenguard/app/apperr"
 	"tokenguard/app/pricing"
@@ -68,7 +67,7 @@ func (*Adapter) Parse(r *provider.Request, c *provider.Call) error {
 	if err != nil {
 		return err
 	}
-	if c.Model, err = readModel(b); err != nil {
+	if c.Model, err = provider.ModelField(b, fModel); err != nil {
 		return err
 	}
 	if r.Path == CountTokens {
@@ -105,18 +104,6 @@ func (*Adapter) Parse(r *provider.Request, c *provider.Call) error {
 	c.InputTokens, c.MaxInputTokens = b.Estimate(partTokens)
 	c.State = st
 	return nil
-}
-
-// readModel reads and checks the body's model.
-func readModel(b *provider.Body) (string, error) {
-	if !b.Has(fModel) {
-		return "", provider.CheckModel("")
-	}
-	model, err := provider.StringField("model", b.Get(fModel))
-	if err != nil {
-		return "", err
-	}
-	return model, provider.CheckModel(model)
 }
 
 // validID reports whether id is a plain model id: letters, digits, '-', '.', '_', and not a
@@ -190,15 +177,9 @@ func (*Adapter) Prepare(c *provider.Call, model string) error {
 	if err := provider.CheckModel(model); err != nil {
 		return err
 	}
-	body := c.Body
-	var err error
-	set := func(path string, v any) {
-		if err == nil {
-			body, err = sjson.SetBytes(body, path, v)
-		}
-	}
+	e := provider.NewEdit(c.Body)
 	if model != c.Model {
-		set("model", model)
+		e.Set("model", model)
 	}
 	if st, _ := c.State.(state); c.OutputCap > 0 {
 		limit := c.OutputCap
@@ -209,12 +190,13 @@ func (*Adapter) Prepare(c *provider.Call, model string) error {
 			if limit-1 < minThinkingBudget {
 				return apperr.New(apperr.InvalidRequest, "an output cap of %d leaves extended thinking less than its minimum budget of %d tokens", limit, minThinkingBudget)
 			}
-			set("thinking.budget_tokens", limit-1)
+			e.Set("thinking.budget_tokens", limit-1)
 		}
-		set("max_tokens", limit)
+		e.Set("max_tokens", limit)
 	}
+	body, err := e.Body()
 	if err != nil {
-		return apperr.New(apperr.InvalidRequest, "cannot prepare the upstream body: %v", err)
+		return err
 	}
 	c.Body = body
 	return nil

@@ -20,34 +20,31 @@ func TestParseRules(t *testing.T) {
 	tests := []struct {
 		name, body string
 		code       string // "" when Parse succeeds
+		field      string // named in the error message
 		maxOut     int64
 		minOut     int64
 	}{
-		{"cap", `{"model":"claude-haiku-4-5","max_tokens":300}`, "", 300, 0},
-		{"thinking needs room for its budget", `{"model":"claude-sonnet-4-5","max_tokens":8000,"thinking":{"type":"enabled","budget_tokens":4000}}`, "", 8000, 1025},
-		{"adaptive thinking has no budget", `{"model":"claude-opus-4-7","max_tokens":8000,"thinking":{"type":"adaptive"}}`, "", 8000, 0},
-		{"thinking disabled", `{"model":"claude-haiku-4-5","max_tokens":10,"thinking":{"type":"disabled"}}`, "", 10, 0},
-		{"cap above 2^31-1", `{"model":"claude-haiku-4-5","max_tokens":2147483648}`, apperr.InvalidRequest, 0, 0},
-		{"cap not an integer", `{"model":"claude-haiku-4-5","max_tokens":10.5}`, apperr.InvalidRequest, 0, 0},
-		{"absurd cap", `{"model":"claude-haiku-4-5","max_tokens":2e12}`, apperr.InvalidRequest, 0, 0},
-		{"budget not an integer", `{"model":"claude-haiku-4-5","max_tokens":9000,"thinking":{"type":"enabled","budget_tokens":"lots"}}`, apperr.InvalidRequest, 0, 0},
-		{"thinking twice", `{"model":"claude-haiku-4-5","max_tokens":9000,"thinking":{"type":"enabled","budget_tokens":2000,"budget_tokens":1024}}`, apperr.InvalidRequest, 0, 0},
-		{"thinking key case-variant", `{"model":"claude-haiku-4-5","max_tokens":9000,"thinking":{"Type":"enabled"}}`, apperr.InvalidRequest, 0, 0},
-		{"thinking not an object", `{"model":"claude-haiku-4-5","thinking":"on"}`, apperr.InvalidRequest, 0, 0},
-		{"duplicate key deep in messages", `{"model":"claude-haiku-4-5","messages":[{"role":"user","content":[{"type":"text","text":"a","text":"b"}]}]}`, apperr.InvalidRequest, 0, 0},
-		{"model with NUL", "{\"model\":\"claude-haiku-4-5\\u0000\"}", apperr.InvalidRequest, 0, 0},
-		{"model with LF", `{"model":"claude-haiku-4-5\nX-Injected: 1"}`, apperr.InvalidRequest, 0, 0},
-		{"model of 257 bytes", `{"model":"` + strings.Repeat("m", 257) + `"}`, apperr.InvalidRequest, 0, 0},
-		{"nested too deep", `{"model":"claude-haiku-4-5","metadata":` + strings.Repeat("[", 600) + strings.Repeat("]", 600) + `}`, apperr.InvalidRequest, 0, 0},
+		{"cap", `{"model":"claude-haiku-4-5","max_tokens":300}`, "", "", 300, 0},
+		{"thinking needs room for its budget", `{"model":"claude-sonnet-4-5","max_tokens":8000,"thinking":{"type":"enabled","budget_tokens":4000}}`, "", "", 8000, 1025},
+		{"adaptive thinking has no budget", `{"model":"claude-opus-4-7","max_tokens":8000,"thinking":{"type":"adaptive"}}`, "", "", 8000, 0},
+		{"thinking disabled", `{"model":"claude-haiku-4-5","max_tokens":10,"thinking":{"type":"disabled"}}`, "", "", 10, 0},
+		{"cap above 2^31-1", `{"model":"claude-haiku-4-5","max_tokens":2147483648}`, apperr.InvalidRequest, `"max_tokens"`, 0, 0},
+		{"cap not an integer", `{"model":"claude-haiku-4-5","max_tokens":10.5}`, apperr.InvalidRequest, `"max_tokens"`, 0, 0},
+		{"absurd cap", `{"model":"claude-haiku-4-5","max_tokens":2e12}`, apperr.InvalidRequest, `"max_tokens"`, 0, 0},
+		{"budget not an integer", `{"model":"claude-haiku-4-5","max_tokens":9000,"thinking":{"type":"enabled","budget_tokens":"lots"}}`, apperr.InvalidRequest, `thinking.budget_tokens`, 0, 0},
+		{"thinking twice", `{"model":"claude-haiku-4-5","max_tokens":9000,"thinking":{"type":"enabled","budget_tokens":2000,"budget_tokens":1024}}`, apperr.InvalidRequest, `budget_tokens`, 0, 0},
+		{"thinking key case-variant", `{"model":"claude-haiku-4-5","max_tokens":9000,"thinking":{"Type":"enabled"}}`, apperr.InvalidRequest, `thinking.type`, 0, 0},
+		{"thinking not an object", `{"model":"claude-haiku-4-5","thinking":"on"}`, apperr.InvalidRequest, `"thinking"`, 0, 0},
+		{"duplicate key deep in messages", `{"model":"claude-haiku-4-5","messages":[{"role":"user","content":[{"type":"text","text":"a","text":"b"}]}]}`, apperr.InvalidRequest, `"text"`, 0, 0},
+		{"model with NUL", "{\"model\":\"claude-haiku-4-5\\u0000\"}", apperr.InvalidRequest, `"model"`, 0, 0},
+		{"model with LF", `{"model":"claude-haiku-4-5\nX-Injected: 1"}`, apperr.InvalidRequest, `"model"`, 0, 0},
+		{"model of 257 bytes", `{"model":"` + strings.Repeat("m", 257) + `"}`, apperr.InvalidRequest, `"model"`, 0, 0},
+		{"nested too deep", `{"model":"claude-haiku-4-5","metadata":` + strings.Repeat("[", 600) + strings.Repeat("]", 600) + `}`, apperr.InvalidRequest, `512`, 0, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var c provider.Call
-			err := anthropic.New().Parse(&provider.Request{Method: "POST", Path: anthropic.Messages, Body: []byte(tt.body)}, &c)
-			if got := providertest.Code(err); got != tt.code {
-				t.Fatalf("Parse error = %v, want code %q", err, tt.code)
-			}
-			if err != nil {
+			c, ok := providertest.ParseCase(t, anthropic.New(), provider.Request{Method: "POST", Path: anthropic.Messages, Body: []byte(tt.body)}, tt.code, tt.field)
+			if !ok {
 				return
 			}
 			if c.MaxOutputTokens != tt.maxOut || c.MinOutputTokens != tt.minOut || c.Choices != 1 {

@@ -15,7 +15,6 @@ import (
 	"strings"
 
 	"github.com/tidwall/gjson"
-	"github.com/tidwall/sjson"
 
 	"tokenguard/app/apperr"
 	"tokenguard/app/pricing"
@@ -317,18 +316,18 @@ func (*Adapter) Prepare(c *provider.Call, model string) error {
 	if st.hasCap {
 		limit = min(limit, st.maxOutputTokens)
 	}
-	var body []byte
-	var err error
+	e := provider.NewEdit(c.Body)
 	if st.configObject {
-		body, err = sjson.SetBytes(c.Body, st.configKey+"."+st.capKey, limit)
-		if err == nil && st.thinkingBudget > limit {
-			body, err = sjson.SetBytes(body, st.thinkingKey, limit)
+		e.Set(st.configKey+"."+st.capKey, limit)
+		if st.thinkingBudget > limit {
+			e.Set(st.thinkingKey, limit)
 		}
 	} else {
-		body, err = sjson.SetRawBytes(c.Body, st.configKey, []byte(`{"`+st.capKey+`":`+strconv.FormatInt(limit, 10)+`}`))
+		e.SetRaw(st.configKey, []byte(`{"`+st.capKey+`":`+strconv.FormatInt(limit, 10)+`}`))
 	}
+	body, err := e.Body()
 	if err != nil {
-		return apperr.New(apperr.InvalidRequest, "cannot prepare the upstream body: %v", err)
+		return err
 	}
 	c.Body = body
 	return nil

@@ -9,7 +9,6 @@ import (
 	"unsafe"
 
 	"github.com/tidwall/gjson"
-	"github.com/tidwall/sjson"
 
 	"tokenguard/app/apperr"
 	"tokenguard/app/pricing"
@@ -130,7 +129,7 @@ func (*Adapter) Parse(r *provider.Request, c *provider.Call) error {
 	if err != nil {
 		return err
 	}
-	if c.Model, err = readModel(b); err != nil {
+	if c.Model, err = provider.ModelField(b, fModel); err != nil {
 		return err
 	}
 	if c.Stream, err = provider.BoolField("stream", b.Get(fStream)); err != nil {
@@ -197,18 +196,6 @@ func (*Adapter) Parse(r *provider.Request, c *provider.Call) error {
 	return nil
 }
 
-// readModel reads and checks the body's model.
-func readModel(b *provider.Body) (string, error) {
-	if !b.Has(fModel) {
-		return "", provider.CheckModel("")
-	}
-	model, err := provider.StringField("model", b.Get(fModel))
-	if err != nil {
-		return "", err
-	}
-	return model, provider.CheckModel(model)
-}
-
 // choices reads the count field i, bounded by limit.
 func choices(b *provider.Body, i int, limit int64) (int64, error) {
 	name := spec.Name(i)
@@ -231,15 +218,9 @@ func (*Adapter) Prepare(c *provider.Call, model string) error {
 	if err := provider.CheckModel(model); err != nil {
 		return err
 	}
-	body := c.Body
-	var err error
-	set := func(path string, v any) {
-		if err == nil {
-			body, err = sjson.SetBytes(body, path, v)
-		}
-	}
+	e := provider.NewEdit(c.Body)
 	if model != c.Model {
-		set("model", model)
+		e.Set("model", model)
 	}
 	st, _ := c.State.(state)
 	if c.OutputCap > 0 {
@@ -247,7 +228,7 @@ func (*Adapter) Prepare(c *provider.Call, model string) error {
 			if !has {
 				cur = c.OutputCap
 			}
-			set(field, min(cur, c.OutputCap))
+			e.Set(field, min(cur, c.OutputCap))
 		}
 		switch c.Endpoint {
 		case ChatCompletions:
@@ -265,14 +246,15 @@ func (*Adapter) Prepare(c *provider.Call, model string) error {
 		}
 	}
 	if c.Stream && (c.Endpoint == ChatCompletions || c.Endpoint == Completions) && !st.clientUsage {
-		if gjson.GetBytes(body, "stream_options").IsObject() {
-			set("stream_options.include_usage", true)
-		} else if err == nil {
-			body, err = sjson.SetRawBytes(body, "stream_options", []byte(`{"include_usage":true}`))
+		if gjson.GetBytes(c.Body, "stream_options").IsObject() {
+			e.Set("stream_options.include_usage", true)
+		} else {
+			e.SetRaw("stream_options", []byte(`{"include_usage":true}`))
 		}
 	}
+	body, err := e.Body()
 	if err != nil {
-		return apperr.New(apperr.InvalidRequest, "cannot prepare the upstream body: %v", err)
+		return err
 	}
 	c.Body = body
 	return nil

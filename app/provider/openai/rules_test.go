@@ -52,15 +52,8 @@ func TestParseRules(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var c provider.Call
-			err := openai.New().Parse(&provider.Request{Method: "POST", Path: tt.path, Body: []byte(tt.body)}, &c)
-			if got := providertest.Code(err); got != tt.code {
-				t.Fatalf("Parse error = %v, want code %q", err, tt.code)
-			}
-			if err != nil {
-				if msg := apperr.Message(err); !strings.Contains(msg, tt.field) {
-					t.Errorf("message %q does not name %s", msg, tt.field)
-				}
+			c, ok := providertest.ParseCase(t, openai.New(), provider.Request{Method: "POST", Path: tt.path, Body: []byte(tt.body)}, tt.code, tt.field)
+			if !ok {
 				return
 			}
 			if c.MaxOutputTokens != tt.maxOut || c.Choices != tt.choices {

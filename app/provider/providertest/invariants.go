@@ -2,6 +2,7 @@ package providertest
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/tidwall/gjson"
@@ -132,4 +133,22 @@ func Code(err error) string {
 		return ""
 	}
 	return apperr.Code(err)
+}
+
+// ParseCase parses req and checks the outcome a table row wants: code "" for success, or the
+// contract code with a message naming field. ok is true when req parsed, for the row's further
+// checks of the call.
+func ParseCase(t *testing.T, a provider.Adapter, req provider.Request, code, field string) (c provider.Call, ok bool) {
+	t.Helper()
+	err := a.Parse(&req, &c)
+	if got := Code(err); got != code {
+		t.Fatalf("Parse error = %v, want code %q", err, code)
+	}
+	if err != nil {
+		if msg := apperr.Message(err); !strings.Contains(msg, field) {
+			t.Errorf("message %q does not name %s", msg, field)
+		}
+		return c, false
+	}
+	return c, true
 }
