@@ -217,7 +217,7 @@ type Engine struct {
 
 	mu       sync.Mutex
 	spend    map[counterKey]pricing.NanoUSD
-	reserved map[subjectKey]sum128
+	reserved map[subjectKey]*sum128
 	// day and month are the current UTC day and month as last seen; when the clock moves past
 	// them the old periods' counters are dropped.
 	day, month int32
@@ -231,7 +231,7 @@ func New(now func() time.Time) *Engine {
 	return &Engine{
 		now:      now,
 		spend:    make(map[counterKey]pricing.NanoUSD),
-		reserved: make(map[subjectKey]sum128),
+		reserved: make(map[subjectKey]*sum128),
 	}
 }
 
@@ -359,42 +359,38 @@ func (e *Engine) AdmitCost(s Subject, c Cost) (*Ticket, Decision) {
 	day, month := e.periods()
 
 	var d Decision
-	// headroom is what the strict budgets leave after committed spend and reservations; strict
-	// tells whether any strict budget applies.
+	st := e.standings(s, day, month)
+	// headroom is what the strict budgets leave after committed spend and reservations, and
+	// spendRoom what they leave after committed spend alone; strict tells whether any applies.
 	var headroom, spendRoom pricing.NanoUSD = math.MaxInt64, math.MaxInt64
 	strict := false
 	// spendBlock is the budget that committed spend alone has filled (the latest to reset wins:
 	// a retry cannot succeed before it resets); reserveBlock the fullest one otherwise.
 	spendBlock, reserveBlock := None, None
 	var reserveLevel float64
-	consider := func(b Budget, l Limits, limit *pricing.NanoUSD, scope uint8, id int64, period int32, monthly bool) {
-		if limit == nil {
-			return
+	for i, b := range st {
+		if b.limit == nil {
+			continue
 		}
-		spent := e.spend[counterKey{id, period, scope, monthly}]
-		used := satAdd(spent, e.reserved[subjectKey{id, scope}].total())
-		lvl := level(used, *limit)
+		budget := Budget(i + 1)
+		lvl := level(b.used, *b.limit)
 		if d.Budget == None || lvl > d.Level {
-			d.Level, d.Budget = lvl, b
+			d.Level, d.Budget = lvl, budget
 		}
 		switch {
-		case level(spent, *limit) >= BlockLevel:
-			if spendBlock == None || b.monthly() && !spendBlock.monthly() {
-				spendBlock = b
+		case level(b.spent, *b.limit) >= BlockLevel:
+			if spendBlock == None || budget.monthly() && !spendBlock.monthly() {
+				spendBlock = budget
 			}
 		case lvl >= BlockLevel && (reserveBlock == None || lvl > reserveLevel):
-			reserveBlock, reserveLevel = b, lvl
+			reserveBlock, reserveLevel = budget, lvl
 		}
-		if l.Strict {
+		if b.strict {
 			strict = true
-			headroom = min(headroom, max(*limit-used, 0))
-			spendRoom = min(spendRoom, max(*limit-spent, 0))
+			headroom = min(headroom, max(*b.limit-b.used, 0))
+			spendRoom = min(spendRoom, max(*b.limit-b.spent, 0))
 		}
 	}
-	consider(ProjectDaily, s.Project, s.Project.Daily, projectScope, s.ProjectID, day, false)
-	consider(ProjectMonthly, s.Project, s.Project.Monthly, projectScope, s.ProjectID, month, true)
-	consider(WorkspaceDaily, s.Workspace, s.Workspace.Daily, workspaceScope, s.WorkspaceID, day, false)
-	consider(WorkspaceMonthly, s.Workspace, s.Workspace.Monthly, workspaceScope, s.WorkspaceID, month, true)
 
 	switch {
 	case spendBlock != None:
@@ -415,12 +411,11 @@ func (e *Engine) AdmitCost(s Subject, c Cost) (*Ticket, Decision) {
 			// Whether it would fit once the requests in flight have settled decides when a
 			// retry can succeed.
 			_, later := c.cap(d.Fallback, spendRoom)
-			return nil, e.refuse(d, e.tightest(s, day, month), later, "the rest of the budget cannot pay for this request")
+			return nil, e.refuse(d, tightest(st), later, "the rest of the budget cannot pay for this request")
 		}
 		d.OutputCap, amount = capped, max(c.WorstCase(d.Fallback, capped), 0)
 	}
-	t := &Ticket{e: e, projectID: s.ProjectID, workspaceID: s.WorkspaceID, amount: amount,
-		limits: [4]*pricing.NanoUSD{s.Project.Daily, s.Project.Monthly, s.Workspace.Daily, s.Workspace.Monthly}}
+	t := &Ticket{e: e, projectID: s.ProjectID, workspaceID: s.WorkspaceID, amount: amount, limits: s.limits()}
 	if amount > 0 {
 		e.reserve(subjectKey{s.ProjectID, projectScope}, amount)
 		e.reserve(subjectKey{s.WorkspaceID, workspaceScope}, amount)
@@ -471,23 +466,58 @@ func (e *Engine) refuse(d Decision, b Budget, reserved bool, detail string) Deci
 	return d
 }
 
-// tightest is the strict budget with the least room left, to name in a strict refusal. Called
-// with e.mu held.
-func (e *Engine) tightest(s Subject, day, month int32) Budget {
-	best, room := None, pricing.NanoUSD(math.MaxInt64)
-	look := func(b Budget, l Limits, limit *pricing.NanoUSD, scope uint8, id int64, period int32, monthly bool) {
-		if limit == nil || !l.Strict {
-			return
+// standing is one budget's state as a request arrives.
+type standing struct {
+	limit       *pricing.NanoUSD // nil: this budget does not apply
+	spent, used pricing.NanoUSD  // committed spend; plus the reservations in flight
+	strict      bool
+}
+
+// limits are s's four budgets, indexed by Budget-1.
+func (s Subject) limits() [4]*pricing.NanoUSD {
+	return [4]*pricing.NanoUSD{s.Project.Daily, s.Project.Monthly, s.Workspace.Daily, s.Workspace.Monthly}
+}
+
+// standings reads the state of s's four budgets, indexed by Budget-1. Each subject's
+// reservations are read once, not once per budget: map lookups are most of the gate's cost.
+// Called with e.mu held.
+func (e *Engine) standings(s Subject, day, month int32) (st [4]standing) {
+	limits := s.limits()
+	var projectReserved, workspaceReserved pricing.NanoUSD
+	if limits[0] != nil || limits[1] != nil {
+		projectReserved = e.reserved[subjectKey{s.ProjectID, projectScope}].total()
+	}
+	if limits[2] != nil || limits[3] != nil {
+		workspaceReserved = e.reserved[subjectKey{s.WorkspaceID, workspaceScope}].total()
+	}
+	for i, limit := range limits {
+		if limit == nil {
+			continue
 		}
-		used := satAdd(e.spend[counterKey{id, period, scope, monthly}], e.reserved[subjectKey{id, scope}].total())
-		if left := *limit - min(used, *limit); best == None || left < room {
-			best, room = b, left
+		k, reserved, strict := counterKey{s.ProjectID, day, projectScope, false}, projectReserved, s.Project.Strict
+		if i >= 2 {
+			k, reserved, strict = counterKey{s.WorkspaceID, day, workspaceScope, false}, workspaceReserved, s.Workspace.Strict
+		}
+		if i%2 == 1 {
+			k.period, k.monthly = month, true
+		}
+		spent := e.spend[k]
+		st[i] = standing{limit: limit, spent: spent, used: satAdd(spent, reserved), strict: strict}
+	}
+	return st
+}
+
+// tightest is the strict budget with the least room left, to name in a strict refusal.
+func tightest(st [4]standing) Budget {
+	best, room := None, pricing.NanoUSD(0)
+	for i, b := range st {
+		if b.limit == nil || !b.strict {
+			continue
+		}
+		if left := *b.limit - min(b.used, *b.limit); best == None || left < room {
+			best, room = Budget(i+1), left
 		}
 	}
-	look(ProjectDaily, s.Project, s.Project.Daily, projectScope, s.ProjectID, day, false)
-	look(ProjectMonthly, s.Project, s.Project.Monthly, projectScope, s.ProjectID, month, true)
-	look(WorkspaceDaily, s.Workspace, s.Workspace.Daily, workspaceScope, s.WorkspaceID, day, false)
-	look(WorkspaceMonthly, s.Workspace, s.Workspace.Monthly, workspaceScope, s.WorkspaceID, month, true)
 	return best
 }
 
@@ -515,25 +545,28 @@ func satAdd(a, b pricing.NanoUSD) pricing.NanoUSD {
 // after a saturated total can never make the remaining reservations look smaller than they are.
 type sum128 struct{ hi, lo uint64 }
 
-func (s sum128) add(n pricing.NanoUSD) sum128 {
-	lo, carry := bits.Add64(s.lo, uint64(n), 0)
-	return sum128{s.hi + carry, lo}
+func (s *sum128) add(n pricing.NanoUSD) {
+	var carry uint64
+	s.lo, carry = bits.Add64(s.lo, uint64(n), 0)
+	s.hi += carry
 }
 
-func (s sum128) sub(n pricing.NanoUSD) sum128 {
-	lo, borrow := bits.Sub64(s.lo, uint64(n), 0)
-	return sum128{s.hi - borrow, lo}
+func (s *sum128) sub(n pricing.NanoUSD) {
+	var borrow uint64
+	s.lo, borrow = bits.Sub64(s.lo, uint64(n), 0)
+	s.hi -= borrow
 }
 
-// total is the sum, saturated to the NanoUSD range.
-func (s sum128) total() pricing.NanoUSD {
+// total is the sum, saturated to the NanoUSD range; a nil sum is zero.
+func (s *sum128) total() pricing.NanoUSD {
+	if s == nil {
+		return 0
+	}
 	if s.hi != 0 || s.lo > math.MaxInt64 {
 		return math.MaxInt64
 	}
 	return pricing.NanoUSD(s.lo)
 }
-
-func (s sum128) zero() bool { return s.hi == 0 && s.lo == 0 }
 
 // level is used/limit; a zero (or negative) budget allows nothing, so it is always at 100%.
 func level(used, limit pricing.NanoUSD) float64 {
@@ -611,17 +644,22 @@ func (t *Ticket) Settle(at time.Time, actual pricing.NanoUSD) []Crossing {
 	return crossed
 }
 
+// reserve adds amount to k's reservations. Entries stay when they return to zero, so the hot
+// path is one map lookup; there is one per project and workspace ever seen, 16 bytes each.
 func (e *Engine) reserve(k subjectKey, amount pricing.NanoUSD) {
-	e.reserved[k] = e.reserved[k].add(amount)
+	r := e.reserved[k]
+	if r == nil {
+		r = new(sum128)
+		e.reserved[k] = r
+	}
+	r.add(amount)
 }
 
+// release takes back what a ticket reserved for k.
 func (e *Engine) release(k subjectKey, amount pricing.NanoUSD) {
-	left := e.reserved[k].sub(amount)
-	if left.zero() || left.hi > 1<<63 { // never below zero: tickets release what they reserved
-		delete(e.reserved, k)
-		return
+	if r := e.reserved[k]; r != nil {
+		r.sub(amount)
 	}
-	e.reserved[k] = left
 }
 
 // Spend returns the committed spend of a project or workspace in the current UTC day and month.
