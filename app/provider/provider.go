@@ -6,6 +6,12 @@
 // One Adapter per provider, each in its own package (provider/openai, provider/anthropic,
 // provider/gemini), and every one of them must pass providertest.Run against an upstream that
 // speaks the provider's real wire format.
+//
+// This package also owns what the adapters share: the one-pass scan of a request body
+// (ScanBody: duplicate and misspelled keys refused, the fields an adapter reads, the input
+// upper bound), the bounded readers of counts, model names and error codes, the SSE reader and
+// relay, and the streaming capture of a response's top-level keys (StreamScanner,
+// ObjectCapture) that lets a large non-streamed body be relayed without holding it whole.
 package provider
 
 import (

@@ -1,7 +1,7 @@
 // Package providertest is the conformance suite every provider adapter must pass, against an
 // upstream that speaks the provider's real wire format (litestream's replica-client pattern):
-// usage read from a non-streamed and a streamed response equals what the upstream reported,
-// the two cost the same, a stream broken off midway is still metered, the fallback model is the
+// usage read from a non-streamed and a streamed response equals what the upstream reported
+// (read from the whole body or from an ObjectCapture of it), the two cost the same, a stream broken off midway is still metered, the fallback model is the
 // one sent, the upstream key lands in the provider's slot, and bad input is refused with the
 // contract's error.
 //
@@ -73,6 +73,26 @@ func Run(t *testing.T, fx Fixture) {
 		}
 		if model, key := up.Seen(); model != fx.Model || key != Key {
 			t.Fatalf("upstream saw model %q key %q, want %q %q", model, key, fx.Model, Key)
+		}
+	})
+
+	t.Run("UsageFromCapture", func(t *testing.T) {
+		// The proxy relays a non-streamed body through an ObjectCapture of the adapter's
+		// UsageKeys instead of holding it whole; the usage read from the capture is the same.
+		up := fx.Upstream(t, fx.Usage, chunks, 0)
+		_, body, _ := exchange(t, fx, up.URL, fx.Model, fx.Model, false)
+		capture := provider.NewObjectCapture(fx.Adapter.UsageKeys()...)
+		for i := 0; i < len(body); i += 7 {
+			capture.Write(body[i:min(i+7, len(body))])
+		}
+		var c provider.Call
+		req := fx.Request(fx.Model, false)
+		if err := fx.Adapter.Parse(&req, &c); err != nil {
+			t.Fatal(err)
+		}
+		got, ok := fx.Adapter.Usage(&c, capture.Bytes())
+		if got != fx.Usage || !ok {
+			t.Fatalf("usage from the capture %s = %+v (found %v), want %+v", capture.Bytes(), got, ok, fx.Usage)
 		}
 	})
 
