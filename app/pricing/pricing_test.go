@@ -3,119 +3,160 @@ package pricing
 import (
 	"math"
 	"testing"
+	"time"
 )
 
-func mustTable(t *testing.T, overrides map[string]Price, opts ...Option) *Table {
-	t.Helper()
-	tab, err := New(overrides, DefaultUnknownPrice(), opts...)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	return tab
-}
-
-// Dated, aliased and suffixed model names resolve to their base entry's price, the longest
-// matching base wins, and names that only share characters with a base do not match it.
-func TestLookupMatchesLongestPrefix(t *testing.T) {
+// A name is priced as its own model when the data has it, as its model when it is a dated,
+// aliased or resource-prefixed form of it, and otherwise by the default, flagged: never as
+// another model whose name it happens to start with.
+func TestVariants(t *testing.T) {
 	tab := mustTable(t, nil)
 	tests := []struct {
 		model     string
-		want      string // the built-in entry whose price must apply; "" = default price
+		wantModel string // the data model that must price it; "" = the default price
+		wantRule  string
 		wantProv  string
-		byDefault bool
 	}{
-		{"gpt-4o", "gpt-4o", OpenAI, false},
-		{"gpt-4o-2024-08-06", "gpt-4o", OpenAI, false},
-		{"gpt-4o-mini", "gpt-4o-mini", OpenAI, false},
-		{"gpt-4o-mini-2024-07-18", "gpt-4o-mini", OpenAI, false},
-		{"GPT-4o-Mini", "gpt-4o-mini", OpenAI, false},
-		{"gpt-4.1-mini-2025-04-14", "gpt-4.1-mini", OpenAI, false},
-		{"gpt-5-mini-2025-08-07", "gpt-5-mini", OpenAI, false},
-		{"gpt-5.1-codex", "gpt-5.1", OpenAI, false},
-		{"o3-mini-2025-01-31", "o3-mini", OpenAI, false},
-		{"o3-2025-04-16", "o3", OpenAI, false},
-		{"claude-3-5-haiku-latest", "claude-3-5-haiku", Anthropic, false},
-		{"claude-3-5-haiku-20241022", "claude-3-5-haiku", Anthropic, false},
-		{"claude-sonnet-4-5-20250929", "claude-sonnet-4-5", Anthropic, false},
-		{"claude-sonnet-4-5@20250929", "claude-sonnet-4-5", Anthropic, false},
-		{"claude-sonnet-4-20250514", "claude-sonnet-4", Anthropic, false},
-		{"claude-opus-4-1-20250805", "claude-opus-4-1", Anthropic, false},
-		{"claude-opus-4-20250514", "claude-opus-4", Anthropic, false},
-		{"claude-haiku-4-5-20251001", "claude-haiku-4-5", Anthropic, false},
-		{"claude-sonnet-5-5", "claude-sonnet-5-5", Anthropic, false},
-		{"gemini-2.0-flash-001", "gemini-2.0-flash", Gemini, false},
-		{"gemini-2.0-flash-lite-001", "gemini-2.0-flash-lite", Gemini, false},
-		{"models/gemini-2.5-flash", "gemini-2.5-flash", Gemini, false},
-		{"gemini-2.5-flash-lite-preview-06-17", "gemini-2.5-flash-lite", Gemini, false},
-		{"gemini-3.1-pro-preview", "gemini-3.1-pro", Gemini, false},
-		// Sharing characters is not sharing a segment.
-		{"o1x", "", "", true},
-		{"gpt-4omega", "", "", true},
-		{"my-finetune", "", "", true},
-		{"", "", "", true},
+		// Their own list prices, not o3's or gpt-4's.
+		{"o3-deep-research", "o3-deep-research", RuleName, OpenAI},
+		{"o3-deep-research-2025-06-26", "o3-deep-research", RuleMatch, OpenAI},
+		{"gpt-4-32k", "gpt-4-32k", RuleName, OpenAI},
+		{"gpt-4-32k-0613", "gpt-4-32k", RuleMatch, OpenAI},
+		// Nothing like them in the data.
+		{"o3-deep-research-x", "", RuleDefault, ""},
+		{"claude-x-unknown", "", RuleDefault, ""},
+		{"gemini-9-pro", "", RuleDefault, ""},
+		{"o1x", "", RuleDefault, ""},
+		{"gpt-4omega", "", RuleDefault, ""},
+		{"gpt-4o-x", "", RuleDefault, ""},
+		{"", "", RuleDefault, ""},
+		// Their model.
+		{"gpt-4o-2024-08-06", "gpt-4o", RuleMatch, OpenAI},
+		{"claude-3-5-haiku-latest", "claude-3-5-haiku-latest", RuleName, Anthropic},
+		{"models/gemini-2.0-flash", "gemini-2.0-flash", RuleName, Gemini},
+		{"gpt-4o", "gpt-4o", RuleName, OpenAI},
+		{"GPT-4o-Mini", "gpt-4o-mini", RuleName, OpenAI},
+		{"gpt-4o-mini-2024-07-18", "gpt-4o-mini", RuleMatch, OpenAI},
+		{"gpt-4.1-mini-2025-04-14", "gpt-4.1-mini", RuleMatch, OpenAI},
+		{"gpt-5.1-codex", "gpt-5.1", RuleMatch, OpenAI},
+		{"o3-2025-04-16", "o3", RuleMatch, OpenAI},
+		{"gpt-5.4-2026-03-05", "gpt-5.4", RuleMatch, OpenAI},
+		{"gpt-5.4-2026-07-01", "gpt-5.4", RuleSuffix, OpenAI},
+		{"claude-3-5-haiku-20241022", "claude-3-5-haiku-latest", RuleMatch, Anthropic},
+		{"claude-sonnet-4-5-20250929", "claude-sonnet-4-5", RuleMatch, Anthropic},
+		{"claude-sonnet-4-5@20250929", "claude-sonnet-4-5", RuleMatch, Anthropic},
+		{"claude-sonnet-4-20250514", "claude-sonnet-4-0", RuleMatch, Anthropic},
+		{"claude-opus-4-20250514", "claude-opus-4-0", RuleMatch, Anthropic},
+		{"claude-fable-5-20261001", "claude-fable-5", RuleMatch, Anthropic},
+		{"gemini-2.0-flash-001", "gemini-2.0-flash", RuleMatch, Gemini},
+		{"gemini-2.5-flash-001", "gemini-2.5-flash", RuleSuffix, Gemini},
+		{"gemini-2.5-flash-lite-preview-06-17", "gemini-2.5-flash-lite", RuleMatch, Gemini},
+		{"gemini-2.5-flash-preview-tts", "gemini-2.5-flash-tts", RuleMatch, Gemini},
+		{"models/gemini-3.1-pro-preview", "gemini-3.1-pro-preview", RuleName, Gemini},
 	}
 	for _, tt := range tests {
 		t.Run(tt.model, func(t *testing.T) {
-			got, byDefault := tab.Lookup(tt.model)
-			if byDefault != tt.byDefault {
-				t.Fatalf("byDefault = %v, want %v", byDefault, tt.byDefault)
+			q := tab.Quote(tt.model, Usage{Input: 1_000_000, Output: 1_000_000})
+			if got, want := q.Model, tt.wantModel; got != want {
+				t.Errorf("priced as %q, want %q", got, want)
 			}
-			want := tab.def
-			if tt.want != "" {
-				want = tab.entries[tt.want].price
+			if got, want := q.ByDefault, tt.wantModel == ""; got != want {
+				t.Errorf("ByDefault = %v, want %v", got, want)
 			}
-			if got != want {
-				t.Errorf("price = %+v, want %+v (%s)", got, want, tt.want)
+			if got, want := q.Rule, tt.wantRule; got != want {
+				t.Errorf("Rule = %q, want %q", got, want)
 			}
 			if got, want := tab.Provider(tt.model), tt.wantProv; got != want {
 				t.Errorf("Provider = %q, want %q", got, want)
 			}
 		})
 	}
-	// The trap the table must avoid: mini is far cheaper than its big sibling.
-	mini, _ := tab.Lookup("gpt-4o-mini-2024-07-18")
-	big, _ := tab.Lookup("gpt-4o-2024-08-06")
-	if mini.Input >= big.Input {
-		t.Errorf("gpt-4o-mini input %d is not below gpt-4o %d", mini.Input, big.Input)
+	// The traps the old prefix table fell into, in money: 1M in + 1M out.
+	for _, tt := range []struct {
+		model string
+		want  NanoUSD
+	}{
+		{"o3-deep-research", FromDollars(10 + 40)}, // o3 would be $2 + $8
+		{"gpt-4-32k", FromDollars(60 + 120)},       // gpt-4 would be $30 + $60
+		{"o3-deep-research-x", FromDollars(5 + 30)},
+	} {
+		if got, _ := tab.Cost(tt.model, Usage{Input: 1_000_000, Output: 1_000_000}); got != tt.want {
+			t.Errorf("%s: cost %d, want %d", tt.model, got, tt.want)
+		}
 	}
 }
 
-// Costs are exact integer sums over each token class at the published rates.
-func TestCost(t *testing.T) {
+// A price the data says changes on a day applies from that day, without a new snapshot.
+func TestDatedPrice(t *testing.T) {
+	now := time.Date(2026, 12, 31, 23, 59, 59, 0, time.UTC)
+	tab := mustTable(t, nil, WithClock(func() time.Time { return now }))
+	u := Usage{Input: 1_000_000, Output: 1_000_000}
+	if got, want := mustCost(t, tab, "gemini-3.8-flash", u), FromDollars(0.75+3.75); got != want {
+		t.Errorf("2026-12-31: %d, want %d", got, want)
+	}
+	now = now.Add(time.Second)
+	if got, want := mustCost(t, tab, "gemini-3.8-flash", u), FromDollars(1.50+7.50); got != want {
+		t.Errorf("2027-01-01: %d, want %d", got, want)
+	}
+}
+
+// The tier a request is billed at, and which one applied, follow its whole prompt: cached and
+// cache-write tokens count toward the threshold, and the threshold itself is still the base.
+func TestTiers(t *testing.T) {
 	tab := mustTable(t, nil)
 	tests := []struct {
-		name  string
-		model string
-		u     Usage
-		want  NanoUSD
+		model    string
+		u        Usage
+		wantTier string
 	}{
-		// 1M input at $2.50 + 1M output at $10 = $12.50.
-		{"gpt-4o whole millions", "gpt-4o", Usage{Input: 1_000_000, Output: 1_000_000}, FromDollars(12.50)},
-		// 1000 × 0.15 µ$ + 500 × 0.60 µ$ = 150 + 300 µ$ = 450,000 n$.
-		{"gpt-4o-mini small", "gpt-4o-mini-2024-07-18", Usage{Input: 1000, Output: 500}, 450_000},
-		// cached input at half price: 1000 × $1.25/M = 1,250,000 n$.
-		{"gpt-4o cached", "gpt-4o", Usage{CacheRead: 1000}, 1_250_000},
-		// Anthropic: 100 in × $3 + 2000 cache read × $0.30 + 1000 cache write × $3.75 + 50 out × $15
-		// = 300,000 + 600,000 + 3,750,000 + 750,000 n$.
-		{"claude sonnet 4.5 with cache", "claude-sonnet-4-5-20250929",
-			Usage{Input: 100, CacheRead: 2000, CacheWrite: 1000, Output: 50}, 5_400_000},
-		// One token of gpt-5-nano input is 0.05 µ$ = 50 n$; one output token 0.40 µ$ = 400 n$.
-		{"gpt-5-nano one token each", "gpt-5-nano", Usage{Input: 1, Output: 1}, 450},
-		// gemini-2.0-flash-lite input is $0.075/M = 75,000 pico$ = 75 n$ per token.
-		{"sub-cent price per token", "gemini-2.0-flash-lite", Usage{Input: 7}, 525},
-		{"negative tokens count as zero", "gpt-4o", Usage{Input: -5, Output: 1}, 10_000},
-		{"no tokens", "gpt-4o", Usage{}, 0},
+		{"gemini-2.5-pro", Usage{Input: 200_000}, "base"},
+		{"gemini-2.5-pro", Usage{Input: 200_001}, "input over 200000 tokens"},
+		{"claude-sonnet-4-5", Usage{Input: 1, CacheRead: 200_000}, "input over 200000 tokens"},
+		{"claude-sonnet-4-5", Usage{Input: 1, CacheWrite: 199_999}, "base"},
+		{"gpt-5.5", Usage{Input: 271_999}, "base"},
+		{"gpt-5.5", Usage{Input: 272_000}, "input over 271999 tokens"},
+		{"claude-sonnet-4-6", Usage{Input: 900_000}, "base"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, byDefault := tab.Cost(tt.model, tt.u)
-			if byDefault {
-				t.Fatalf("%s priced by default", tt.model)
-			}
-			if got != tt.want {
-				t.Errorf("Cost = %d n$, want %d n$", got, tt.want)
-			}
-		})
+		if got := tab.Quote(tt.model, tt.u).Tier; got != tt.wantTier {
+			t.Errorf("%s %+v: tier %q, want %q", tt.model, tt.u, got, tt.wantTier)
+		}
+	}
+	// 300K in × $10/M + 4096 out × $45/M for gpt-5.5 past 272K.
+	if got, want := tab.WorstCase("gpt-5.5", 300_000, 4096, 1), FromDollars(3+0.18432); got != want {
+		t.Errorf("WorstCase long = %d, want %d", got, want)
+	}
+}
+
+// Audio and image parts are billed at their own rates and the rest of their class at its
+// rate; a part larger than its class is cut to it, so a confused adapter cannot bill more
+// tokens than the provider reported.
+func TestModalityParts(t *testing.T) {
+	p := Price{Input: 1_000_000, InputAudio: 7_000_000, InputImage: 2_000_000, CacheRead: 100_000,
+		CacheReadAudio: 500_000, Output: 4_000_000, OutputAudio: 16_000_000, OutputImage: 30_000_000,
+		CacheWrite: 1_250_000, CacheWrite1h: 2_000_000}
+	tests := []struct {
+		name string
+		u    Usage
+		want NanoUSD
+	}{
+		// 600 text × $1 + 300 audio × $7 + 100 image × $2 per M.
+		{"input parts", Usage{Input: 1000, InputAudio: 300, InputImage: 100}, 600_000 + 2_100_000 + 200_000},
+		{"part larger than its class", Usage{Input: 100, InputAudio: 500}, 700_000},
+		{"cache read audio", Usage{CacheRead: 1000, CacheReadAudio: 1000}, 500_000},
+		{"output parts", Usage{Output: 1000, OutputAudio: 100, OutputImage: 100}, 3_200_000 + 1_600_000 + 3_000_000},
+		{"both cache writes", Usage{CacheWrite: 1000, CacheWrite1h: 400}, 750_000 + 800_000},
+		{"negative parts count as zero", Usage{Input: 1000, InputAudio: -5}, 1_000_000},
+	}
+	for _, tt := range tests {
+		if got := p.Cost(tt.u); got != tt.want {
+			t.Errorf("%s: Cost = %d, want %d", tt.name, got, tt.want)
+		}
+	}
+	// Without rates of their own, parts cost what their class costs.
+	flat := PriceFromDollars(1, 0.1, 1.25, 4)
+	if got, want := flat.Cost(Usage{Input: 1000, InputAudio: 1000, CacheWrite: 1000, CacheWrite1h: 1000}), flat.Cost(Usage{Input: 1000, CacheWrite: 1000}); got != want {
+		t.Errorf("flat price: parts cost %d, class %d", got, want)
 	}
 }
 
@@ -137,7 +178,6 @@ func TestUnknownModelPricedByDefault(t *testing.T) {
 	if got := tab.Provider("brand-new-model-9000"); got != "" {
 		t.Errorf("Provider = %q, want empty", got)
 	}
-
 	for _, bad := range []Price{{}, {CacheRead: 5}} {
 		if _, err := New(nil, bad); err == nil {
 			t.Errorf("New accepted a free default price %+v", bad)
@@ -148,8 +188,9 @@ func TestUnknownModelPricedByDefault(t *testing.T) {
 	}
 }
 
-// Overrides replace built-in prices (dated names still match them) and add new models, whose
-// provider is inferred from the name.
+// Overrides replace the price of the data model their name matches (its dated names follow,
+// its siblings do not), price names that start with one that matches no data model, and add
+// new models whose provider is inferred from the name.
 func TestOverrides(t *testing.T) {
 	tab := mustTable(t, map[string]Price{
 		"GPT-4o":             PriceFromDollars(1, 0, 0, 2),
@@ -159,23 +200,26 @@ func TestOverrides(t *testing.T) {
 		"text-embedding-new": PriceFromDollars(0.01, 0, 0, 0),
 		"ft:gpt-4o-mini":     PriceFromDollars(0.30, 0.15, 0, 1.20),
 	})
-	// The config example's fine-tune override matches full fine-tune names, dated or not.
-	if got, want := mustCost(t, tab, "ft:gpt-4o-mini-2024-07-18:acme::abc123", Usage{Input: 1_000_000}), FromDollars(0.30); got != want {
-		t.Errorf("dated fine-tune cost = %d, want %d", got, want)
+	tests := []struct {
+		model    string
+		u        Usage
+		want     NanoUSD
+		wantRule string
+	}{
+		{"ft:gpt-4o-mini-2024-07-18:acme::abc123", Usage{Input: 1_000_000}, FromDollars(0.30), RuleOverridePrefix},
+		{"ft:gpt-4o-mini:acme:custom:abc123", Usage{Input: 1_000_000, Output: 1_000_000}, FromDollars(1.50), RuleOverridePrefix},
+		{"gpt-4o-2024-08-06", Usage{Input: 1_000_000, Output: 1_000_000}, FromDollars(3), RuleOverride},
+		{"gpt-4o", Usage{Input: 1_000_000, Output: 1_000_000}, FromDollars(3), RuleOverride},
+		// The override does not leak into the longer sibling.
+		{"gpt-4o-mini", Usage{Input: 1_000_000}, FromDollars(0.15), RuleName},
+		{"gemini-2.5-flash-001", Usage{Input: 1_000_000}, FromDollars(0.1), RuleOverride},
+		{"acme-llm", Usage{Input: 1_000_000, CacheRead: 1_000_000}, FromDollars(1), RuleOverride},
 	}
-	if got, want := mustCost(t, tab, "ft:gpt-4o-mini:acme:custom:abc123", Usage{Input: 1_000_000, Output: 1_000_000}), FromDollars(1.50); got != want {
-		t.Errorf("fine-tune cost = %d, want %d", got, want)
-	}
-	if got, want := mustCost(t, tab, "gpt-4o-2024-08-06", Usage{Input: 1_000_000, Output: 1_000_000}), FromDollars(3); got != want {
-		t.Errorf("overridden gpt-4o cost = %d, want %d", got, want)
-	}
-	// The override does not leak into the longer sibling.
-	if got, want := mustCost(t, tab, "gpt-4o-mini", Usage{Input: 1_000_000}), FromDollars(0.15); got != want {
-		t.Errorf("gpt-4o-mini cost = %d, want %d", got, want)
-	}
-	p, _ := tab.Lookup("acme-llm")
-	if p.CacheRead != p.Input || p.CacheWrite != p.Input {
-		t.Errorf("zero cache prices in an override should mean 'like input', got %+v", p)
+	for _, tt := range tests {
+		q := tab.Quote(tt.model, tt.u)
+		if q.Cost != tt.want || q.Rule != tt.wantRule || q.ByDefault {
+			t.Errorf("%s: cost %d by %q (default %v), want %d by %q", tt.model, q.Cost, q.Rule, q.ByDefault, tt.want, tt.wantRule)
+		}
 	}
 	for model, want := range map[string]string{
 		"claude-internal-x-2026": Anthropic,
@@ -194,6 +238,11 @@ func TestOverrides(t *testing.T) {
 	}
 	if _, err := New(map[string]Price{"x": {Input: 1, Output: -1}}, DefaultUnknownPrice()); err == nil {
 		t.Error("New accepted a negative override")
+	}
+	// An override replaces the tiers along with the price.
+	flat := mustTable(t, map[string]Price{"gemini-2.5-pro": PriceFromDollars(1, 0, 0, 1)})
+	if got, want := mustCost(t, flat, "gemini-2.5-pro", Usage{Input: 1_000_000}), FromDollars(1); got != want {
+		t.Errorf("overridden long prompt = %d, want %d", got, want)
 	}
 }
 
@@ -225,7 +274,9 @@ func TestWorstCase(t *testing.T) {
 		{"n multiplies the output", tab, "gpt-4o", 1000, 100, 8, 2_500_000 + 8_000_000},
 		{"n multiplies without a cap too", tab, "gpt-4o", 0, 0, 8, 8 * 163_840_000},
 		{"cap above the model's maximum is clamped", tab, "gpt-4o", 0, 2_000_000_000_000, 1, 163_840_000},
-		{"dated variant has its base's maximum", tab, "gpt-4o-2024-08-06", 0, 0, 1, 163_840_000},
+		{"dated variant has its model's maximum", tab, "gpt-4o-2024-08-06", 0, 0, 1, 163_840_000},
+		// gpt-4-32k has no figure in the supplement: its 32,000-token window rounded up.
+		{"bounded by the context window", tab, "gpt-4-32k", 0, 0, 1, 32_768 * 120_000},
 		{"unknown model of a known family: the family default", tab, "claude-opus-9", 0, 0, 1, 128_000 * 30_000},
 		{"unknown model: the configured default", small, "who-knows", 0, 0, 1, 1000 * 30_000},
 		{"unknown model of a family never below the family default", small, "gpt-9", 0, 0, 1, 272_000 * 30_000},
@@ -240,6 +291,30 @@ func TestWorstCase(t *testing.T) {
 	}
 	if got, want := small.DefaultMaxOutput(), int64(1000); got != want {
 		t.Errorf("DefaultMaxOutput = %d, want %d", got, want)
+	}
+}
+
+// Every figure of the maximum-output supplement names a model of the embedded data (a typo
+// would silently fall back to a default), and every data model's maximum is positive and
+// within its family's default.
+func TestMaxOutputSupplement(t *testing.T) {
+	s, err := Embedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]*entry{}
+	for _, p := range s.providers {
+		for _, e := range p.models {
+			ids[e.id] = e
+			if e.maxOutput <= 0 || e.maxOutput > familyMaxOutput(e.provider) {
+				t.Errorf("%s: maximum output %d outside (0, %d]", e.id, e.maxOutput, familyMaxOutput(e.provider))
+			}
+		}
+	}
+	for id := range maxOutput {
+		if ids[id] == nil {
+			t.Errorf("supplement names %q, which the data does not have", id)
+		}
 	}
 }
 
@@ -260,43 +335,6 @@ func TestCostRounding(t *testing.T) {
 		if got := onePico.Cost(tt.u); got != tt.want {
 			t.Errorf("Cost(%+v) = %d, want %d", tt.u, got, tt.want)
 		}
-	}
-}
-
-// Past a model's long-context threshold the whole request is billed at the long rate; cached
-// prompt tokens count toward the threshold; a reservation for a long prompt uses the long rate.
-func TestLongContextTier(t *testing.T) {
-	tab := mustTable(t, nil)
-	tests := []struct {
-		name  string
-		model string
-		u     Usage
-		want  NanoUSD
-	}{
-		// 200,000 × $1.25/M + 1000 × $10/M = $0.25 + $0.01.
-		{"gemini-2.5-pro at the threshold", "gemini-2.5-pro", Usage{Input: 200_000, Output: 1000}, FromDollars(0.26)},
-		// 200,001 × $2.50/M + 1000 × $15/M.
-		{"gemini-2.5-pro past it", "gemini-2.5-pro", Usage{Input: 200_001, Output: 1000}, FromDollars(0.5000025 + 0.015)},
-		// Cache reads push the prompt past 200K: 1 × $6 + 200,000 × $0.60 per M.
-		{"sonnet 4.5 with cache reads", "claude-sonnet-4-5-20250929", Usage{Input: 1, CacheRead: 200_000}, FromDollars(0.000006 + 0.12)},
-		// Sonnet 4.6 has no surcharge.
-		{"sonnet 4.6 flat", "claude-sonnet-4-6", Usage{Input: 300_000}, FromDollars(0.9)},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := mustCost(t, tab, tt.model, tt.u); got != tt.want {
-				t.Errorf("Cost = %d, want %d", got, tt.want)
-			}
-		})
-	}
-	// 300K in × $10/M + 4096 out × $45/M for gpt-5.5 past 270K.
-	if got, want := tab.WorstCase("gpt-5.5", 300_000, 4096, 1), FromDollars(3+0.18432); got != want {
-		t.Errorf("WorstCase long = %d, want %d", got, want)
-	}
-	// An override replaces the tiers along with the price.
-	flat := mustTable(t, map[string]Price{"gemini-2.5-pro": PriceFromDollars(1, 0, 0, 1)})
-	if got, want := mustCost(t, flat, "gemini-2.5-pro", Usage{Input: 1_000_000}), FromDollars(1); got != want {
-		t.Errorf("overridden long prompt = %d, want %d", got, want)
 	}
 }
 
@@ -324,41 +362,64 @@ func TestDollarConversions(t *testing.T) {
 	}
 }
 
-// Every built-in row is well formed: a provider, a positive input price, a lower-case name that
-// is not shadowed by a duplicate, and Models lists them all.
-func TestBuiltinTable(t *testing.T) {
-	tab := mustTable(t, nil)
-	seen := map[string]bool{}
-	for _, b := range builtin() {
-		if seen[b.model] {
-			t.Errorf("duplicate row %q", b.model)
-		}
-		seen[b.model] = true
-		if b.model != normalize(b.model) {
-			t.Errorf("row %q is not normalized", b.model)
-		}
-		if b.provider != OpenAI && b.provider != Anthropic && b.provider != Gemini {
-			t.Errorf("row %q has provider %q", b.model, b.provider)
-		}
-		if b.price.Input <= 0 || b.price.CacheRead <= 0 || b.price.CacheWrite <= 0 || b.price.Output < 0 {
-			t.Errorf("row %q has a non-positive price %+v", b.model, b.price)
-		}
-		if b.price.CacheRead > b.price.Input {
-			t.Errorf("row %q reads cache dearer than input", b.model)
-		}
-		if b.longAbove > 0 && (b.long.Input <= b.price.Input || b.long.Output < b.price.Output ||
-			b.long.CacheRead < b.price.CacheRead || b.long.CacheWrite < b.price.CacheWrite) {
-			t.Errorf("row %q has a long-context tier cheaper than its base: %+v", b.model, b.long)
+// Only date and version suffixes are taken off a name; anything else is part of it.
+func TestVersionSuffix(t *testing.T) {
+	tests := []struct {
+		name string
+		want int
+	}{
+		{"x-2025-06-26", 11}, {"x-20250929", 9}, {"x@20250929", 9}, {"x-latest", 7}, {"x@latest", 7},
+		{"x-09-2025", 8}, {"x-06-17", 6}, {"x-0613", 5}, {"x-001", 4},
+		{"x-2025-13-01", 0}, {"x-20251332", 0}, {"x-1300", 0}, {"x-x", 0}, {"x-pro", 0}, {"x-1", 0},
+		{"x-12345", 0}, {"-001", 0}, {"x-19991231", 0},
+	}
+	for _, tt := range tests {
+		if got := versionSuffix(tt.name); got != tt.want {
+			t.Errorf("versionSuffix(%q) = %d, want %d", tt.name, got, tt.want)
 		}
 	}
-	if got, want := len(tab.Models()), len(seen); got != want {
-		t.Errorf("Models() has %d names, want %d", got, want)
+	if got, want := dashDates("claude-x-20250929-v2:0"), "claude-x-2025-09-29-v2:0"; got != want {
+		t.Errorf("dashDates = %q, want %q", got, want)
+	}
+}
+
+// A flood of made-up names is remembered only up to the cache bound, and each is still
+// priced by default and flagged.
+func TestCacheBounded(t *testing.T) {
+	tab := mustTable(t, nil)
+	for i := range maxCached + 100 {
+		if _, byDefault := tab.Lookup("made-up-" + time.Duration(i).String()); !byDefault {
+			t.Fatal("a made-up name was not priced by default")
+		}
+	}
+	st := tab.cur.Load()
+	if got := len(st.cache); got > maxCached {
+		t.Errorf("cache holds %d names, bound %d", got, maxCached)
+	}
+}
+
+// A known model's price is found and applied without allocating, within the request-path
+// budget of 200 ns: an exact name, and a dated name of a pattern rule (from the cache).
+func BenchmarkLookupExact(b *testing.B) {
+	tab := mustTable(b, nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		tab.Cost("gpt-4o-mini", Usage{Input: 1000, CacheRead: 500, Output: 200})
 	}
 }
 
 func BenchmarkLookupDated(b *testing.B) {
-	tab, _ := New(nil, DefaultUnknownPrice())
+	tab := mustTable(b, nil)
+	b.ReportAllocs()
 	for b.Loop() {
 		tab.Cost("claude-sonnet-4-5-20250929", Usage{Input: 1000, Output: 200})
+	}
+}
+
+func BenchmarkWorstCase(b *testing.B) {
+	tab := mustTable(b, nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		tab.WorstCase("claude-sonnet-4-5-20250929", 5000, 0, 1)
 	}
 }
