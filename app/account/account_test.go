@@ -231,7 +231,7 @@ func BenchmarkAuthorize(b *testing.B) {
 // bcrypt cost: the two must cost about the same, so timing does not reveal accounts.
 func BenchmarkLoginFailure(b *testing.B) {
 	s := newService(b, bcrypt.DefaultCost)
-	s.throttle.limits.PerAccount, s.throttle.limits.PerIP = math.MaxInt, math.MaxInt
+	s.throttle.limits.PerPair, s.throttle.limits.PerIP, s.throttle.limits.AccountFree = math.MaxInt, math.MaxInt, math.MaxInt
 	mustSignup(b, s, "known@example.com")
 	ctx := context.Background()
 	for _, email := range []string{"unknown@example.com", "known@example.com"} {

@@ -106,9 +106,8 @@ func (s *Service) signup(ctx context.Context, in SignupInput, ip string) (Sessio
 func errBadLogin() error { return apperr.New(apperr.Unauthorized, "Invalid email or password") }
 
 // Login signs a user in. An unknown email and a wrong password get the same UNAUTHORIZED answer
-// after the same bcrypt work. Failed attempts are throttled per account and per client IP:
-// past the limit every attempt (even a correct one) gets TOO_MANY_REQUESTS until the window
-// passes.
+// after the same bcrypt work. Failed attempts are throttled as ThrottleLimits describes: a
+// refused attempt (even a correct one) gets TOO_MANY_REQUESTS with a RetryAfter.
 func (s *Service) Login(ctx context.Context, email, password, ip string) (Session, error) {
 	key := strings.ToLower(strings.TrimSpace(email))
 	if err := s.throttle.check(key, ip); err != nil {
@@ -133,7 +132,7 @@ func (s *Service) Login(ctx context.Context, email, password, ip string) (Sessio
 		s.throttle.fail(key, ip)
 		return Session{}, errBadLogin()
 	}
-	s.throttle.succeed(key)
+	s.throttle.succeed(key, ip)
 	tok, err := s.issue(u.ID, u.SessionEpoch)
 	if err != nil {
 		return Session{}, err
