@@ -2,7 +2,7 @@ package provider
 
 import (
 	"bytes"
-	"encoding/json"
+	"fmt"
 
 	"github.com/tidwall/gjson"
 )
@@ -273,8 +273,7 @@ func (s *StreamScanner) endObject(emit func(vals [][]byte)) {
 // read its usage: tee the body into it, then pass Bytes to Adapter.Usage. Each value is kept up
 // to MaxCapture bytes; a larger one is dropped.
 type ObjectCapture struct {
-	s      *StreamScanner
-	quoted [][]byte // the keys as JSON strings
+	s *StreamScanner
 }
 
 // NewObjectCapture returns a capture of keys (an adapter's UsageKeys).
@@ -283,11 +282,7 @@ func NewObjectCapture(keys ...string) *ObjectCapture {
 	for i := range limits {
 		limits[i] = MaxCapture
 	}
-	quoted := make([][]byte, len(keys))
-	for i, k := range keys {
-		quoted[i], _ = json.Marshal(k)
-	}
-	return &ObjectCapture{s: NewStreamScanner(false, keys, limits), quoted: quoted}
+	return &ObjectCapture{s: NewStreamScanner(false, keys, limits)}
 }
 
 // Write reads the next piece of the body. It never fails.
@@ -308,9 +303,23 @@ func (c *ObjectCapture) Bytes() []byte {
 		if len(out) > 1 {
 			out = append(out, ',')
 		}
-		out = append(out, c.quoted[i]...)
+		out = appendString(out, c.s.keys[i])
 		out = append(out, ':')
 		out = append(out, v...)
 	}
 	return append(out, '}')
+}
+
+// appendString appends s to out as a JSON string.
+func appendString(out []byte, s string) []byte {
+	out = append(out, '"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c == '"' || c == '\\':
+			out = fmt.Appendf(out, `\u%04x`, c)
+		default:
+			out = append(out, c)
+		}
+	}
+	return append(out, '"')
 }

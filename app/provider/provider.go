@@ -51,7 +51,7 @@ type Adapter interface {
 	Usage(c *Call, body []byte) (u pricing.Usage, ok bool)
 
 	// UsageKeys are the top-level keys of a non-streamed response body that Usage reads, for
-	// NewObjectCapture.
+	// NewObjectCapture. The slice is shared: callers must not change it.
 	UsageKeys() []string
 
 	// NewMeter returns a meter for one streamed response to c.

@@ -339,7 +339,9 @@ func (*Adapter) SetKey(h http.Header, key string) {
 }
 
 // UsageKeys returns the one key Usage reads: "usageMetadata".
-func (*Adapter) UsageKeys() []string { return []string{"usageMetadata"} }
+func (*Adapter) UsageKeys() []string { return usageKeys }
+
+var usageKeys = []string{"usageMetadata"}
 
 // Usage reads usageMetadata from a generateContent response.
 func (*Adapter) Usage(_ *provider.Call, body []byte) (pricing.Usage, bool) {

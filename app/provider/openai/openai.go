@@ -266,7 +266,9 @@ func (*Adapter) SetKey(h http.Header, key string) {
 }
 
 // UsageKeys returns the one key Usage reads: "usage".
-func (*Adapter) UsageKeys() []string { return []string{"usage"} }
+func (*Adapter) UsageKeys() []string { return usageKeys }
+
+var usageKeys = []string{"usage"}
 
 // Usage reads the usage of a non-streamed response.
 func (*Adapter) Usage(c *provider.Call, body []byte) (pricing.Usage, bool) {
