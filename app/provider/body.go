@@ -165,9 +165,11 @@ func (s *BodySpec) find(i int) *node {
 // its length; a stored prompt, previous_response_id or conversation of the Responses API;
 // Gemini's cachedContent); results of server-side tools (web search, web fetch, code
 // execution, file search, MCP servers), which the provider bills as input of its own later
-// turns; and a PDF sent inline whose pages cost more than its bytes (many near-empty pages).
-// Audio and video sent inline are counted by their bytes, far above what any provider bills
-// for them (tens of tokens a second).
+// turns; and media sent inline that costs more than its bytes: a PDF of many near-empty pages
+// (each page is billed as an image), or audio or video encoded at less than their per-second
+// price (Gemini bills 32 tokens a second of audio and about 263 of video, so a recording of
+// silence or of a still picture at a few hundred bytes a second). Every ordinary encoding of
+// audio and video is far above that, and so is counted safely by its bytes.
 func (b *Body) Estimate(partTokens int64) (typical, upper int64) {
 	media := satMul(b.parts, partTokens)
 	typical = satAdd(EstimateTokens(int(b.textBytes)), media)
