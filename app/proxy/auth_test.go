@@ -263,16 +263,22 @@ func TestKeyCacheForgedKeyFlood(t *testing.T) {
 	})
 }
 
-// Key auth on a cache hit: the SHA-256 of the key and a map read under a read lock.
-func BenchmarkKeyCacheHit(b *testing.B) {
+// cachedKey returns a cache holding one verified key.
+func cachedKey(b *testing.B) (*keyCache, apikey.Key) {
 	k, hash := testKey(b)
 	c := newKeyCache(func(ctx context.Context, prefix string) (store.KeyAuth, error) {
 		return store.KeyAuth{ProjectID: 1, WorkspaceID: 1, KeyHash: hash, Active: true}, nil
 	}, nil)
-	ctx := context.Background()
-	if _, err := c.get(ctx, k.Full, k.Prefix); err != nil {
+	if _, err := c.get(context.Background(), k.Full, k.Prefix); err != nil {
 		b.Fatal(err)
 	}
+	return c, k
+}
+
+// Key auth on a cache hit: the SHA-256 of the key and a map read under a read lock.
+func BenchmarkKeyCacheHit(b *testing.B) {
+	c, k := cachedKey(b)
+	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
@@ -302,14 +308,8 @@ func BenchmarkJunkKey(b *testing.B) {
 func BenchmarkKeyCacheHitUnderFlood(b *testing.B) {
 	for _, flooders := range []int{0, 4} {
 		b.Run(fmt.Sprintf("flooders=%d", flooders), func(b *testing.B) {
-			k, hash := testKey(b)
-			c := newKeyCache(func(ctx context.Context, prefix string) (store.KeyAuth, error) {
-				return store.KeyAuth{ProjectID: 1, WorkspaceID: 1, KeyHash: hash, Active: true}, nil
-			}, nil)
+			c, k := cachedKey(b)
 			ctx := context.Background()
-			if _, err := c.get(ctx, k.Full, k.Prefix); err != nil {
-				b.Fatal(err)
-			}
 			stop := make(chan struct{})
 			var wg sync.WaitGroup
 			for range flooders {
