@@ -6,6 +6,7 @@
 //
 //	tokenguard [serve] [--config tokenguard.toml]   run the server (the default)
 //	tokenguard backup OUT.db [--config …]           write an online, consistent copy of the database
+//	tokenguard prices MODEL… [--input N …]          how a model is priced, and what it would cost
 //	tokenguard version                              print the version
 package main
 
@@ -87,6 +88,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return m.Close(shutdownCtx)
 	case "backup":
 		return runBackup(ctx, args, stdout)
+	case "prices":
+		return runPrices(args, stdout)
 	case "version":
 		fmt.Fprintln(stdout, "tokenguard", Version)
 		return nil
@@ -101,6 +104,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 const usage = `usage:
   tokenguard [serve] [--config tokenguard.toml]   run the server (default)
   tokenguard backup OUT.db [--config …]           online, consistent copy of the database
+  tokenguard prices MODEL… [--input N --output N …] how a model is priced, and what it would cost
   tokenguard version                              print the version
 `
 
@@ -231,6 +235,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.Prices, err = newPriceTable(cfg.Pricing); err != nil {
 		return err
 	}
+	m.closers = append(m.closers, watchPrices(m.Prices, cfg.Pricing, m.Logger))
 	m.Budget = budget.New(m.Now)
 	if err := usagelog.LoadCounters(ctx, m.DB, m.Budget, m.Now()); err != nil {
 		return fmt.Errorf("refusing to start without budget counters: %w", err)
@@ -325,22 +330,6 @@ func (m *Main) Run(ctx context.Context) error {
 	}()
 	m.Logger.Info("TokenGuard is serving", "addr", m.Addr(), "dashboard", cfg.FrontendURL, "database", cfg.DatabaseURL, "version", Version)
 	return nil
-}
-
-// newPriceTable builds the price table from the config's dollar prices.
-func newPriceTable(c config.Pricing) (*pricing.Table, error) {
-	price := func(p config.Price) pricing.Price {
-		return pricing.PriceFromDollars(p.Input, p.CachedInput, p.CacheWrite, p.Output)
-	}
-	overrides := make(map[string]pricing.Price, len(c.Overrides))
-	for model, p := range c.Overrides {
-		overrides[model] = price(p)
-	}
-	t, err := pricing.New(overrides, price(c.Default), pricing.WithDefaultMaxOutput(c.DefaultMaxOutputTokens))
-	if err != nil {
-		return nil, fmt.Errorf("pricing config: %w", err)
-	}
-	return t, nil
 }
 
 // Addr is the address the server listens on (useful with port 0).

@@ -66,8 +66,12 @@ type Pricing struct {
 	// DefaultMaxOutputTokens is the most output tokens a response of a model of no known family
 	// is assumed to hold, for budget reservations (known models use their own maximum).
 	DefaultMaxOutputTokens int64 `toml:"default_max_output_tokens"`
-	// Overrides replaces or adds prices by model name (longest prefix wins, as for the table).
+	// Overrides replaces or adds prices by model name: a name of the price data's model prices
+	// that model (its dated names included); any other prices the names that start with it.
 	Overrides map[string]Price `toml:"overrides"`
+	// File (PRICES_FILE) is a newer price snapshot (scripts/genprices) used instead of the
+	// embedded one, and reloaded when it changes; empty: the embedded snapshot.
+	File string `toml:"file"`
 }
 
 // Price is USD per million tokens.
@@ -170,6 +174,7 @@ func (c *Config) applyEnv(getenv func(string) (string, bool)) error {
 		"OPENAI_UPSTREAM_URL":    &c.Upstreams.OpenAI,
 		"ANTHROPIC_UPSTREAM_URL": &c.Upstreams.Anthropic,
 		"GEMINI_UPSTREAM_URL":    &c.Upstreams.Gemini,
+		"PRICES_FILE":            &c.Pricing.File,
 	}
 	for name, dst := range str {
 		if v, ok := getenv(name); ok {

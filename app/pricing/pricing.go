@@ -363,6 +363,9 @@ func (t *Table) Provider(model string) string {
 // for suggestions in the dashboard. The caller may not modify the slice.
 func (t *Table) Models() []string { return t.cur.Load().models }
 
+// Snapshot is the snapshot the table prices from now.
+func (t *Table) Snapshot() *Snapshot { return t.cur.Load().snap }
+
 // Version names the snapshot the table prices from: the data set, its release and a digest of
 // the snapshot's bytes, such as "genai-prices@0.1.8+3f2a9c1e". Usage rows are stamped with it.
 func (t *Table) Version() string { return t.cur.Load().version }
