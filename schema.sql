@@ -189,3 +189,11 @@ ALTER TABLE projects ADD COLUMN budget_mode TEXT NOT NULL DEFAULT 'soft'
     CHECK (budget_mode IN ('soft', 'strict'));
 ALTER TABLE workspaces ADD COLUMN budget_mode TEXT NOT NULL DEFAULT 'soft'
     CHECK (budget_mode IN ('soft', 'strict'));
+
+-- migration: 4
+
+-- The version of the prices a usage row's cost was computed from (pricing.Table.Version, such as
+-- 'genai-prices@0.1.8+ac450c11'); '' for rows written before prices were versioned. A row keeps
+-- the cost it was written with when prices change: re-pricing is never retroactive.
+ALTER TABLE usage_logs ADD COLUMN prices_version TEXT NOT NULL DEFAULT ''
+    CHECK (length(prices_version) <= 64);

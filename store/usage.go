@@ -33,6 +33,8 @@ type UsageRow struct {
 	Stream          bool
 	UsageEstimated  bool
 	PricedByDefault bool
+	// PricesVersion names the prices CostNano was computed from (at most 64 bytes).
+	PricesVersion string
 }
 
 // SpendCounter is one row of spend_counters: the spend of a project or workspace in one UTC day
@@ -46,11 +48,11 @@ type SpendCounter struct {
 
 const usageColumns = `request_id, created_at, workspace_id, project_id, provider, original_model,
 	final_model, was_fallback, status, input_tokens, output_tokens, total_tokens, cost_nano,
-	latency_ms, error_code, stream, usage_estimated, priced_by_default`
+	latency_ms, error_code, stream, usage_estimated, priced_by_default, prices_version`
 
-const usageColumnCount = 18
+const usageColumnCount = 19
 
-// usageChunk rows go in one INSERT statement: 500 × 18 = 9,000 parameters, well under SQLite's
+// usageChunk rows go in one INSERT statement: 500 × 19 = 9,500 parameters, well under SQLite's
 // limit, and few enough statements per batch that parsing them costs nothing noticeable.
 const usageChunk = 500
 
@@ -94,11 +96,11 @@ func insertUsageChunk(ctx context.Context, tx *sql.Tx, rows []UsageRow, deltas m
 		if i > 0 {
 			q.WriteByte(',')
 		}
-		q.WriteString(`(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+		q.WriteString(`(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
 		args = append(args, r.RequestID, r.CreatedAt, r.WorkspaceID, r.ProjectID, r.Provider,
 			r.OriginalModel, r.FinalModel, r.WasFallback, r.Status, r.InputTokens, r.OutputTokens,
 			r.TotalTokens, r.CostNano, r.LatencyMs, r.ErrorCode, r.Stream, r.UsageEstimated,
-			r.PricedByDefault)
+			r.PricedByDefault, r.PricesVersion)
 	}
 	// RETURNING yields only the rows actually inserted, so only they reach the counters.
 	q.WriteString(` ON CONFLICT (request_id) DO NOTHING RETURNING created_at, workspace_id, project_id, cost_nano`)
@@ -280,7 +282,7 @@ func (db *DB) ListUsage(ctx context.Context, f UsageFilter) ([]UsageRow, string,
 		if err := rows.Scan(&r.ID, &r.RequestID, &r.CreatedAt, &r.WorkspaceID, &r.ProjectID,
 			&r.Provider, &r.OriginalModel, &r.FinalModel, &r.WasFallback, &r.Status,
 			&r.InputTokens, &r.OutputTokens, &r.TotalTokens, &r.CostNano, &r.LatencyMs,
-			&r.ErrorCode, &r.Stream, &r.UsageEstimated, &r.PricedByDefault); err != nil {
+			&r.ErrorCode, &r.Stream, &r.UsageEstimated, &r.PricedByDefault, &r.PricesVersion); err != nil {
 			return nil, "", fmt.Errorf("list usage: %w", err)
 		}
 		out = append(out, r)
