@@ -42,6 +42,9 @@ type Record struct {
 	Stream          bool            `json:"stream"`
 	UsageEstimated  bool            `json:"usageEstimated"`
 	PricedByDefault bool            `json:"pricedByDefault"`
+	// PricesVersion names the prices Cost was computed from (pricing.Table.Version); a row
+	// keeps its cost when prices change.
+	PricesVersion string `json:"pricesVersion"`
 }
 
 type recordJSON Record // same fields, without the methods
@@ -92,6 +95,7 @@ func FromRow(s store.UsageRow) Record {
 		Stream:          s.Stream,
 		UsageEstimated:  s.UsageEstimated,
 		PricedByDefault: s.PricedByDefault,
+		PricesVersion:   s.PricesVersion,
 	}
 }
 
@@ -125,6 +129,7 @@ func (r Record) row() store.UsageRow {
 		Stream:          r.Stream,
 		UsageEstimated:  r.UsageEstimated,
 		PricedByDefault: r.PricedByDefault,
+		PricesVersion:   r.PricesVersion,
 	}
 }
 

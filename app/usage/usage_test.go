@@ -316,6 +316,7 @@ func TestRecordJSON(t *testing.T) {
 		WorkspaceID: 1, ProjectID: 2, Provider: "anthropic", OriginalModel: "claude-opus-4-5", FinalModel: "claude-haiku-4-5",
 		WasFallback: true, Status: 200, InputTokens: 10, OutputTokens: 20, TotalTokens: 30,
 		Cost: 1_234_500, LatencyMs: 99, ErrorCode: "", Stream: true, UsageEstimated: true, PricedByDefault: false,
+		PricesVersion: "genai-prices@0.1.8+ac450c11",
 	}
 	b, err := json.Marshal(r)
 	if err != nil {
@@ -331,6 +332,7 @@ func TestRecordJSON(t *testing.T) {
 		"finalModel": "claude-haiku-4-5", "wasFallback": true, "status": 200.0, "inputTokens": 10.0,
 		"outputTokens": 20.0, "totalTokens": 30.0, "estimatedCostUsd": 0.0012345, "latencyMs": 99.0,
 		"errorCode": "", "stream": true, "usageEstimated": true, "pricedByDefault": false,
+		"pricesVersion": "genai-prices@0.1.8+ac450c11",
 	}
 	if fmt.Sprint(m) != fmt.Sprint(want) {
 		t.Errorf("JSON = %s\nwant %v", b, want)
