@@ -308,11 +308,13 @@ func (s *picoSum) split(total, rate, a, rateA, b, rateB int64) {
 	s.add(left-b, rate)
 }
 
-// WorstCase is the most a request can cost: every input token at the full input price plus
-// choices × maxOutput output tokens, at the tier of inputTokens. maxOutput is the request's own
-// cap per choice; when it is not positive, or above the model's maximum output (MaxOutput), the
-// model's maximum is used, since the provider can never generate more. Every product and sum
-// saturates. The budget engine reserves it while the request is in flight.
+// WorstCase is the most a request can cost: every input token at the dearest rate an input
+// token of the model can be billed at (full price, a 5-minute or 1-hour cache write, audio or
+// image) plus choices × maxOutput output tokens at the dearest output rate (text, audio or
+// image), at the tier of inputTokens. maxOutput is the request's own cap per choice; when it is
+// not positive, or above the model's maximum output (MaxOutput), the model's maximum is used,
+// since the provider can never generate more. Every product and sum saturates. The budget
+// engine reserves it while the request is in flight.
 func (t *Table) WorstCase(model string, inputTokens, maxOutput, choices int64) NanoUSD {
 	st := t.cur.Load()
 	h := st.resolve(model)
@@ -321,7 +323,9 @@ func (t *Table) WorstCase(model string, inputTokens, maxOutput, choices int64) N
 		maxOutput = limit
 	}
 	p := h.e.tier(t.now, inputTokens).price
-	return p.Cost(Usage{Input: inputTokens, Output: satMul(maxOutput, max(choices, 1))})
+	dearest := Price{Input: max(p.Input, p.CacheWrite, p.CacheWrite1h, p.InputAudio, p.InputImage),
+		Output: max(p.Output, p.OutputAudio, p.OutputImage)}
+	return dearest.Cost(Usage{Input: inputTokens, Output: satMul(maxOutput, max(choices, 1))})
 }
 
 // satMul multiplies two non-negative token counts without wrapping.

@@ -271,6 +271,10 @@ func TestWorstCase(t *testing.T) {
 		// 1000 in × $2.50 + 16,384 out (gpt-4o's maximum) × $10.
 		{"no cap: the model's maximum", tab, "gpt-4o", 1000, 0, 1, 2_500_000 + 163_840_000},
 		{"explicit cap", tab, "gpt-4o", 1000, 100, 1, 3_500_000},
+		// Input could all be written to the 1-hour cache ($6, not $3), output is $15.
+		{"input at its dearest rate", tab, "claude-sonnet-4-5", 1000, 100, 1, 6_000_000 + 1_500_000},
+		// gpt-audio: audio input $32 and output $64, not the $2.50 and $10 of its text.
+		{"audio rates", tab, "gpt-audio", 1000, 100, 1, 32_000_000 + 6_400_000},
 		{"n multiplies the output", tab, "gpt-4o", 1000, 100, 8, 2_500_000 + 8_000_000},
 		{"n multiplies without a cap too", tab, "gpt-4o", 0, 0, 8, 8 * 163_840_000},
 		{"cap above the model's maximum is clamped", tab, "gpt-4o", 0, 2_000_000_000_000, 1, 163_840_000},
