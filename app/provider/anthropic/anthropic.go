@@ -229,13 +229,14 @@ func (*Adapter) Usage(_ *provider.Call, body []byte) (pricing.Usage, bool) {
 }
 
 // mergeUsage overwrites the classes in dst that u reports. Anthropic's input_tokens exclude
-// both cache classes already (they are disjoint, as pricing.Usage wants), and output_tokens
-// include thinking. Every figure is a whole-message total, so it replaces rather than adds; a
+// both cache classes already (they are disjoint, as pricing.Usage wants), output_tokens
+// include thinking, and cache_creation.ephemeral_1h_input_tokens is the part of the cache
+// writes billed at the 1-hour rate. Every figure is a whole-message total, so it replaces rather than adds; a
 // figure that is absent or null keeps its earlier value (message_delta omits those that did
 // not change since message_start).
 func mergeUsage(dst *pricing.Usage, u gjson.Result) {
-	r := gjson.GetMany(u.Raw, "input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens", "output_tokens")
-	for i, p := range [...]*int64{&dst.Input, &dst.CacheRead, &dst.CacheWrite, &dst.Output} {
+	r := gjson.GetMany(u.Raw, "input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens", "output_tokens", "cache_creation.ephemeral_1h_input_tokens")
+	for i, p := range [...]*int64{&dst.Input, &dst.CacheRead, &dst.CacheWrite, &dst.Output, &dst.CacheWrite1h} {
 		if r[i].Type == gjson.Number {
 			*p = provider.TokenCount(r[i])
 		}
