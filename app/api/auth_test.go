@@ -163,7 +163,7 @@ func TestLoginThrottle(t *testing.T) {
 		t.Fatalf("correct login: %d", got)
 	}
 
-	// Five failures lock the account, even against the right password.
+	// Five failures lock the account from that address, even against the right password.
 	for i := 0; i < 5; i++ {
 		if got := login(alice.email, "wrong password").status; got != http.StatusUnauthorized {
 			t.Fatalf("failure %d: status %d", i+1, got)

@@ -197,10 +197,10 @@ func TestClientDisconnectMidStream(t *testing.T) {
 
 	select {
 	case <-a.up.Cancelled:
-	case <-time.After(time.Second):
-		t.Fatal("the upstream request was not cancelled within a second of the client leaving")
+	case <-time.After(10 * time.Second): // a liveness bound, generous for a loaded machine
+		t.Fatal("the upstream request was not cancelled after the client left")
 	}
-	deadline := time.Now().Add(time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for {
 		rows := a.rows(p)
 		if len(rows) == 1 {
@@ -211,7 +211,7 @@ func TestClientDisconnectMidStream(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("no usage row within a second of the disconnect")
+			t.Fatal("no usage row after the disconnect")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

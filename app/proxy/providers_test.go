@@ -110,7 +110,7 @@ func (m *multiApp) send(method, path, body string, headers ...string) (*http.Res
 // the proxy has written the row (an SDK returns at an error event), so the test waits for it.
 func (m *multiApp) waitRows(p testProject, n int) []store.UsageRow {
 	m.t.Helper()
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(10 * time.Second) // returns as soon as the rows are there
 	for {
 		rows := m.rows(p)
 		if len(rows) >= n || time.Now().After(deadline) {

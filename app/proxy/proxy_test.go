@@ -227,7 +227,7 @@ func (a *app) rows(p testProject) []store.UsageRow {
 // by the client a moment before the proxy has recorded it.
 func (a *app) waitRows(p testProject, n int) []store.UsageRow {
 	a.t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(10 * time.Second) // returns as soon as the rows are there
 	for {
 		rows := a.rows(p)
 		if len(rows) >= n || time.Now().After(deadline) {
