@@ -75,13 +75,11 @@ func LoadFile(path string) (*Snapshot, error) {
 }
 
 // WatchFile checks path every interval until ctx ends and, when the file's size or
-// modification time has changed, loads it and swaps it in (LoadFile, Swap). A file that fails
-// either step is logged and the prices in use keep serving; it is tried again once it changes.
+// modification time has changed (or on the first check), loads it and, unless it is the
+// snapshot in use, swaps it in (LoadFile, Swap). A file that fails either step is logged and
+// the prices in use keep serving; it is tried again once it changes.
 func (t *Table) WatchFile(ctx context.Context, path string, every time.Duration, log *slog.Logger) {
 	var seen os.FileInfo
-	if fi, err := os.Stat(path); err == nil {
-		seen = fi
-	}
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
@@ -103,6 +101,9 @@ func (t *Table) WatchFile(ctx context.Context, path string, every time.Duration,
 		}
 		seen = fi
 		s, err := LoadFile(path)
+		if err == nil && s.Version() == t.Version() {
+			continue
+		}
 		if err == nil {
 			err = t.Swap(s)
 		}
