@@ -141,6 +141,9 @@ func Run(t *testing.T, fx Fixture) {
 		if !c.Metered || c.Model != fx.Model || !c.Stream || c.InputTokens <= 0 {
 			t.Fatalf("parsed call = %+v, want metered, model %q, streamed, an input estimate", c, fx.Model)
 		}
+		if c.Choices < 1 || c.MaxInputTokens < c.InputTokens {
+			t.Fatalf("parsed call has %d choices and an input bound %d below its estimate %d", c.Choices, c.MaxInputTokens, c.InputTokens)
+		}
 	})
 
 	t.Run("InvalidRequests", func(t *testing.T) {
