@@ -294,6 +294,9 @@ func TestAttacksHoldTheBudget(t *testing.T) {
 							if r.CostNano <= 0 {
 								t.Errorf("row %s: $0 for work the upstream billed", r.RequestID)
 							}
+							if r.PricesVersion == "" || r.PricesVersion != prices.Version() {
+								t.Errorf("row %s priced by %q, want the table's version %q", r.RequestID, r.PricesVersion, prices.Version())
+							}
 						}
 					}
 					if billed != int64(admitted) {

@@ -214,7 +214,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, u *upstream, path 
 		w.Header().Set("X-Tokenguard-Request-Id", requestID)
 		apperr.WriteJSON(w, &apperr.Error{Code: apperr.BudgetExceeded, Message: decision.Message,
 			RetryAfter: decision.RetryAfter, ResetAt: decision.ResetAt})
-		p.record(slot, proj, u, &call, requestID, start, model, false, outcome{status: http.StatusTooManyRequests, errorCode: apperr.BudgetExceeded}, 0, false)
+		p.record(slot, proj, u, &call, requestID, start, model, false, outcome{status: http.StatusTooManyRequests, errorCode: apperr.BudgetExceeded}, pricing.Quote{})
 		return
 	}
 	if decision.OutputCap > 0 {
@@ -238,17 +238,13 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, u *upstream, path 
 			ticket.Settle(start, 0)
 			return
 		}
-		var cost pricing.NanoUSD
-		var byDefault bool
-		if out.usage != (pricing.Usage{}) {
-			cost, byDefault = p.cfg.Prices.Cost(model, out.usage)
-		} else {
-			_, byDefault = p.cfg.Prices.Lookup(model)
-		}
-		if cr := ticket.Settle(start, cost); len(cr) > 0 && p.cfg.OnCrossing != nil {
+		// Priced once, with the prices of now; the row names their version, so a later price
+		// change never rewrites what it cost.
+		q := p.cfg.Prices.Quote(model, out.usage)
+		if cr := ticket.Settle(start, q.Cost); len(cr) > 0 && p.cfg.OnCrossing != nil {
 			p.cfg.OnCrossing(cr)
 		}
-		p.record(slot, proj, u, &call, requestID, start, model, fallback, out, cost, byDefault)
+		p.record(slot, proj, u, &call, requestID, start, model, fallback, out, q)
 	}()
 
 	if call.Metered {
@@ -530,7 +526,7 @@ func (p *Proxy) fail(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 // record queues the usage row of a metered (or blocked) request in the slot taken for it.
-func (p *Proxy) record(slot *usage.Slot, proj *project, u *upstream, call *provider.Call, requestID string, start time.Time, model string, fallback bool, out outcome, cost pricing.NanoUSD, byDefault bool) {
+func (p *Proxy) record(slot *usage.Slot, proj *project, u *upstream, call *provider.Call, requestID string, start time.Time, model string, fallback bool, out outcome, q pricing.Quote) {
 	in := out.usage.Input + out.usage.CacheRead + out.usage.CacheWrite
 	slot.Add(usage.Record{
 		RequestID:       requestID,
@@ -545,11 +541,12 @@ func (p *Proxy) record(slot *usage.Slot, proj *project, u *upstream, call *provi
 		InputTokens:     in,
 		OutputTokens:    out.usage.Output,
 		TotalTokens:     in + out.usage.Output,
-		Cost:            cost,
+		Cost:            q.Cost,
 		LatencyMs:       p.cfg.Now().Sub(start).Milliseconds(),
 		ErrorCode:       out.errorCode,
 		Stream:          call.Stream,
 		UsageEstimated:  out.estimated,
-		PricedByDefault: byDefault,
+		PricedByDefault: q.ByDefault,
+		PricesVersion:   q.Version,
 	})
 }
