@@ -76,6 +76,7 @@ func usageRows(rows []store.UsageRow, names map[int64]string) []views.UsageView 
 			Provider: r.Provider, OriginalModel: r.OriginalModel, FinalModel: r.FinalModel, WasFallback: r.WasFallback,
 			Status: r.Status, ErrorCode: r.ErrorCode, InputTokens: r.InputTokens, OutputTokens: r.OutputTokens,
 			Cost: r.CostNano, LatencyMs: r.LatencyMs, Stream: r.Stream, UsageEstimated: r.UsageEstimated, PricedByDefault: r.PricedByDefault,
+			PricesVersion: r.PricesVersion,
 		}
 	}
 	return out

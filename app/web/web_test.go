@@ -235,8 +235,13 @@ func TestUsageLogPaging(t *testing.T) {
 		rows[i] = store.UsageRow{RequestID: fmt.Sprintf("req-%03d", i), CreatedAt: now - int64(i)*30*60*1000, WorkspaceID: wsID, ProjectID: projectID,
 			Provider: "openai", OriginalModel: "gpt-4o", FinalModel: "gpt-4o", Status: status, InputTokens: 10, OutputTokens: 5, TotalTokens: 15, CostNano: 1000}
 	}
+	rows[0].PricesVersion = "genai-prices 0.1.8 (test)"
 	if _, err := app.DB.InsertUsage(context.Background(), rows); err != nil {
 		t.Fatal(err)
+	}
+	// The cost says which prices computed it.
+	if page := c.get(ws + "/usage"); !strings.Contains(page.Body, `title="Priced with genai-prices 0.1.8 (test)"`) {
+		t.Errorf("the usage log does not name the prices version of a row")
 	}
 	idRe := regexp.MustCompile(`data-usage-id="(\d+)"`)
 	nextRe := regexp.MustCompile(`hx-get="([^"]+fragment=rows[^"]*)"`)
