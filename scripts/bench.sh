@@ -8,6 +8,8 @@
 #   - time to first byte of a streamed response, direct and proxied;
 #   - TokenGuard's peak RSS.
 # Usage: scripts/bench.sh [seconds-per-latency-run]   (needs: go, hey, curl, jq)
+# TG_BIN=path measures a prebuilt tokenguard binary instead of building this tree (to compare a
+# build of an older commit with this one, run back to back).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-20}
@@ -22,7 +24,7 @@ work=$(mktemp -d)
 cleanup() { kill ${TG_PID:-} ${UP_PID:-} ${RP_PID:-} 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-go build -o "$work/tokenguard" .
+if [ -n "${TG_BIN:-}" ]; then cp "$TG_BIN" "$work/tokenguard"; else go build -o "$work/tokenguard" .; fi
 go build -o "$work/benchupstream" ./scripts/benchupstream
 
 "$work/benchupstream" -addr 127.0.0.1:$UP_PORT 2>"$work/upstream.log" &
