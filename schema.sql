@@ -197,3 +197,66 @@ ALTER TABLE workspaces ADD COLUMN budget_mode TEXT NOT NULL DEFAULT 'soft'
 -- the cost it was written with when prices change: re-pricing is never retroactive.
 ALTER TABLE usage_logs ADD COLUMN prices_version TEXT NOT NULL DEFAULT ''
     CHECK (length(prices_version) <= 64);
+
+-- migration: 5
+
+-- Hourly and daily sums of usage_logs, so that analytics read a few thousand rollup rows instead
+-- of millions of usage rows. InsertUsage adds to them in the same transaction as the rows they
+-- sum (and only for rows it actually inserted), so they are exact and never lag. period_start is
+-- the start of the UTC hour or day in unix ms. errors counts status >= 400 other than
+-- BUDGET_EXCEEDED, which blocked counts; last_at is the newest created_at summed in. Both model
+-- columns are keys so that the partial model filter (on the original or the final model) is
+-- answered exactly.
+CREATE TABLE usage_hourly (
+    workspace_id   INTEGER NOT NULL,
+    period_start   INTEGER NOT NULL,
+    project_id     INTEGER NOT NULL,
+    provider       TEXT NOT NULL,
+    final_model    TEXT NOT NULL,
+    original_model TEXT NOT NULL,
+    requests       INTEGER NOT NULL,
+    input_tokens   INTEGER NOT NULL,
+    output_tokens  INTEGER NOT NULL,
+    total_tokens   INTEGER NOT NULL,
+    cost_nano      INTEGER NOT NULL,
+    latency_ms     INTEGER NOT NULL,
+    errors         INTEGER NOT NULL,
+    blocked        INTEGER NOT NULL,
+    fallbacks      INTEGER NOT NULL,
+    estimated      INTEGER NOT NULL,
+    streams        INTEGER NOT NULL,
+    last_at        INTEGER NOT NULL,
+    PRIMARY KEY (workspace_id, period_start, project_id, provider, final_model, original_model)
+) WITHOUT ROWID;
+
+CREATE TABLE usage_daily (
+    workspace_id   INTEGER NOT NULL,
+    period_start   INTEGER NOT NULL,
+    project_id     INTEGER NOT NULL,
+    provider       TEXT NOT NULL,
+    final_model    TEXT NOT NULL,
+    original_model TEXT NOT NULL,
+    requests       INTEGER NOT NULL,
+    input_tokens   INTEGER NOT NULL,
+    output_tokens  INTEGER NOT NULL,
+    total_tokens   INTEGER NOT NULL,
+    cost_nano      INTEGER NOT NULL,
+    latency_ms     INTEGER NOT NULL,
+    errors         INTEGER NOT NULL,
+    blocked        INTEGER NOT NULL,
+    fallbacks      INTEGER NOT NULL,
+    estimated      INTEGER NOT NULL,
+    streams        INTEGER NOT NULL,
+    last_at        INTEGER NOT NULL,
+    PRIMARY KEY (workspace_id, period_start, project_id, provider, final_model, original_model)
+) WITHOUT ROWID;
+
+-- The usage rows written before the rollups existed: store.Open sums ids in (done_id, last_id]
+-- into the rollups in bounded batches, recording its progress in the same transaction as each
+-- batch, so an interrupted start resumes where it stopped. The row is deleted when done.
+CREATE TABLE rollup_backfill (
+    id      INTEGER PRIMARY KEY CHECK (id = 1),
+    done_id INTEGER NOT NULL,
+    last_id INTEGER NOT NULL
+);
+INSERT INTO rollup_backfill (id, done_id, last_id) SELECT 1, 0, id FROM usage_logs ORDER BY id DESC LIMIT 1;

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/url"
 	"os"
 	"regexp"
@@ -59,6 +60,10 @@ func Open(ctx context.Context, path, schema string) (*DB, error) {
 		return nil, err
 	}
 	if err := db.migrate(ctx, schema); err != nil {
+		write.Close()
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	if err := db.backfillRollups(ctx, slog.Default()); err != nil {
 		write.Close()
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}

@@ -58,8 +58,9 @@ const usageChunk = 500
 
 // InsertUsage writes a batch of usage rows in ONE transaction and, in the same transaction, adds
 // the cost of every row it actually inserted to the project's and workspace's day and month
-// counters. A row whose request_id is already stored is skipped and not counted again, so a
-// batch retried after an uncertain failure never double-counts. It returns how many rows were
+// counters, and every such row to the hourly and daily rollups. A row whose request_id is
+// already stored is skipped and not counted again, so a batch retried after an uncertain
+// failure never double-counts. It returns how many rows were
 // inserted.
 func (db *DB) InsertUsage(ctx context.Context, rows []UsageRow) (inserted int, err error) {
 	if len(rows) == 0 {
@@ -69,13 +70,17 @@ func (db *DB) InsertUsage(ctx context.Context, rows []UsageRow) (inserted int, e
 		inserted = 0
 		deltas := make(map[SpendCounter]int64)
 		var periods periodCache
+		sums := rollups{}
 		for start := 0; start < len(rows); start += usageChunk {
 			chunk := rows[start:min(start+usageChunk, len(rows))]
-			n, err := insertUsageChunk(ctx, tx, chunk, deltas, &periods)
+			n, err := insertUsageChunk(ctx, tx, chunk, deltas, &periods, sums)
 			if err != nil {
 				return err
 			}
 			inserted += n
+		}
+		if err := sums.write(ctx, tx); err != nil {
+			return err
 		}
 		return addSpend(ctx, tx, deltas)
 	})
@@ -85,9 +90,9 @@ func (db *DB) InsertUsage(ctx context.Context, rows []UsageRow) (inserted int, e
 	return inserted, nil
 }
 
-func insertUsageChunk(ctx context.Context, tx *sql.Tx, rows []UsageRow, deltas map[SpendCounter]int64, periods *periodCache) (int, error) {
+func insertUsageChunk(ctx context.Context, tx *sql.Tx, rows []UsageRow, deltas map[SpendCounter]int64, periods *periodCache, sums rollups) (int, error) {
 	var q strings.Builder
-	q.Grow(200 + len(rows)*40)
+	q.Grow(300 + len(rows)*40)
 	q.WriteString(`INSERT INTO usage_logs (`)
 	q.WriteString(usageColumns)
 	q.WriteString(`) VALUES `)
@@ -102,8 +107,10 @@ func insertUsageChunk(ctx context.Context, tx *sql.Tx, rows []UsageRow, deltas m
 			r.TotalTokens, r.CostNano, r.LatencyMs, r.ErrorCode, r.Stream, r.UsageEstimated,
 			r.PricedByDefault, r.PricesVersion)
 	}
-	// RETURNING yields only the rows actually inserted, so only they reach the counters.
-	q.WriteString(` ON CONFLICT (request_id) DO NOTHING RETURNING created_at, workspace_id, project_id, cost_nano`)
+	// RETURNING yields only the rows actually inserted, so only they reach the counters and the
+	// rollups.
+	q.WriteString(` ON CONFLICT (request_id) DO NOTHING RETURNING `)
+	q.WriteString(rollupColumns)
 	res, err := tx.QueryContext(ctx, q.String(), args...)
 	if err != nil {
 		return 0, err
@@ -111,19 +118,20 @@ func insertUsageChunk(ctx context.Context, tx *sql.Tx, rows []UsageRow, deltas m
 	defer res.Close()
 	n := 0
 	for res.Next() {
-		var createdAt, workspaceID, projectID, cost int64
-		if err := res.Scan(&createdAt, &workspaceID, &projectID, &cost); err != nil {
+		var u UsageRow
+		if err := scanRollupSource(res, &u); err != nil {
 			return 0, err
 		}
 		n++
-		if cost == 0 {
+		sums.add(&u)
+		if u.CostNano == 0 {
 			continue
 		}
-		day, month := periods.keys(createdAt)
-		deltas[SpendCounter{Scope: "project", ScopeID: projectID, Period: day}] += cost
-		deltas[SpendCounter{Scope: "project", ScopeID: projectID, Period: month}] += cost
-		deltas[SpendCounter{Scope: "workspace", ScopeID: workspaceID, Period: day}] += cost
-		deltas[SpendCounter{Scope: "workspace", ScopeID: workspaceID, Period: month}] += cost
+		day, month := periods.keys(u.CreatedAt)
+		deltas[SpendCounter{Scope: "project", ScopeID: u.ProjectID, Period: day}] += u.CostNano
+		deltas[SpendCounter{Scope: "project", ScopeID: u.ProjectID, Period: month}] += u.CostNano
+		deltas[SpendCounter{Scope: "workspace", ScopeID: u.WorkspaceID, Period: day}] += u.CostNano
+		deltas[SpendCounter{Scope: "workspace", ScopeID: u.WorkspaceID, Period: month}] += u.CostNano
 	}
 	return n, res.Err()
 }

@@ -1,0 +1,230 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// The rollup periods, in unix ms. A day is always 24 hours: periods are UTC.
+const (
+	hourMs = int64(time.Hour / time.Millisecond)
+	dayMs  = 24 * hourMs
+)
+
+// The rollup tables of migration 5, finest first.
+const (
+	hourlyTable = "usage_hourly"
+	dailyTable  = "usage_daily"
+)
+
+// rollupColumns are the usage_logs columns a rollup row is summed from, in scanRollupSource's
+// order.
+const rollupColumns = `created_at, workspace_id, project_id, provider, final_model, original_model,
+	was_fallback, status, input_tokens, output_tokens, total_tokens, cost_nano, latency_ms, error_code,
+	stream, usage_estimated`
+
+// scanRollupSource reads one row of rollupColumns, then any columns after them into extra.
+func scanRollupSource(rows *sql.Rows, u *UsageRow, extra ...any) error {
+	return rows.Scan(append([]any{&u.CreatedAt, &u.WorkspaceID, &u.ProjectID, &u.Provider, &u.FinalModel,
+		&u.OriginalModel, &u.WasFallback, &u.Status, &u.InputTokens, &u.OutputTokens, &u.TotalTokens, &u.CostNano,
+		&u.LatencyMs, &u.ErrorCode, &u.Stream, &u.UsageEstimated}, extra...)...)
+}
+
+// rollupKey is the primary key of a rollup row.
+type rollupKey struct {
+	workspaceID, periodStart, projectID int64
+	provider, finalModel, originalModel string
+}
+
+// rollupSums are the counts of a rollup row (see schema.sql, migration 5).
+type rollupSums struct {
+	requests, inputTokens, outputTokens, totalTokens, costNano, latencyMs int64
+	errors, blocked, fallbacks, estimated, streams, lastAt                int64
+}
+
+func (s *rollupSums) merge(o *rollupSums) {
+	s.requests += o.requests
+	s.inputTokens += o.inputTokens
+	s.outputTokens += o.outputTokens
+	s.totalTokens += o.totalTokens
+	s.costNano += o.costNano
+	s.latencyMs += o.latencyMs
+	s.errors += o.errors
+	s.blocked += o.blocked
+	s.fallbacks += o.fallbacks
+	s.estimated += o.estimated
+	s.streams += o.streams
+	s.lastAt = max(s.lastAt, o.lastAt)
+}
+
+// rollups holds the hourly sums of a batch of usage rows before they are added to the tables;
+// the daily sums are derived from them when written.
+type rollups map[rollupKey]*rollupSums
+
+// floorTo is the start of the period of length unit that holds ms.
+func floorTo(ms, unit int64) int64 {
+	return ms - ((ms%unit)+unit)%unit
+}
+
+// add counts one usage row. The errors/blocked split is the one AggregateUsage's raw edges
+// apply in SQL: blocked rows are not errors.
+func (r rollups) add(u *UsageRow) {
+	k := rollupKey{u.WorkspaceID, floorTo(u.CreatedAt, hourMs), u.ProjectID, u.Provider, u.FinalModel, u.OriginalModel}
+	s := r[k]
+	if s == nil {
+		s = &rollupSums{}
+		r[k] = s
+	}
+	one := rollupSums{requests: 1, inputTokens: u.InputTokens, outputTokens: u.OutputTokens, totalTokens: u.TotalTokens,
+		costNano: u.CostNano, latencyMs: u.LatencyMs, lastAt: u.CreatedAt}
+	switch {
+	case u.ErrorCode == BlockedErrorCode:
+		one.blocked = 1
+	case u.Status >= 400:
+		one.errors = 1
+	}
+	if u.WasFallback {
+		one.fallbacks = 1
+	}
+	if u.UsageEstimated {
+		one.estimated = 1
+	}
+	if u.Stream {
+		one.streams = 1
+	}
+	s.merge(&one)
+}
+
+// write adds the sums to usage_hourly and, summed by day, to usage_daily, in tx.
+func (r rollups) write(ctx context.Context, tx *sql.Tx) error {
+	if len(r) == 0 {
+		return nil
+	}
+	daily := make(rollups, len(r)/8+1)
+	for k, s := range r {
+		k.periodStart = floorTo(k.periodStart, dayMs)
+		d := daily[k]
+		if d == nil {
+			d = &rollupSums{}
+			daily[k] = d
+		}
+		d.merge(s)
+	}
+	for _, t := range []struct {
+		table string
+		sums  rollups
+	}{{hourlyTable, r}, {dailyTable, daily}} {
+		if err := upsertRollups(ctx, tx, t.table, t.sums); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func upsertRollups(ctx context.Context, tx *sql.Tx, table string, sums rollups) error {
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO `+table+` (workspace_id, period_start, project_id, provider,
+		final_model, original_model, requests, input_tokens, output_tokens, total_tokens, cost_nano, latency_ms,
+		errors, blocked, fallbacks, estimated, streams, last_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (workspace_id, period_start, project_id, provider, final_model, original_model) DO UPDATE SET
+		requests = requests + excluded.requests, input_tokens = input_tokens + excluded.input_tokens,
+		output_tokens = output_tokens + excluded.output_tokens, total_tokens = total_tokens + excluded.total_tokens,
+		cost_nano = cost_nano + excluded.cost_nano, latency_ms = latency_ms + excluded.latency_ms,
+		errors = errors + excluded.errors, blocked = blocked + excluded.blocked,
+		fallbacks = fallbacks + excluded.fallbacks, estimated = estimated + excluded.estimated,
+		streams = streams + excluded.streams, last_at = max(last_at, excluded.last_at)`)
+	if err != nil {
+		return fmt.Errorf("prepare %s upsert: %w", table, err)
+	}
+	defer stmt.Close()
+	for k, s := range sums {
+		if _, err := stmt.ExecContext(ctx, k.workspaceID, k.periodStart, k.projectID, k.provider, k.finalModel,
+			k.originalModel, s.requests, s.inputTokens, s.outputTokens, s.totalTokens, s.costNano, s.latencyMs,
+			s.errors, s.blocked, s.fallbacks, s.estimated, s.streams, s.lastAt); err != nil {
+			return fmt.Errorf("add to %s: %w", table, err)
+		}
+	}
+	return nil
+}
+
+// backfillBatch is how many usage rows one backfill transaction sums: small enough that the
+// transaction holds the writer for a fraction of a second, large enough that 10M rows take a
+// few hundred transactions.
+const backfillBatch = 50_000
+
+// backfillRollups sums the usage rows that predate the rollups (rollup_backfill, migration 5)
+// into them, one bounded batch per transaction. Each batch records how far it got in the same
+// transaction, so a start that is interrupted resumes without counting a row twice. It logs
+// progress at most every few seconds, and once when done.
+func (db *DB) backfillRollups(ctx context.Context, log *slog.Logger) error {
+	// A schema before migration 5 (tests of upgrades open one) has nothing to backfill.
+	var tables int
+	if err := db.Write.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'rollup_backfill'`).Scan(&tables); err != nil {
+		return fmt.Errorf("build usage rollups: %w", err)
+	}
+	if tables == 0 {
+		return nil
+	}
+	started, logged := time.Now(), time.Now()
+	var summed int64
+	for {
+		var done, last int64
+		more := false
+		err := db.WriteTx(ctx, func(tx *sql.Tx) error {
+			err := tx.QueryRowContext(ctx, `SELECT done_id, last_id FROM rollup_backfill WHERE id = 1`).Scan(&done, &last)
+			if errors.Is(err, sql.ErrNoRows) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			rows, err := tx.QueryContext(ctx, `SELECT `+rollupColumns+`, id FROM usage_logs
+				WHERE id > ? AND id <= ? ORDER BY id LIMIT ?`, done, last, backfillBatch)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			sums, n, next := rollups{}, int64(0), done
+			for rows.Next() {
+				var u UsageRow
+				var id int64
+				if err := scanRollupSource(rows, &u, &id); err != nil {
+					return err
+				}
+				sums.add(&u)
+				n, next = n+1, id
+			}
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			if err := sums.write(ctx, tx); err != nil {
+				return err
+			}
+			summed += n
+			if n < backfillBatch || next >= last {
+				_, err = tx.ExecContext(ctx, `DELETE FROM rollup_backfill WHERE id = 1`)
+				return err
+			}
+			more, done = true, next
+			_, err = tx.ExecContext(ctx, `UPDATE rollup_backfill SET done_id = ? WHERE id = 1`, next)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("build usage rollups (after usage row %d of %d): %w", done, last, err)
+		}
+		if !more {
+			if summed > 0 {
+				log.Info("usage rollups built", "rows", summed, "took", time.Since(started).Round(time.Millisecond))
+			}
+			return nil
+		}
+		if time.Since(logged) >= 2*time.Second {
+			logged = time.Now()
+			log.Info("building usage rollups", "doneId", done, "lastId", last, "rows", summed)
+		}
+	}
+}

@@ -1,0 +1,236 @@
+package store_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"tokenguard/store"
+	"tokenguard/store/storetest"
+)
+
+// rollupEpoch is the start of the random rows' 70 days; the month edge of November is inside.
+var rollupEpoch = time.Date(2026, 9, 28, 0, 0, 0, 0, time.UTC)
+
+// randomUsage is a row of one of two workspaces at a random time, or on an hour, day or month
+// edge (either side of it by a millisecond), with a mix of fallbacks, errors and blocked rows.
+func randomUsage(rng *rand.Rand, id string) store.UsageRow {
+	edges := []time.Time{time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 10, 15, 0, 0, 0, 0, time.UTC),
+		time.Date(2026, 11, 20, 13, 0, 0, 0, time.UTC), rollupEpoch}
+	var at int64
+	switch rng.IntN(3) {
+	case 0:
+		at = edges[rng.IntN(len(edges))].UnixMilli() + int64(rng.IntN(3)-1)
+	default:
+		at = rollupEpoch.UnixMilli() + rng.Int64N(int64(70*24*time.Hour/time.Millisecond))
+	}
+	providers := []string{"openai", "anthropic", "gemini"}
+	models := []string{"gpt-4o", "gpt-4o-mini", "claude-sonnet-4-5", "gemini-2.5-flash", "o3_mini%"}
+	ws := int64(1 + rng.IntN(2))
+	r := store.UsageRow{RequestID: id, CreatedAt: at, WorkspaceID: ws, ProjectID: ws*10 + int64(rng.IntN(4)),
+		Provider: providers[rng.IntN(3)], OriginalModel: models[rng.IntN(len(models))], Status: 200,
+		InputTokens: rng.Int64N(5000), OutputTokens: rng.Int64N(2000), CostNano: rng.Int64N(50_000_000),
+		LatencyMs: rng.Int64N(30_000), Stream: rng.IntN(2) == 0, UsageEstimated: rng.IntN(5) == 0}
+	r.TotalTokens = r.InputTokens + r.OutputTokens + rng.Int64N(100)
+	r.FinalModel = r.OriginalModel
+	if rng.IntN(6) == 0 {
+		r.FinalModel, r.WasFallback = "gpt-4o-mini", true
+	}
+	switch rng.IntN(8) {
+	case 0:
+		r.Status, r.ErrorCode, r.CostNano, r.OutputTokens = 429, store.BlockedErrorCode, 0, 0
+	case 1:
+		r.Status, r.ErrorCode = 500, "UPSTREAM_ERROR"
+	case 2:
+		r.Status, r.ErrorCode = 400, ""
+	}
+	return r
+}
+
+// rawAggregate is AggregateUsage computed by scanning usage_logs, as it was before rollups.
+func rawAggregate(t *testing.T, db *store.DB, f store.AnalyticsFilter, g store.UsageGroup) []store.UsageAggregate {
+	t.Helper()
+	parts := map[store.UsageGroup][3]string{
+		store.GroupNone:     {`'', '', 0`, ``, ``},
+		store.GroupDay:      {`strftime('%Y-%m-%d', created_at / 1000, 'unixepoch'), '', 0`, ` GROUP BY created_at / 86400000`, ` ORDER BY 1`},
+		store.GroupProvider: {`provider, provider, 0`, ` GROUP BY provider`, ` ORDER BY 5 DESC, 4 DESC, 1, 2, 3`},
+		store.GroupModel:    {`final_model, provider, 0`, ` GROUP BY provider, final_model`, ` ORDER BY 5 DESC, 4 DESC, 1, 2, 3`},
+		store.GroupProject:  {`'', '', project_id`, ` GROUP BY project_id`, ` ORDER BY 5 DESC, 4 DESC, 1, 2, 3`},
+	}[g]
+	key, group, order := parts[0], parts[1], parts[2]
+	q := `SELECT ` + key + `, count(*), coalesce(sum(cost_nano), 0), coalesce(sum(input_tokens), 0),
+		coalesce(sum(output_tokens), 0), coalesce(sum(total_tokens), 0), coalesce(sum(latency_ms), 0),
+		coalesce(sum(status >= 400 AND error_code <> 'BUDGET_EXCEEDED'), 0), coalesce(sum(error_code = 'BUDGET_EXCEEDED'), 0),
+		coalesce(max(created_at), 0)
+		FROM usage_logs WHERE workspace_id = ? AND created_at >= ? AND created_at < ?`
+	args := []any{f.WorkspaceID, f.From, f.To}
+	if f.ProjectID != 0 {
+		q += ` AND project_id = ?`
+		args = append(args, f.ProjectID)
+	}
+	if f.Provider != "" {
+		q += ` AND provider = ?`
+		args = append(args, f.Provider)
+	}
+	if f.Model != "" {
+		pattern := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(f.Model) + "%"
+		q += ` AND (final_model LIKE ? ESCAPE '\' OR original_model LIKE ? ESCAPE '\')`
+		args = append(args, pattern, pattern)
+	}
+	rows, err := db.Read.Query(q+group+order, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []store.UsageAggregate
+	for rows.Next() {
+		var a store.UsageAggregate
+		if err := rows.Scan(&a.Key, &a.Provider, &a.ProjectID, &a.Requests, &a.CostNano, &a.InputTokens,
+			&a.OutputTokens, &a.TotalTokens, &a.LatencyMs, &a.Errors, &a.Blocked, &a.LastAt); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// rollupTableMatchesRaw checks every row of a rollup table against usage_logs grouped by the
+// same key and period, both ways (no row missing, none extra).
+func rollupTableMatchesRaw(t *testing.T, db *store.DB, table string, periodMs int64) {
+	t.Helper()
+	const cols = `workspace_id, period_start, project_id, provider, final_model, original_model, requests,
+		input_tokens, output_tokens, total_tokens, cost_nano, latency_ms, errors, blocked, fallbacks, estimated,
+		streams, last_at`
+	read := func(q string, args ...any) []string {
+		rows, err := db.Read.Query(q, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			v := make([]any, 18)
+			for i := range v {
+				v[i] = new(any)
+			}
+			if err := rows.Scan(v...); err != nil {
+				t.Fatal(err)
+			}
+			var b strings.Builder
+			for _, x := range v {
+				fmt.Fprint(&b, *(x.(*any)), "|")
+			}
+			out = append(out, b.String())
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	got := read(`SELECT ` + cols + ` FROM ` + table + ` ORDER BY 1, 2, 3, 4, 5, 6`)
+	want := read(`SELECT workspace_id, created_at - created_at % ?, project_id, provider, final_model,
+		original_model, count(*), sum(input_tokens), sum(output_tokens), sum(total_tokens), sum(cost_nano),
+		sum(latency_ms), sum(status >= 400 AND error_code <> 'BUDGET_EXCEEDED'), sum(error_code = 'BUDGET_EXCEEDED'),
+		sum(was_fallback), sum(usage_estimated), sum(stream), max(created_at)
+		FROM usage_logs GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6`, periodMs)
+	if len(want) == 0 {
+		t.Fatal("no usage rows")
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("%s: %d rows, raw aggregate %d rows", table, len(got), len(want))
+		for i := 0; i < min(len(got), len(want)); i++ {
+			if got[i] != want[i] {
+				t.Errorf("%s row %d = %s, raw %s", table, i, got[i], want[i])
+				break
+			}
+		}
+	}
+}
+
+// testRanges are random ranges (edges at any millisecond, minute, hour or day) and ranges that
+// start or end a millisecond either side of each edge the rows cluster on.
+func testRanges(rng *rand.Rand, n int) [][2]int64 {
+	span := int64(72 * 24 * time.Hour / time.Millisecond)
+	snap := []int64{1, 60_000, int64(time.Hour / time.Millisecond), int64(24 * time.Hour / time.Millisecond)}
+	base := rollupEpoch.UnixMilli() - int64(24*time.Hour/time.Millisecond)
+	var out [][2]int64
+	for i := 0; i < n; i++ {
+		a, b := base+rng.Int64N(span), base+rng.Int64N(span)
+		unit := snap[rng.IntN(len(snap))]
+		a, b = a-a%unit, b-b%unit
+		out = append(out, [2]int64{min(a, b), max(a, b) + 1})
+	}
+	for _, e := range []time.Time{time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 11, 20, 13, 0, 0, 0, time.UTC)} {
+		for d := int64(-1); d <= 1; d++ {
+			for _, l := range []time.Duration{time.Millisecond, 30 * time.Minute, 61 * time.Minute, 25 * time.Hour, 33 * 24 * time.Hour} {
+				at, ms := e.UnixMilli()+d, int64(l/time.Millisecond)
+				out = append(out, [2]int64{at, at + ms}, [2]int64{at - ms, at})
+			}
+		}
+	}
+	return out
+}
+
+// analyticsMatchRaw checks AggregateUsage against the raw scan for every range, grouping and
+// filter.
+func analyticsMatchRaw(t *testing.T, db *store.DB, ranges [][2]int64) {
+	t.Helper()
+	filters := []store.AnalyticsFilter{{}, {ProjectID: 11}, {Provider: "anthropic"}, {Model: "4o"}, {Model: "_mini%"},
+		{ProjectID: 12, Provider: "openai", Model: "GPT"}}
+	groups := []store.UsageGroup{store.GroupNone, store.GroupDay, store.GroupProvider, store.GroupModel, store.GroupProject}
+	for _, r := range ranges {
+		for _, f := range filters {
+			f.WorkspaceID, f.From, f.To = 1, r[0], r[1]
+			for _, g := range groups {
+				got, err := db.AggregateUsage(ctx, f, g, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := rawAggregate(t, db, f, g); !reflect.DeepEqual(got, want) {
+					t.Fatalf("range %s..%s filter %+v group %d:\n got %+v\nwant %+v",
+						time.UnixMilli(r[0]).UTC(), time.UnixMilli(r[1]).UTC(), f, g, got, want)
+				}
+			}
+		}
+	}
+}
+
+// TestRollupsReconcile writes random batches (retried request ids with different figures,
+// blocked rows, errors, rows on hour, day and month edges, a restart between batches) and then
+// checks that every rollup row equals the raw aggregate of its key and period, and every
+// analytics answer equals the raw scan of its range, to the nano-dollar.
+func TestRollupsReconcile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokenguard.db")
+	db := storetest.OpenAt(t, path)
+	rng := rand.New(rand.NewPCG(9, 2026))
+	next := 0
+	for batch := 0; batch < 40; batch++ {
+		if batch == 20 {
+			db.Close()
+			db = storetest.OpenAt(t, path)
+		}
+		var rows []store.UsageRow
+		for i := rng.IntN(400); i >= 0; i-- {
+			id := next
+			if next > 0 && rng.IntN(5) == 0 {
+				id = rng.IntN(next) // a retry: the stored row wins, whatever this one says
+			} else {
+				next++
+			}
+			rows = append(rows, randomUsage(rng, fmt.Sprint("req-", id)))
+		}
+		if _, err := db.InsertUsage(ctx, rows); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rollupTableMatchesRaw(t, db, "usage_hourly", int64(time.Hour/time.Millisecond))
+	rollupTableMatchesRaw(t, db, "usage_daily", int64(24*time.Hour/time.Millisecond))
+	analyticsMatchRaw(t, db, testRanges(rng, 40))
+}
