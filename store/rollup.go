@@ -157,9 +157,10 @@ func upsertRollups(ctx context.Context, tx *sql.Tx, table string, sums rollups) 
 const backfillBatch = 50_000
 
 // backfillRollups sums the usage rows that predate the rollups (rollup_backfill, migration 5)
-// into them, one bounded batch per transaction. Each batch records how far it got in the same
-// transaction, so a start that is interrupted resumes without counting a row twice. It logs
-// progress at most every few seconds, and once when done.
+// into them, one bounded batch per transaction, so memory stays bounded whatever the table's
+// size. Each batch records how far it got in the same transaction, so a start that is
+// interrupted resumes without counting a row twice. It logs progress at most every few seconds,
+// and once when done.
 func (db *DB) backfillRollups(ctx context.Context, log *slog.Logger) error {
 	// A schema before migration 5 (tests of upgrades open one) has nothing to backfill.
 	var tables int
@@ -172,51 +173,12 @@ func (db *DB) backfillRollups(ctx context.Context, log *slog.Logger) error {
 	started, logged := time.Now(), time.Now()
 	var summed int64
 	for {
-		var done, last int64
-		more := false
-		err := db.WriteTx(ctx, func(tx *sql.Tx) error {
-			err := tx.QueryRowContext(ctx, `SELECT done_id, last_id FROM rollup_backfill WHERE id = 1`).Scan(&done, &last)
-			if errors.Is(err, sql.ErrNoRows) {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			rows, err := tx.QueryContext(ctx, `SELECT `+rollupColumns+`, id FROM usage_logs
-				WHERE id > ? AND id <= ? ORDER BY id LIMIT ?`, done, last, backfillBatch)
-			if err != nil {
-				return err
-			}
-			defer rows.Close()
-			sums, n, next := rollups{}, int64(0), done
-			for rows.Next() {
-				var u UsageRow
-				var id int64
-				if err := scanRollupSource(rows, &u, &id); err != nil {
-					return err
-				}
-				sums.add(&u)
-				n, next = n+1, id
-			}
-			if err := rows.Err(); err != nil {
-				return err
-			}
-			if err := sums.write(ctx, tx); err != nil {
-				return err
-			}
-			summed += n
-			if n < backfillBatch || next >= last {
-				_, err = tx.ExecContext(ctx, `DELETE FROM rollup_backfill WHERE id = 1`)
-				return err
-			}
-			more, done = true, next
-			_, err = tx.ExecContext(ctx, `UPDATE rollup_backfill SET done_id = ? WHERE id = 1`, next)
-			return err
-		})
+		p, err := db.backfillStep(ctx, backfillBatch)
 		if err != nil {
-			return fmt.Errorf("build usage rollups (after usage row %d of %d): %w", done, last, err)
+			return err
 		}
-		if !more {
+		summed += p.rows
+		if !p.more {
 			if summed > 0 {
 				log.Info("usage rollups built", "rows", summed, "took", time.Since(started).Round(time.Millisecond))
 			}
@@ -224,7 +186,60 @@ func (db *DB) backfillRollups(ctx context.Context, log *slog.Logger) error {
 		}
 		if time.Since(logged) >= 2*time.Second {
 			logged = time.Now()
-			log.Info("building usage rollups", "doneId", done, "lastId", last, "rows", summed)
+			log.Info("building usage rollups", "doneId", p.doneID, "lastId", p.lastID, "rows", summed)
 		}
 	}
+}
+
+// backfillProgress is where a backfill step left off: rows summed by the step, the last usage
+// row id summed so far and the last one to sum, and whether any are left.
+type backfillProgress struct {
+	rows, doneID, lastID int64
+	more                 bool
+}
+
+// backfillStep sums the next batch of at most n pre-rollup usage rows in one transaction.
+func (db *DB) backfillStep(ctx context.Context, n int) (backfillProgress, error) {
+	var p backfillProgress
+	err := db.WriteTx(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `SELECT done_id, last_id FROM rollup_backfill WHERE id = 1`).Scan(&p.doneID, &p.lastID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT `+rollupColumns+`, id FROM usage_logs
+			WHERE id > ? AND id <= ? ORDER BY id LIMIT ?`, p.doneID, p.lastID, n)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		sums := rollups{}
+		for rows.Next() {
+			var u UsageRow
+			if err := scanRollupSource(rows, &u, &p.doneID); err != nil {
+				return err
+			}
+			sums.add(&u)
+			p.rows++
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if err := sums.write(ctx, tx); err != nil {
+			return err
+		}
+		if p.rows < int64(n) || p.doneID >= p.lastID {
+			_, err = tx.ExecContext(ctx, `DELETE FROM rollup_backfill WHERE id = 1`)
+			return err
+		}
+		p.more = true
+		_, err = tx.ExecContext(ctx, `UPDATE rollup_backfill SET done_id = ? WHERE id = 1`, p.doneID)
+		return err
+	})
+	if err != nil {
+		return backfillProgress{}, fmt.Errorf("build usage rollups (after usage row %d of %d): %w", p.doneID, p.lastID, err)
+	}
+	return p, nil
 }

@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"database/sql"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
@@ -233,4 +234,80 @@ func TestRollupsReconcile(t *testing.T) {
 	rollupTableMatchesRaw(t, db, "usage_hourly", int64(time.Hour/time.Millisecond))
 	rollupTableMatchesRaw(t, db, "usage_daily", int64(24*time.Hour/time.Millisecond))
 	analyticsMatchRaw(t, db, testRanges(rng, 40))
+}
+
+// TestRollupsBuiltOnUpgrade upgrades a database of the previous release (migration 4) holding
+// usage rows: the backfill is interrupted after two batches and resumed by the next open, and
+// then every rollup row reconciles with the raw rows and every analytics answer is the one the
+// previous release computed from them.
+func TestRollupsBuiltOnUpgrade(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "old.db")
+	old, err := store.Open(ctx, path, schemaBefore(t, "5"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(4, 5))
+	err = old.WriteTx(ctx, func(tx *sql.Tx) error {
+		for i := 0; i < 3000; i++ {
+			r := randomUsage(rng, fmt.Sprint("old-", i))
+			if _, err := tx.Exec(`INSERT INTO usage_logs (request_id, created_at, workspace_id, project_id, provider,
+				original_model, final_model, was_fallback, status, input_tokens, output_tokens, total_tokens, cost_nano,
+				latency_ms, error_code, stream, usage_estimated, priced_by_default, prices_version)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '')`, r.RequestID, r.CreatedAt, r.WorkspaceID,
+				r.ProjectID, r.Provider, r.OriginalModel, r.FinalModel, r.WasFallback, r.Status, r.InputTokens, r.OutputTokens,
+				r.TotalTokens, r.CostNano, r.LatencyMs, r.ErrorCode, r.Stream, r.UsageEstimated); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ranges := testRanges(rng, 10)
+	groups := []store.UsageGroup{store.GroupNone, store.GroupDay, store.GroupProvider, store.GroupModel, store.GroupProject}
+	before := map[string][]store.UsageAggregate{}
+	for _, r := range ranges {
+		for _, g := range groups {
+			f := store.AnalyticsFilter{WorkspaceID: 1, From: r[0], To: r[1]}
+			before[fmt.Sprint(r, g)] = rawAggregate(t, old, f, g)
+		}
+	}
+
+	// Migration 5 as Open applies it, then two backfill batches, and the process stops.
+	full := storetest.Schema(t)
+	step := full[strings.Index(full, "\n-- migration: 5\n"):]
+	if _, err := old.Write.Exec(step + "\nPRAGMA user_version = 5;"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if more, err := old.BackfillStep(ctx, 500); err != nil || !more {
+			t.Fatalf("backfill step %d: more %v, %v", i, more, err)
+		}
+	}
+	old.Close()
+
+	db := storetest.OpenAt(t, path)
+	var left int
+	if err := db.Read.QueryRow(`SELECT count(*) FROM rollup_backfill`).Scan(&left); err != nil || left != 0 {
+		t.Fatalf("backfill rows left: %d, %v", left, err)
+	}
+	rollupTableMatchesRaw(t, db, "usage_hourly", int64(time.Hour/time.Millisecond))
+	rollupTableMatchesRaw(t, db, "usage_daily", int64(24*time.Hour/time.Millisecond))
+	for _, r := range ranges {
+		for _, g := range groups {
+			got, err := db.AggregateUsage(ctx, store.AnalyticsFilter{WorkspaceID: 1, From: r[0], To: r[1]}, g, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := before[fmt.Sprint(r, g)]; !reflect.DeepEqual(got, want) {
+				t.Fatalf("range %v group %d after upgrade:\n got %+v\nwant %+v", r, g, got, want)
+			}
+		}
+	}
+	// Rows written after the upgrade are added once, beside the backfilled ones.
+	if _, err := db.InsertUsage(ctx, []store.UsageRow{randomUsage(rng, "new-1"), randomUsage(rng, "old-7")}); err != nil {
+		t.Fatal(err)
+	}
+	rollupTableMatchesRaw(t, db, "usage_hourly", int64(time.Hour/time.Millisecond))
 }
