@@ -7,9 +7,9 @@ import (
 	"strings"
 )
 
-// AnalyticsFilter selects the usage rows an aggregation reads. Zero values mean "any"; From and
+// AnalyticsFilter selects the usage rows an aggregation sums. Zero values mean "any"; From and
 // To (unix ms, From inclusive, To exclusive) are required so every query is a range scan of the
-// (workspace_id, created_at, id) index.
+// rollups' (workspace_id, period_start) keys.
 type AnalyticsFilter struct {
 	WorkspaceID int64
 	From, To    int64
@@ -53,6 +53,14 @@ type UsageAggregate struct {
 // AggregateUsage sums the usage rows f selects, grouped by g, in SQL. Groups come ordered by
 // cost (then requests) descending, days ascending; limit > 0 keeps the first limit groups.
 // GroupNone always returns exactly one row.
+//
+// It reads the rollups, not the rows, and its figures are exactly the sums over the raw rows of
+// the range: whole UTC days of the range come from usage_daily, whole hours at either end of it
+// from usage_hourly, and only the parts of an hour at its two edges (when From or To is not on
+// the hour) from usage_logs, by its (workspace_id, created_at) index. The model filter matches
+// the rollups' original and final model columns exactly as it matches the rows', so it is exact
+// too. A query therefore reads at most one day-row per key and day, 46 hour-rows per key, and two
+// partial hours of raw rows, whatever the range.
 func (db *DB) AggregateUsage(ctx context.Context, f AnalyticsFilter, g UsageGroup, limit int) ([]UsageAggregate, error) {
 	if f.WorkspaceID <= 0 || f.To <= f.From {
 		return nil, errors.New("aggregate usage: workspace and a non-empty range are required")
@@ -62,8 +70,8 @@ func (db *DB) AggregateUsage(ctx context.Context, f AnalyticsFilter, g UsageGrou
 	case GroupNone:
 		key, group, order = `'', '', 0`, ``, ``
 	case GroupDay:
-		key = `strftime('%Y-%m-%d', created_at / 1000, 'unixepoch'), '', 0`
-		group, order = ` GROUP BY created_at / 86400000`, ` ORDER BY 1`
+		key = `strftime('%Y-%m-%d', day * 86400, 'unixepoch'), '', 0`
+		group, order = ` GROUP BY day`, ` ORDER BY day`
 	case GroupProvider:
 		key, group = `provider, provider, 0`, ` GROUP BY provider`
 	case GroupModel:
@@ -77,26 +85,42 @@ func (db *DB) AggregateUsage(ctx context.Context, f AnalyticsFilter, g UsageGrou
 		order = ` ORDER BY 5 DESC, 4 DESC, 1, 2, 3`
 	}
 	var q strings.Builder
-	q.WriteString(`SELECT ` + key + `, count(*), coalesce(sum(cost_nano), 0), coalesce(sum(input_tokens), 0),
-		coalesce(sum(output_tokens), 0), coalesce(sum(total_tokens), 0), coalesce(sum(latency_ms), 0),
-		coalesce(sum(status >= 400 AND error_code <> ?), 0), coalesce(sum(error_code = ?), 0),
-		coalesce(max(created_at), 0)
-		FROM usage_logs WHERE workspace_id = ? AND created_at >= ? AND created_at < ?`)
-	args := []any{BlockedErrorCode, BlockedErrorCode, f.WorkspaceID, f.From, f.To}
-	if f.ProjectID != 0 {
-		q.WriteString(` AND project_id = ?`)
-		args = append(args, f.ProjectID)
+	var args []any
+	q.WriteString(`SELECT ` + key + `, coalesce(sum(requests), 0), coalesce(sum(cost_nano), 0),
+		coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0), coalesce(sum(total_tokens), 0),
+		coalesce(sum(latency_ms), 0), coalesce(sum(errors), 0), coalesce(sum(blocked), 0),
+		coalesce(max(last_at), 0) FROM (`)
+	for i, sp := range rangeSpans(f.From, f.To) {
+		if i > 0 {
+			q.WriteString(` UNION ALL `)
+		}
+		if sp.table == "" {
+			q.WriteString(`SELECT created_at / 86400000 AS day, provider, final_model, project_id, 1 AS requests,
+				cost_nano, input_tokens, output_tokens, total_tokens, latency_ms,
+				status >= 400 AND error_code <> ? AS errors, error_code = ? AS blocked, created_at AS last_at
+				FROM usage_logs WHERE workspace_id = ? AND created_at >= ? AND created_at < ?`)
+			args = append(args, BlockedErrorCode, BlockedErrorCode, f.WorkspaceID, sp.from, sp.to)
+		} else {
+			q.WriteString(`SELECT period_start / 86400000 AS day, provider, final_model, project_id, requests,
+				cost_nano, input_tokens, output_tokens, total_tokens, latency_ms, errors, blocked, last_at
+				FROM ` + sp.table + ` WHERE workspace_id = ? AND period_start >= ? AND period_start < ?`)
+			args = append(args, f.WorkspaceID, sp.from, sp.to)
+		}
+		if f.ProjectID != 0 {
+			q.WriteString(` AND project_id = ?`)
+			args = append(args, f.ProjectID)
+		}
+		if f.Provider != "" {
+			q.WriteString(` AND provider = ?`)
+			args = append(args, f.Provider)
+		}
+		if f.Model != "" {
+			pattern := "%" + escapeLike(f.Model) + "%"
+			q.WriteString(` AND (final_model LIKE ? ESCAPE '\' OR original_model LIKE ? ESCAPE '\')`)
+			args = append(args, pattern, pattern)
+		}
 	}
-	if f.Provider != "" {
-		q.WriteString(` AND provider = ?`)
-		args = append(args, f.Provider)
-	}
-	if f.Model != "" {
-		pattern := "%" + escapeLike(f.Model) + "%"
-		q.WriteString(` AND (final_model LIKE ? ESCAPE '\' OR original_model LIKE ? ESCAPE '\')`)
-		args = append(args, pattern, pattern)
-	}
-	q.WriteString(group + order)
+	q.WriteString(`)` + group + order)
 	if limit > 0 && g != GroupNone {
 		q.WriteString(` LIMIT ?`)
 		args = append(args, limit)
@@ -119,4 +143,44 @@ func (db *DB) AggregateUsage(ctx context.Context, f AnalyticsFilter, g UsageGrou
 		return nil, fmt.Errorf("aggregate usage: %w", err)
 	}
 	return out, nil
+}
+
+// span is a part of a range read from one table: a rollup table, whose rows it selects by
+// period_start, or usage_logs ("") by created_at. From inclusive, to exclusive, unix ms.
+type span struct {
+	table    string
+	from, to int64
+}
+
+// rangeSpans splits [from, to) into the coarsest pieces the tables answer exactly: raw rows for
+// the part-hours at the edges, hourly rollups for the part-days, daily rollups for the rest.
+func rangeSpans(from, to int64) []span {
+	h0, h1 := ceilTo(from, hourMs), floorTo(to, hourMs)
+	if h0 >= h1 {
+		return []span{{"", from, to}}
+	}
+	var out []span
+	add := func(table string, a, b int64) {
+		if a < b {
+			out = append(out, span{table, a, b})
+		}
+	}
+	add("", from, h0)
+	if d0, d1 := ceilTo(h0, dayMs), floorTo(h1, dayMs); d0 < d1 {
+		add(hourlyTable, h0, d0)
+		add(dailyTable, d0, d1)
+		add(hourlyTable, d1, h1)
+	} else {
+		add(hourlyTable, h0, h1)
+	}
+	add("", h1, to)
+	return out
+}
+
+// ceilTo is the start of the first period of length unit that starts at or after ms.
+func ceilTo(ms, unit int64) int64 {
+	if f := floorTo(ms, unit); f != ms {
+		return f + unit
+	}
+	return ms
 }
