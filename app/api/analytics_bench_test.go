@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"testing"
 	"time"
 
+	"tokenguard/app/account"
 	"tokenguard/store"
+	"tokenguard/store/storetest"
 )
 
 // BenchmarkAnalytics is each analytics endpoint end to end over loopback HTTP on a workspace
@@ -43,5 +46,38 @@ func BenchmarkAnalytics(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkAnalyticsVolume is the analytics endpoints end to end over a database made by
+// scripts/genusage, named by TOKENGUARD_BENCH_DB (skipped without it), for 30 and 90 days, with
+// and without each filter. The file's rows must end at the test clock's now:
+//
+//	go run ./scripts/genusage -db /tmp/big.db -rows 1000000 -end 2026-11-26T12:00:00Z
+//	TOKENGUARD_BENCH_DB=/tmp/big.db go test ./app/api -run '^$' -bench AnalyticsVolume -benchtime 3x -count 3
+func BenchmarkAnalyticsVolume(b *testing.B) {
+	path := os.Getenv("TOKENGUARD_BENCH_DB")
+	if path == "" {
+		b.Skip("TOKENGUARD_BENCH_DB names no database made by scripts/genusage")
+	}
+	a := newAppOn(b, storetest.OpenAt(b, path))
+	// genusage's first workspace is 1; a member signs up to read it.
+	alice := a.signup(fmt.Sprintf("bench-%d@example.com", time.Now().UnixNano()))
+	a.addMember(1, alice, account.RoleOwner)
+	filters := []struct{ name, query string }{{"all", ""}, {"project", "&projectId=3"}, {"provider", "&provider=anthropic"}, {"model", "&model=mini"}}
+	for _, ep := range []string{"overview", "trends", "providers", "models", "projects"} {
+		for _, days := range []int{30, 90} {
+			for _, f := range filters {
+				from := a.clock.Now().AddDate(0, 0, -days).Format(time.RFC3339)
+				target := "/api/analytics/" + ep + "?from=" + from + f.query
+				b.Run(fmt.Sprintf("%s/%dd/%s", ep, days, f.name), func(b *testing.B) {
+					for b.Loop() {
+						if r := a.call(alice.token, http.MethodGet, target, nil, "X-Workspace-Id", "1"); r.status != http.StatusOK {
+							b.Fatal(r)
+						}
+					}
+				})
+			}
+		}
 	}
 }

@@ -116,7 +116,12 @@ func withCORS(origin string) appOption {
 // newApp builds a ready API with a temp database, so a test reads as the story it checks.
 func newApp(t testing.TB, opts ...appOption) *testApp {
 	t.Helper()
-	db := storetest.Open(t)
+	return newAppOn(t, storetest.Open(t), opts...)
+}
+
+// newAppOn is newApp over an open database (benchmarks at volume open a prepared file).
+func newAppOn(t testing.TB, db *store.DB, opts ...appOption) *testApp {
+	t.Helper()
 	box, err := secret.NewBox(testEncKey)
 	if err != nil {
 		t.Fatal(err)
