@@ -389,11 +389,14 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, u *upstream, cal
 		return
 	}
 
-	// The body is relayed as it arrives; only the keys that hold the usage are kept, so a
-	// response of any size costs a bounded amount of memory.
-	capture := provider.NewObjectCapture(u.adapter.UsageKeys()...)
-	res := copyBody(w, resp.Body, capture, tick)
-	reported, found := u.adapter.Usage(call, capture.Bytes())
+	// The body is relayed as it arrives and kept for its usage only while it is small; a larger
+	// one is read through a capture of the keys that hold the usage, so a response of any size
+	// costs at most keepWhole bytes of memory.
+	keep := usageBodyPool.Get().(*usageBody)
+	keep.reset(u.adapter.UsageKeys())
+	defer usageBodyPool.Put(keep)
+	res := copyBody(w, resp.Body, keep, tick)
+	reported, found := u.adapter.Usage(call, keep.bytes())
 	if res.ReadErr != nil || res.WriteErr != nil {
 		out.errorCode = p.relayError(ctx, r, res.RelayResult)
 	}
@@ -444,6 +447,46 @@ func (p *Proxy) sendFailure(w http.ResponseWriter, r *http.Request, ctx context.
 }
 
 var copyPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// keepWhole is the largest non-streamed body kept whole to read its usage: every ordinary
+// answer fits, and reading it with one parse is cheaper than scanning it as it streams.
+const keepWhole = 64 << 10
+
+// usageBody keeps what a non-streamed answer's usage is read from: the whole body up to
+// keepWhole, past that a provider.ObjectCapture of the adapter's usage keys.
+type usageBody struct {
+	keys    []string
+	buf     []byte
+	capture *provider.ObjectCapture
+}
+
+var usageBodyPool = sync.Pool{New: func() any { return &usageBody{buf: make([]byte, 0, 4<<10)} }}
+
+func (b *usageBody) reset(keys []string) {
+	b.keys, b.buf, b.capture = keys, b.buf[:0], nil
+}
+
+// Write never fails.
+func (b *usageBody) Write(p []byte) (int, error) {
+	if b.capture == nil && len(b.buf)+len(p) <= keepWhole {
+		b.buf = append(b.buf, p...)
+		return len(p), nil
+	}
+	if b.capture == nil {
+		b.capture = provider.NewObjectCapture(b.keys...)
+		b.capture.Write(b.buf)
+		b.buf = b.buf[:0]
+	}
+	return b.capture.Write(p)
+}
+
+// bytes is the body to read the usage from: the body itself, or the captured usage keys.
+func (b *usageBody) bytes() []byte {
+	if b.capture != nil {
+		return b.capture.Bytes()
+	}
+	return b.buf
+}
 
 // relayed is how a non-streamed relay ended, and how many bytes it read.
 type relayed struct {
