@@ -260,23 +260,44 @@ func (s *Service) Overview(ctx context.Context, actor account.Actor, wsID int64,
 	}
 	o.SpendTodayUSD, o.RequestsToday = usd(today.CostNano), today.Requests
 	o.SpendMonthUSD, o.RequestsMonth = usd(month.CostNano), month.Requests
-	// The provider breakdown holds the range's totals and its leader in one scan.
-	byProvider, err := s.db.AggregateUsage(ctx, sc.f, store.GroupProvider, 0)
+	// The model breakdown holds the range's totals, its leader and the provider leader in one
+	// read of the range.
+	byModel, err := s.db.AggregateUsage(ctx, sc.f, store.GroupModel, 0)
 	if err != nil {
 		return Overview{}, err
 	}
-	all := sum(byProvider)
+	all := sum(byModel)
 	o.SpendUSD, o.Requests, o.Errors, o.Blocked = usd(all.CostNano), all.Requests, all.Errors, all.Blocked
-	if len(byProvider) > 0 {
-		top := byProvider[0]
-		o.TopProvider = &Ranked{Name: top.Key, SpendUSD: usd(top.CostNano), Requests: top.Requests}
-	}
-	if top, err := s.db.AggregateUsage(ctx, sc.f, store.GroupModel, 1); err != nil {
-		return Overview{}, err
-	} else if len(top) > 0 {
-		o.TopModel = &Ranked{Name: top[0].Key, Provider: top[0].Provider, SpendUSD: usd(top[0].CostNano), Requests: top[0].Requests}
-	}
+	o.TopModel, o.TopProvider = tops(byModel)
 	return o, nil
+}
+
+// tops is the leading model and the leading provider of a model breakdown (nil when empty),
+// ranked as AggregateUsage ranks groups: by cost, then requests, descending, then by name.
+func tops(byModel []store.UsageAggregate) (model, provider *Ranked) {
+	if len(byModel) == 0 {
+		return nil, nil
+	}
+	m := byModel[0]
+	model = &Ranked{Name: m.Key, Provider: m.Provider, SpendUSD: usd(m.CostNano), Requests: m.Requests}
+	byProvider := map[string]*store.UsageAggregate{}
+	var best *store.UsageAggregate
+	for _, r := range byModel {
+		p := byProvider[r.Provider]
+		if p == nil {
+			p = &store.UsageAggregate{Key: r.Provider}
+			byProvider[r.Provider] = p
+		}
+		p.CostNano += r.CostNano
+		p.Requests += r.Requests
+	}
+	for _, p := range byProvider {
+		if best == nil || p.CostNano > best.CostNano || p.CostNano == best.CostNano &&
+			(p.Requests > best.Requests || p.Requests == best.Requests && p.Key < best.Key) {
+			best = p
+		}
+	}
+	return model, &Ranked{Name: best.Key, SpendUSD: usd(best.CostNano), Requests: best.Requests}
 }
 
 // sum adds up aggregates (Key, Provider, ProjectID are left empty).

@@ -119,3 +119,36 @@ func TestPct(t *testing.T) {
 		}
 	}
 }
+
+// The overview and digest rank providers from the model breakdown exactly as a provider
+// breakdown would rank them: cost, then requests, descending, then name.
+func TestTops(t *testing.T) {
+	m := func(model, provider string, cost, requests int64) store.UsageAggregate {
+		return store.UsageAggregate{Key: model, Provider: provider, CostNano: cost, Requests: requests}
+	}
+	tests := []struct {
+		name            string
+		byModel         []store.UsageAggregate
+		model, provider string
+		providerCost    int64
+	}{
+		{"empty", nil, "", "", 0},
+		{"summed over models", []store.UsageAggregate{m("claude", "anthropic", 50, 1), m("gpt-4o", "openai", 40, 1), m("gpt-4o-mini", "openai", 20, 1)}, "claude", "openai", 60},
+		{"cost tie: requests", []store.UsageAggregate{m("a", "openai", 10, 1), m("b", "gemini", 10, 3)}, "a", "gemini", 10},
+		{"full tie: name", []store.UsageAggregate{m("a", "openai", 10, 1), m("b", "gemini", 10, 1)}, "a", "gemini", 10},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			model, provider := tops(tt.byModel)
+			if tt.model == "" {
+				if model != nil || provider != nil {
+					t.Fatalf("tops of nothing = %v, %v", model, provider)
+				}
+				return
+			}
+			if model.Name != tt.model || provider.Name != tt.provider || provider.SpendUSD != usd(tt.providerCost) {
+				t.Errorf("tops = %+v, %+v; want model %s, provider %s at %d nano", model, provider, tt.model, tt.provider, tt.providerCost)
+			}
+		})
+	}
+}

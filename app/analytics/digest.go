@@ -90,23 +90,11 @@ func (s *Service) BuildDigest(ctx context.Context, actor account.Actor, wsID int
 		d.TopProject = &Ranked{Name: sc.projectName(r.ProjectID), ProjectID: r.ProjectID, SpendUSD: usd(r.CostNano), Requests: r.Requests}
 	}
 	d.BudgetWarnings = budgetRisk(sc, ps)
-	top := func(g store.UsageGroup) (*store.UsageAggregate, error) {
-		rows, err := s.db.AggregateUsage(ctx, sc.f, g, 1)
-		if err != nil || len(rows) == 0 {
-			return nil, err
-		}
-		return &rows[0], nil
-	}
-	if r, err := top(store.GroupProvider); err != nil {
+	byModel, err := s.db.AggregateUsage(ctx, sc.f, store.GroupModel, 0)
+	if err != nil {
 		return Digest{}, err
-	} else if r != nil {
-		d.TopProvider = &Ranked{Name: r.Key, SpendUSD: usd(r.CostNano), Requests: r.Requests}
 	}
-	if r, err := top(store.GroupModel); err != nil {
-		return Digest{}, err
-	} else if r != nil {
-		d.TopModel = &Ranked{Name: r.Key, Provider: r.Provider, SpendUSD: usd(r.CostNano), Requests: r.Requests}
-	}
+	d.TopModel, d.TopProvider = tops(byModel)
 	d.RecommendedAction = recommend(d)
 	return d, nil
 }
