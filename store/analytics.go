@@ -106,19 +106,7 @@ func (db *DB) AggregateUsage(ctx context.Context, f AnalyticsFilter, g UsageGrou
 				FROM ` + sp.table + ` WHERE workspace_id = ? AND period_start >= ? AND period_start < ?`)
 			args = append(args, f.WorkspaceID, sp.from, sp.to)
 		}
-		if f.ProjectID != 0 {
-			q.WriteString(` AND project_id = ?`)
-			args = append(args, f.ProjectID)
-		}
-		if f.Provider != "" {
-			q.WriteString(` AND provider = ?`)
-			args = append(args, f.Provider)
-		}
-		if f.Model != "" {
-			pattern := "%" + escapeLike(f.Model) + "%"
-			q.WriteString(` AND (final_model LIKE ? ESCAPE '\' OR original_model LIKE ? ESCAPE '\')`)
-			args = append(args, pattern, pattern)
-		}
+		args = appendConditions(&q, args, f.ProjectID, f.Provider, f.Model)
 	}
 	q.WriteString(`)` + group + order)
 	if limit > 0 && g != GroupNone {

@@ -251,19 +251,7 @@ func (db *DB) ListUsage(ctx context.Context, f UsageFilter) ([]UsageRow, string,
 		q.WriteString(` AND created_at < ?`)
 		args = append(args, f.To)
 	}
-	if f.ProjectID != 0 {
-		q.WriteString(` AND project_id = ?`)
-		args = append(args, f.ProjectID)
-	}
-	if f.Provider != "" {
-		q.WriteString(` AND provider = ?`)
-		args = append(args, f.Provider)
-	}
-	if f.Model != "" {
-		pattern := "%" + escapeLike(f.Model) + "%"
-		q.WriteString(` AND (final_model LIKE ? ESCAPE '\' OR original_model LIKE ? ESCAPE '\')`)
-		args = append(args, pattern, pattern)
-	}
+	args = appendConditions(&q, args, f.ProjectID, f.Provider, f.Model)
 	if f.Status != 0 {
 		q.WriteString(` AND status = ?`)
 		args = append(args, f.Status)
@@ -305,6 +293,25 @@ func (db *DB) ListUsage(ctx context.Context, f UsageFilter) ([]UsageRow, string,
 		next = encodeUsageCursor(last.CreatedAt, last.ID)
 	}
 	return out, next, nil
+}
+
+// appendConditions appends to q the optional filters that usage rows and rollups share (a
+// project, a provider, a partial original or final model), and returns args with their values.
+func appendConditions(q *strings.Builder, args []any, projectID int64, provider, model string) []any {
+	if projectID != 0 {
+		q.WriteString(` AND project_id = ?`)
+		args = append(args, projectID)
+	}
+	if provider != "" {
+		q.WriteString(` AND provider = ?`)
+		args = append(args, provider)
+	}
+	if model != "" {
+		pattern := "%" + escapeLike(model) + "%"
+		q.WriteString(` AND (final_model LIKE ? ESCAPE '\' OR original_model LIKE ? ESCAPE '\')`)
+		args = append(args, pattern, pattern)
+	}
+	return args
 }
 
 func escapeLike(s string) string {
