@@ -31,10 +31,12 @@ type StreamScanner struct {
 	inKey     bool
 	expectKey bool
 	afterKey  bool
+	started   bool // object mode has seen the first byte of its value
 	closed    bool
 	key       []byte
 	keyLong   bool
 	cur       int // index of the key whose value is being captured, -1 for none
+	limit     int // limits[cur]
 	buf       []byte
 	over      bool
 	overBytes int64
@@ -74,11 +76,22 @@ func (s *StreamScanner) TakeOverflow(i int) int64 {
 // at the end of each object with its captured values, by key (nil for a key absent or over its
 // limit); the slices are valid only during the call.
 func (s *StreamScanner) Feed(p []byte, emit func(vals [][]byte)) {
-	for i := 0; i < len(p); i++ {
-		c := p[i]
-		if s.closed && !s.array {
+	i := 0
+	if !s.array && !s.started {
+		// Object mode reads one object: anything else is not captured at all.
+		for i < len(p) && isWS(p[i]) {
+			i++
+		}
+		if i == len(p) {
 			return
 		}
+		s.started, s.closed = true, p[i] != '{'
+	}
+	if s.closed && !s.array {
+		return
+	}
+	for ; i < len(p); i++ {
+		c := p[i]
 		if s.inStr {
 			if s.esc {
 				s.esc = false
@@ -114,11 +127,6 @@ func (s *StreamScanner) Feed(p []byte, emit func(vals [][]byte)) {
 			s.capture('"')
 			continue
 		}
-		if !s.array && s.depth == 0 && c != '{' && c != ' ' && c != '\t' && c != '\r' && c != '\n' {
-			// Not an object: nothing of it is captured.
-			s.closed = true
-			return
-		}
 		switch c {
 		case ',':
 			if s.depth == s.elem {
@@ -137,6 +145,9 @@ func (s *StreamScanner) Feed(p []byte, emit func(vals [][]byte)) {
 				s.endValue()
 				s.depth--
 				s.endObject(emit)
+				if s.closed {
+					return // the one object of object mode has ended
+				}
 				continue
 			}
 		case ']':
@@ -193,7 +204,7 @@ func (s *StreamScanner) put(b []byte) {
 		s.overBytes += int64(len(b))
 		return
 	}
-	if len(s.buf)+len(b) > s.limits[s.cur] {
+	if len(s.buf)+len(b) > s.limit {
 		s.over = true
 		s.overBytes += int64(len(s.buf) + len(b))
 		s.buf = s.buf[:0]
@@ -210,7 +221,7 @@ func (s *StreamScanner) capture(c byte) {
 		s.overBytes++
 		return
 	}
-	if len(s.buf) >= s.limits[s.cur] {
+	if len(s.buf) >= s.limit {
 		s.over = true
 		s.overBytes += int64(len(s.buf)) + 1
 		s.buf = s.buf[:0]
@@ -231,7 +242,7 @@ func (s *StreamScanner) startValue() {
 	for i, name := range s.keys {
 		if string(k) == name && !s.seen[i] {
 			s.seen[i] = true
-			s.cur = i
+			s.cur, s.limit = i, s.limits[i]
 			s.over, s.overBytes = false, 0
 			s.buf = s.keep[i][:0]
 			return
@@ -246,7 +257,7 @@ func (s *StreamScanner) endValue() {
 	i := s.cur
 	s.keep[i] = s.buf
 	if !s.over {
-		s.vals[i] = bytes.TrimRight(bytes.TrimLeft(s.buf, " \t\r\n"), " \t\r\n")
+		s.vals[i] = trimWS(s.buf)
 	} else {
 		s.vals[i] = nil
 		s.overflow[i] += s.overBytes
@@ -323,3 +334,17 @@ func appendString(out []byte, s string) []byte {
 	}
 	return append(out, '"')
 }
+
+// trimWS cuts the JSON whitespace around a captured value.
+func trimWS(b []byte) []byte {
+	i, j := 0, len(b)
+	for i < j && isWS(b[i]) {
+		i++
+	}
+	for j > i && isWS(b[j-1]) {
+		j--
+	}
+	return b[i:j]
+}
+
+func isWS(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
