@@ -9,7 +9,9 @@
 // the -days days before -end, in time order and in batches of the usage writer's default size:
 // three providers and their current models (each project uses a few), 40% streamed, about 5%
 // fallbacks, 3% blocked by budgets, 4% provider or client errors, 2% estimated usage, with a
-// daily rhythm. The same -seed makes the same rows.
+// daily rhythm. Request ids are the proxy's own (usage.NewRequestID: time first, so the unique
+// index grows at its end as it does in production); the same -seed makes the same rows but for
+// their ids.
 package main
 
 import (
@@ -23,6 +25,7 @@ import (
 	"os"
 	"time"
 
+	"tokenguard/app/usage"
 	"tokenguard/store"
 )
 
@@ -158,7 +161,7 @@ func fill(ctx context.Context, db *store.DB, rng *rand.Rand, wsID int64, project
 
 		p := rng.IntN(len(projects))
 		m := uses[p][rng.IntN(len(uses[p]))]
-		r := store.UsageRow{RequestID: fmt.Sprintf("%016x%016x", rng.Uint64(), rng.Uint64()), CreatedAt: at,
+		r := store.UsageRow{RequestID: usage.NewRequestID(time.UnixMilli(at)), CreatedAt: at,
 			WorkspaceID: wsID, ProjectID: projects[p], Provider: m.provider, OriginalModel: m.name, FinalModel: m.name,
 			Status: 200, Stream: rng.IntN(10) < 4, PricesVersion: "genai-prices@0.1.8+ac450c11"}
 		if m.cheaper != "" && rng.IntN(100) < 8 {
