@@ -114,6 +114,10 @@ type Call struct {
 	// request in strict mode (Anthropic's extended thinking needs room for its budget, say);
 	// 0 means no floor of the adapter's own.
 	MinOutputTokens int64
+	// PricePercent, when positive, is the percentage of list price the provider bills this
+	// request at: OpenAI's priority processing (service_tier "priority") bills above the list
+	// prices the price table holds. 0 means list price.
+	PricePercent int64
 	// OutputCap, when positive, is the output cap (per choice) the proxy wants sent upstream
 	// instead of the request's own: strict budgets lower it to what the remaining budget
 	// affords. The proxy sets it before Prepare; Prepare writes it where the provider reads the

@@ -249,6 +249,8 @@ func TestAttacksHoldTheBudget(t *testing.T) {
 			`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"think hard"}]}`, 12000, 1, 0.05},
 		{"streamed, no cap, long answer", "/proxy/openai/v1/chat/completions", "gpt-4o-mini",
 			`{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"think hard"}]}`, 12000, 1, 0.05},
+		{"priority processing billed above list price", "/proxy/openai/v1/chat/completions", "gpt-4o",
+			`{"model":"gpt-4o","service_tier":"priority","messages":[{"role":"user","content":"fast please"}]}`, 3000, 1, 0.05},
 		{"Anthropic max_tokens above the model's maximum", "/proxy/anthropic/v1/messages", "claude-3-5-haiku-latest",
 			`{"model":"claude-3-5-haiku-latest","max_tokens":2000000000,"messages":[{"role":"user","content":"go"}]}`, 6000, 1, 0.05},
 		{"Gemini candidateCount 8 without maxOutputTokens", "/proxy/gemini/v1beta/models/gemini-2.0-flash:generateContent", "gemini-2.0-flash",
@@ -270,6 +272,9 @@ func TestAttacksHoldTheBudget(t *testing.T) {
 					// The stated soft bound: one request's worst case past the budget. The
 					// input bound is at most a token per byte plus the adapter's overhead.
 					worst := prices.WorstCase(sc.model, int64(len(sc.body))+4096, 0, sc.choices)
+					if strings.Contains(sc.body, `"priority"`) {
+						worst = worst * 5 / 2
+					}
 
 					var admitted int
 					for round := 0; round < 40; round++ {
@@ -510,4 +515,27 @@ func mustPrices(t testing.TB) *pricing.Table {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// A request for OpenAI's priority processing is billed at the premium, not at list price.
+func TestPriorityProcessingBilledAtItsPremium(t *testing.T) {
+	a, up, prices := newAttackApp(t)
+	up.want.Store(1000)
+	p := a.project(projectOptions{daily: 10})
+	for _, tier := range []string{"default", "priority"} {
+		body := `{"model":"gpt-4o","service_tier":"` + tier + `","messages":[{"role":"user","content":"hi"}]}`
+		if resp, b := a.chat(p.key, body); resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %s", tier, resp.StatusCode, b)
+		}
+	}
+	rows := a.waitRows(p, 2)
+	if len(rows) != 2 {
+		t.Fatalf("%d rows", len(rows))
+	}
+	list := func(i int) int64 {
+		return int64(prices.Quote("gpt-4o", pricing.Usage{Input: rows[i].InputTokens, Output: rows[i].OutputTokens}).Cost)
+	}
+	if rows[0].CostNano != list(0) || rows[1].CostNano != list(1)*5/2 {
+		t.Errorf("costs %d (default) and %d (priority), want %d and %d", rows[0].CostNano, rows[1].CostNano, list(0), list(1)*5/2)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	stdpath "path"
@@ -241,6 +242,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, u *upstream, path 
 		// Priced once, with the prices of now; the row names their version, so a later price
 		// change never rewrites what it cost.
 		q := p.cfg.Prices.Quote(model, out.usage)
+		q.Cost = atPercent(q.Cost, call.PricePercent)
 		if cr := ticket.Settle(start, q.Cost); len(cr) > 0 && p.cfg.OnCrossing != nil {
 			p.cfg.OnCrossing(cr)
 		}
@@ -285,11 +287,22 @@ func (p *Proxy) worstCase(call *provider.Call, fallbackModel string) budget.Cost
 			if outputCap <= 0 {
 				outputCap = call.MaxOutputTokens
 			}
-			return p.cfg.Prices.WorstCase(modelFor(fallback), input, outputCap, call.Choices)
+			return atPercent(p.cfg.Prices.WorstCase(modelFor(fallback), input, outputCap, call.Choices), call.PricePercent)
 		},
 		MaxOutput: ownCap,
 		MinOutput: max(call.MinOutputTokens, min(StrictMinOutputTokens, ownCap(false))),
 	}
+}
+
+// atPercent is n at percent of list price (0: list price), saturating.
+func atPercent(n pricing.NanoUSD, percent int64) pricing.NanoUSD {
+	if percent <= 0 || percent == 100 || n <= 0 {
+		return n
+	}
+	if n > math.MaxInt64/pricing.NanoUSD(percent) {
+		return math.MaxInt64
+	}
+	return n * pricing.NanoUSD(percent) / 100
 }
 
 // forward sends call upstream and relays the answer, filling out.

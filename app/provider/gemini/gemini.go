@@ -358,6 +358,8 @@ func (*Adapter) Usage(_ *provider.Call, body []byte) (pricing.Usage, bool) {
 // candidatesTokenCount and billed as output. One pass over the object.
 func toUsage(u gjson.Result) pricing.Usage {
 	var prompt, cached, tool, cands, thoughts int64
+	// Per-modality breakdowns: audio and image tokens are billed at their own rates.
+	var promptAudio, promptImage, cacheAudio, cacheImage, outAudio, outImage int64
 	u.ForEach(func(k, v gjson.Result) bool {
 		var dst *int64
 		switch k.Str {
@@ -371,14 +373,44 @@ func toUsage(u gjson.Result) pricing.Usage {
 			dst = &cands
 		case "thoughtsTokenCount":
 			dst = &thoughts
-		default:
-			return true
+		case "promptTokensDetails":
+			promptAudio, promptImage = modalities(v)
+		case "cacheTokensDetails":
+			cacheAudio, cacheImage = modalities(v)
+		case "candidatesTokensDetails":
+			outAudio, outImage = modalities(v)
 		}
-		*dst = provider.TokenCount(v)
+		if dst != nil {
+			*dst = provider.TokenCount(v)
+		}
 		return true
 	})
 	cached = min(cached, prompt)
-	return pricing.Usage{Input: provider.SatAdd(prompt-cached, tool), CacheRead: cached, Output: provider.SatAdd(cands, thoughts)}
+	in := provider.SatAdd(prompt-cached, tool)
+	cacheAudio, cacheImage = min(cacheAudio, cached), min(cacheImage, max(cached-cacheAudio, 0))
+	// promptTokensDetails counts the cached part too; what is left is billed as fresh input.
+	inAudio := min(max(promptAudio-cacheAudio, 0), in)
+	inImage := min(max(promptImage-cacheImage, 0), in-inAudio)
+	out := provider.SatAdd(cands, thoughts)
+	outAudio = min(outAudio, out)
+	outImage = min(outImage, out-outAudio)
+	return pricing.Usage{Input: in, CacheRead: cached, Output: out,
+		InputAudio: inAudio, InputImage: inImage, CacheReadAudio: cacheAudio, CacheReadImage: cacheImage,
+		OutputAudio: outAudio, OutputImage: outImage}
+}
+
+// modalities sums a ModalityTokenCount list's AUDIO and IMAGE entries.
+func modalities(list gjson.Result) (audio, image int64) {
+	list.ForEach(func(_, e gjson.Result) bool {
+		switch e.Get("modality").Str {
+		case "AUDIO":
+			audio = provider.SatAdd(audio, provider.TokenCount(e.Get("tokenCount")))
+		case "IMAGE":
+			image = provider.SatAdd(image, provider.TokenCount(e.Get("tokenCount")))
+		}
+		return true
+	})
+	return audio, image
 }
 
 // NewMeter returns the meter for a streamed response.

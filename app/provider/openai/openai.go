@@ -65,6 +65,7 @@ const (
 	fN
 	fBestOf
 	fBackground
+	fServiceTier
 )
 
 // spec lists the fields whose values change what is priced, streamed or metered (see
@@ -78,7 +79,13 @@ var spec = provider.NewBodySpec(provider.Media{
 	// built-in tools, which it does not publish.
 	ToolTokens: 1024,
 }, "model", "stream", "stream_options", "stream_options.include_usage", "max_tokens",
-	"max_completion_tokens", "max_output_tokens", "n", "best_of", "background")
+	"max_completion_tokens", "max_output_tokens", "n", "best_of", "background", "service_tier")
+
+// priorityPercent is what priority processing costs against list price. OpenAI's priority
+// processing page lists 1.75× (GPT-4.1) to 2.5× (GPT-5.5: $12.50/$75 against $5/$30) per token;
+// the price data has no priority rates, so every model is billed at the highest ratio, which
+// errs high.
+const priorityPercent = 250
 
 // Image parts cost at most this many input tokens. OpenAI's vision guide: tile models scale an
 // image to fit 2048×2048, then its short side to 768, and bill a base plus a price per 512 px
@@ -148,6 +155,13 @@ func (*Adapter) Parse(r *provider.Request, c *provider.Call) error {
 		return err
 	} else if bg {
 		return apperr.New(apperr.InvalidRequest, `"background": true is not supported: TokenGuard cannot meter a response generated after the request ends; send the request without it`)
+	}
+	// Priority processing is billed above list price: reserve and bill it at its premium.
+	switch tier := b.Get(fServiceTier); {
+	case tier.Type == gjson.String && tier.Str == "priority":
+		c.PricePercent = priorityPercent
+	case tier.Exists() && tier.Type != gjson.String && tier.Type != gjson.Null:
+		return apperr.New(apperr.InvalidRequest, `"service_tier" must be a string`)
 	}
 	if st.maxTokens, st.hasMaxTokens, err = provider.CountField("max_tokens", b.Get(fMaxTokens)); err != nil {
 		return err
@@ -289,10 +303,16 @@ func (*Adapter) Usage(c *provider.Call, body []byte) (pricing.Usage, bool) {
 func chatUsage(u gjson.Result) pricing.Usage {
 	prompt := provider.TokenCount(u.Get("prompt_tokens"))
 	cached := min(provider.TokenCount(u.Get("prompt_tokens_details.cached_tokens")), prompt)
+	out := provider.TokenCount(u.Get("completion_tokens"))
+	// Audio tokens (gpt-4o-audio, realtime models) are billed at their own rates; they are
+	// parts of the prompt and completion counts. Cached audio is not reported apart, so the
+	// audio counted here is uncached, never more than the uncached input.
 	return pricing.Usage{
-		Input:     prompt - cached,
-		CacheRead: cached,
-		Output:    provider.TokenCount(u.Get("completion_tokens")),
+		Input:       prompt - cached,
+		CacheRead:   cached,
+		Output:      out,
+		InputAudio:  min(provider.TokenCount(u.Get("prompt_tokens_details.audio_tokens")), prompt-cached),
+		OutputAudio: min(provider.TokenCount(u.Get("completion_tokens_details.audio_tokens")), out),
 	}
 }
 
