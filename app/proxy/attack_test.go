@@ -10,7 +10,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -21,7 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/julienschmidt/httprouter"
 	"github.com/tidwall/gjson"
 
 	"tokenguard/app/budget"
@@ -30,8 +28,6 @@ import (
 	"tokenguard/app/provider/gemini"
 	"tokenguard/app/provider/openai"
 	"tokenguard/app/proxy"
-	"tokenguard/app/usage"
-	"tokenguard/store/storetest"
 )
 
 // billingUpstream speaks the three providers' wire formats and bills like them: every choice
@@ -139,30 +135,14 @@ func (u *billingUpstream) serve(w http.ResponseWriter, r *http.Request) {
 // billing upstream serving all three providers.
 func newAttackApp(t testing.TB) (*app, *billingUpstream, *pricing.Table) {
 	t.Helper()
-	a := &app{t: t, db: storetest.Open(t), logs: &syncBuffer{}, now: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)}
-	now := func() time.Time { return a.now }
-	log := slog.New(slog.NewTextHandler(a.logs, nil))
-	prices, err := pricing.New(nil, pricing.DefaultUnknownPrice())
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.engine = budget.New(now)
-	a.writer = usage.NewWriter(a.db, log, usage.WriterOptions{FlushInterval: 10 * time.Millisecond})
-	t.Cleanup(func() { a.writer.Close(context.Background()) })
+	a := newBaseApp(t)
+	prices := mustPrices(t)
 	up := newBillingUpstream(t)
-	a.proxy, err = proxy.New(proxy.Config{DB: a.db, Prices: prices, Budget: a.engine, Usage: a.writer, Logger: log, Now: now},
+	a.serve(proxy.Config{Prices: prices},
 		proxy.Upstream{Adapter: openai.New(), BaseURL: up.URL, EnvKey: envKey},
 		proxy.Upstream{Adapter: anthropic.New(), BaseURL: up.URL, EnvKey: anthropicEnvKey},
 		proxy.Upstream{Adapter: gemini.New(), BaseURL: up.URL, EnvKey: geminiEnvKey},
 	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.proxy.Close(context.Background()) })
-	r := httprouter.New()
-	a.proxy.Register(r)
-	a.srv = httptest.NewServer(r)
-	t.Cleanup(a.srv.Close)
 	return a, up, prices
 }
 
@@ -471,23 +451,14 @@ func TestHugeResponseRelayedInBoundedMemory(t *testing.T) {
 		io.WriteString(w, `"},"finish_reason":"stop"}],"usage":{"prompt_tokens":11,"completion_tokens":777,"total_tokens":788}}`)
 	}))
 	t.Cleanup(huge.Close)
-	a, _, _ := newAttackApp(t)
-	r := httprouter.New()
-	px, err := proxy.New(proxy.Config{DB: a.db, Prices: mustPrices(t), Budget: a.engine, Usage: a.writer, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
-		proxy.Upstream{Adapter: openai.New(), BaseURL: huge.URL, EnvKey: envKey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { px.Close(context.Background()) })
-	px.Register(r)
-	srv := httptest.NewServer(r)
-	t.Cleanup(srv.Close)
+	a := newBaseApp(t)
+	a.serve(proxy.Config{Prices: mustPrices(t)}, proxy.Upstream{Adapter: openai.New(), BaseURL: huge.URL, EnvKey: envKey})
 	p := a.project(projectOptions{daily: 10})
 
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	req, _ := http.NewRequest("POST", srv.URL+"/proxy/openai/v1/chat/completions", strings.NewReader(`{"model":"gpt-4o-mini","messages":[]}`))
+	req, _ := http.NewRequest("POST", a.srv.URL+"/proxy/openai/v1/chat/completions", strings.NewReader(`{"model":"gpt-4o-mini","messages":[]}`))
 	req.Header.Set("x-tokenguard-key", p.key)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -8,14 +8,11 @@ import (
 	"context"
 	"database/sql"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/julienschmidt/httprouter"
 	"github.com/tidwall/gjson"
 
 	"tokenguard/app/budget"
@@ -28,9 +25,7 @@ import (
 	"tokenguard/app/provider/openai/openaitest"
 	"tokenguard/app/proxy"
 	"tokenguard/app/secret"
-	"tokenguard/app/usage"
 	"tokenguard/store"
-	"tokenguard/store/storetest"
 )
 
 // The operator's ANTHROPIC_API_KEY and GEMINI_API_KEY in tests.
@@ -49,34 +44,18 @@ type multiApp struct {
 
 func newMultiApp(t testing.TB, maxBody int64) *multiApp {
 	t.Helper()
-	a := &app{t: t, db: storetest.Open(t), logs: &syncBuffer{}, now: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)}
-	now := func() time.Time { return a.now }
-	log := slog.New(slog.NewTextHandler(a.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	a := newBaseApp(t)
 	prices, err := pricing.New(nil, pricing.DefaultUnknownPrice())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.box, err = secret.NewBox(strings.Repeat("cd", 32)); err != nil {
-		t.Fatal(err)
-	}
-	a.engine = budget.New(now)
-	a.writer = usage.NewWriter(a.db, log, usage.WriterOptions{FlushInterval: 10 * time.Millisecond})
-	t.Cleanup(func() { a.writer.Close(context.Background()) })
 	a.up = openaitest.New(t)
 	m := &multiApp{app: a, anth: anthropictest.New(t, anthropicEnvKey), gem: geminitest.New(t, geminiEnvKey)}
-	a.proxy, err = proxy.New(proxy.Config{DB: a.db, Prices: prices, Budget: a.engine, Usage: a.writer, Logger: log, Box: a.box, Now: now, MaxBodyBytes: maxBody},
+	a.serve(proxy.Config{Prices: prices, MaxBodyBytes: maxBody},
 		proxy.Upstream{Adapter: openai.New(), BaseURL: a.up.URL, EnvKey: envKey},
 		proxy.Upstream{Adapter: anthropic.New(), BaseURL: m.anth.URL, EnvKey: anthropicEnvKey},
 		proxy.Upstream{Adapter: gemini.New(), BaseURL: m.gem.URL, EnvKey: geminiEnvKey},
 	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.proxy.Close(context.Background()) })
-	r := httprouter.New()
-	a.proxy.Register(r)
-	a.srv = httptest.NewServer(r)
-	t.Cleanup(a.srv.Close)
 	return m
 }
 

@@ -65,6 +65,7 @@ type app struct {
 	srv    *httptest.Server
 	up     *openaitest.Server
 	logs   *syncBuffer
+	log    *slog.Logger
 	now    time.Time
 }
 
@@ -77,38 +78,54 @@ type appOptions struct {
 
 func newApp(t testing.TB, opts appOptions) *app {
 	t.Helper()
-	a := &app{t: t, db: storetest.Open(t), logs: &syncBuffer{}, now: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)}
-	now := func() time.Time { return a.now }
-	log := slog.New(slog.NewTextHandler(a.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	a := newBaseApp(t)
 	prices, err := pricing.New(map[string]pricing.Price{testModel: pricing.PriceFromDollars(1, 0, 0, 1)}, pricing.DefaultUnknownPrice())
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.box, err = secret.NewBox(strings.Repeat("ab", 32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.engine = budget.New(now)
-	a.writer = usage.NewWriter(a.db, log, usage.WriterOptions{FlushInterval: 10 * time.Millisecond})
-	t.Cleanup(func() { a.writer.Close(context.Background()) })
 	a.up = openaitest.New(t)
 	key := envKey
 	if opts.noEnvKey {
 		key = ""
 	}
-	a.proxy, err = proxy.New(proxy.Config{
-		DB: a.db, Prices: prices, Budget: a.engine, Usage: a.writer, Logger: log, Box: a.box, Now: now,
-		MaxBodyBytes: opts.maxBody, UpstreamTimeout: opts.upTimeout, StreamIdleTimeout: opts.idleTimeout,
-	}, proxy.Upstream{Adapter: openai.New(), BaseURL: a.up.URL, EnvKey: key})
-	if err != nil {
+	a.serve(proxy.Config{Prices: prices, MaxBodyBytes: opts.maxBody, UpstreamTimeout: opts.upTimeout, StreamIdleTimeout: opts.idleTimeout},
+		proxy.Upstream{Adapter: openai.New(), BaseURL: a.up.URL, EnvKey: key})
+	return a
+}
+
+// newBaseApp is the part of a test app every proxy test shares: a temp database, a provider-key
+// box, the budget engine on the app's clock, and a usage writer. serve completes it.
+func newBaseApp(t testing.TB) *app {
+	t.Helper()
+	a := &app{t: t, db: storetest.Open(t), logs: &syncBuffer{}, now: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)}
+	a.log = slog.New(slog.NewTextHandler(a.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var err error
+	if a.box, err = secret.NewBox(strings.Repeat("ab", 32)); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { a.proxy.Close(context.Background()) })
+	a.engine = budget.New(a.clock)
+	a.writer = usage.NewWriter(a.db, a.log, usage.WriterOptions{FlushInterval: 10 * time.Millisecond})
+	t.Cleanup(func() { a.writer.Close(context.Background()) })
+	return a
+}
+
+// clock is the app's time, shared by the engine and the proxy.
+func (a *app) clock() time.Time { return a.now }
+
+// serve builds the proxy from cfg, with the app's database, box, engine, writer, logger and clock,
+// in front of ups, and starts a test server for it.
+func (a *app) serve(cfg proxy.Config, ups ...proxy.Upstream) {
+	a.t.Helper()
+	cfg.DB, cfg.Box, cfg.Budget, cfg.Usage, cfg.Logger, cfg.Now = a.db, a.box, a.engine, a.writer, a.log, a.clock
+	var err error
+	if a.proxy, err = proxy.New(cfg, ups...); err != nil {
+		a.t.Fatal(err)
+	}
+	a.t.Cleanup(func() { a.proxy.Close(context.Background()) })
 	r := httprouter.New()
 	a.proxy.Register(r)
 	a.srv = httptest.NewServer(r)
-	t.Cleanup(a.srv.Close)
-	return a
+	a.t.Cleanup(a.srv.Close)
 }
 
 // projectOptions are a test project's settings; budgets in dollars, 0 = none.
