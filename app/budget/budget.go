@@ -372,18 +372,18 @@ func (e *Engine) AdmitCost(s Subject, c Cost) (*Ticket, Decision) {
 		if b.limit == nil {
 			continue
 		}
-		budget := Budget(i + 1)
+		which := Budget(i + 1)
 		lvl := level(b.used, *b.limit)
 		if d.Budget == None || lvl > d.Level {
-			d.Level, d.Budget = lvl, budget
+			d.Level, d.Budget = lvl, which
 		}
 		switch {
 		case level(b.spent, *b.limit) >= BlockLevel:
-			if spendBlock == None || budget.monthly() && !spendBlock.monthly() {
-				spendBlock = budget
+			if spendBlock == None || which.monthly() && !spendBlock.monthly() {
+				spendBlock = which
 			}
 		case lvl >= BlockLevel && (reserveBlock == None || lvl > reserveLevel):
-			reserveBlock, reserveLevel = budget, lvl
+			reserveBlock, reserveLevel = which, lvl
 		}
 		if b.strict {
 			strict = true
@@ -424,11 +424,15 @@ func (e *Engine) AdmitCost(s Subject, c Cost) (*Ticket, Decision) {
 }
 
 // cap finds the largest per-choice output cap in [MinOutput, MaxOutput] whose worst case fits
-// in room; ok is false when none does (or the output cannot be capped). WorstCase is monotone in
-// the cap, so a binary search needs about 17 calls for a 128K-token range.
+// in room; ok is false when none does. A request whose output cannot be capped (MaxOutput nil)
+// fits only whole, and then needs no cap (0). WorstCase is monotone in the cap, so a binary
+// search needs about 17 calls for a 128K-token range.
 func (c Cost) cap(fallback bool, room pricing.NanoUSD) (int64, bool) {
-	if c.MaxOutput == nil || c.WorstCase == nil {
-		return 0, false
+	if c.WorstCase == nil {
+		return 0, true
+	}
+	if c.MaxOutput == nil {
+		return 0, c.WorstCase(fallback, 0) <= room
 	}
 	lo, hi := max(c.MinOutput, 1), c.MaxOutput(fallback)
 	if hi < lo || c.WorstCase(fallback, lo) > room {

@@ -484,3 +484,24 @@ func TestStrictCapsOutput(t *testing.T) {
 		})
 	}
 }
+
+// A strict budget refuses a request whose output cannot be capped when its whole worst case does
+// not fit, and says when a retry can succeed: in seconds when requests in flight hold the room.
+func TestStrictRefusesUncappable(t *testing.T) {
+	e := New(newClock(noon).Now)
+	s := Subject{ProjectID: 1, WorkspaceID: 10, Project: Limits{Daily: usd(1), Strict: true}}
+	inFlight, d := e.Admit(s, fixed(pricing.FromDollars(0.6)))
+	if d.Blocked {
+		t.Fatalf("first request refused: %+v", d)
+	}
+	if _, d := e.Admit(s, fixed(pricing.FromDollars(0.5))); !d.Blocked || !d.Reserved || d.RetryAfter != ReservedRetryAfter {
+		t.Fatalf("beside a request in flight: %+v, want a refusal that retries in seconds", d)
+	}
+	inFlight.Settle(noon, pricing.FromDollars(0.6))
+	if _, d := e.Admit(s, fixed(pricing.FromDollars(0.5))); !d.Blocked || d.Reserved || d.RetryAfter != 12*time.Hour {
+		t.Fatalf("after the spend: %+v, want a refusal until the reset", d)
+	}
+	if tk, d := e.Admit(s, fixed(pricing.FromDollars(0.4))); d.Blocked || d.OutputCap != 0 || tk.Reserved() != pricing.FromDollars(0.4) {
+		t.Fatalf("a request that fits whole: %+v", d)
+	}
+}
