@@ -38,6 +38,13 @@ type Config struct {
 	// write one; when the database stops taking writes and it is reached, metered requests are
 	// refused (503 STORAGE_UNAVAILABLE). It is also the most rows a crash can lose.
 	UsageQueueMax int `toml:"usage_queue_max"`
+
+	// UsageRetention (USAGE_RETENTION) is how long raw usage rows are kept; 0 keeps them all.
+	// Spend counters and the rollups are not raw rows: budgets and whole-day analytics outlive it.
+	UsageRetention Retention `toml:"usage_retention"`
+	// HourlyRetention (ROLLUP_HOURLY_RETENTION) is how long hourly rollups are kept; 0 keeps
+	// them all. Daily rollups are always kept.
+	HourlyRetention Retention `toml:"rollup_hourly_retention"`
 }
 
 // SMTP is the outgoing mail server. An empty Host means mail is skipped (and recorded so).
@@ -95,6 +102,40 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	return nil
 }
 
+// Retention is how long a kind of usage data is kept, written "90d", "720h" or "0" (keep
+// everything, the zero value) in TOML and env.
+type Retention struct{ time.Duration }
+
+// The bounds of a non-zero Retention: less than a day would prune rows the dashboard's "today"
+// still shows; a century is as good as forever and keeps every cutoff far from overflow.
+const (
+	MinRetention = 24 * time.Hour
+	MaxRetention = 36_500 * 24 * time.Hour
+)
+
+// UnmarshalText parses a whole number of days ("90d"), a Go duration ("720h") or "0".
+func (r *Retention) UnmarshalText(b []byte) error {
+	s := strings.TrimSpace(string(b))
+	if s == "0" || s == "" {
+		r.Duration = 0
+		return nil
+	}
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.ParseInt(days, 10, 64)
+		if err != nil || n < 0 {
+			return fmt.Errorf("%q: want a whole number of days such as 90d", s)
+		}
+		r.Duration = time.Duration(min(n, int64(MaxRetention/(24*time.Hour))+1)) * 24 * time.Hour
+		return nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q: want 90d, a duration such as 720h, or 0", s)
+	}
+	r.Duration = d
+	return nil
+}
+
 // maxUsageQueue caps USAGE_QUEUE_MAX: a million queued rows already hold several hundred MB,
 // and a crash could lose them all.
 const maxUsageQueue = 1_000_000
@@ -110,7 +151,12 @@ func Default() Config {
 		StreamIdleTimeout: Duration{2 * time.Minute},
 		FlushInterval:     Duration{200 * time.Millisecond},
 		UsageQueueMax:     10_000, // usage.DefaultMaxQueue, which says why
-		SMTP:              SMTP{Port: 587, TLS: "starttls"},
+		// 400 days of hourly rollups (about a million rows a year for 120 project-model pairs)
+		// answer the part-day edges of any range up to a year and a month back, last year's
+		// same month included, to the hour once the raw rows are gone; older ranges are
+		// answered by the daily rollups, to the day.
+		HourlyRetention: Retention{400 * 24 * time.Hour},
+		SMTP:            SMTP{Port: 587, TLS: "starttls"},
 		Upstreams: Providers{
 			OpenAI:    "https://api.openai.com",
 			Anthropic: "https://api.anthropic.com",
@@ -190,6 +236,13 @@ func (c *Config) applyEnv(getenv func(string) (string, bool)) error {
 		if v, ok := getenv(name); ok {
 			if err := dst.UnmarshalText([]byte(strings.TrimSpace(v))); err != nil {
 				return fmt.Errorf("%s=%q: want a duration such as 200ms or 2m", name, v)
+			}
+		}
+	}
+	for name, dst := range map[string]*Retention{"USAGE_RETENTION": &c.UsageRetention, "ROLLUP_HOURLY_RETENTION": &c.HourlyRetention} {
+		if v, ok := getenv(name); ok {
+			if err := dst.UnmarshalText([]byte(v)); err != nil {
+				return fmt.Errorf("%s=%w", name, err)
 			}
 		}
 	}
@@ -275,6 +328,11 @@ func (c *Config) validate() error {
 	for name, d := range map[string]Duration{"UPSTREAM_TIMEOUT": c.UpstreamTimeout, "STREAM_IDLE_TIMEOUT": c.StreamIdleTimeout, "FLUSH_INTERVAL": c.FlushInterval} {
 		if d.Duration <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive", name))
+		}
+	}
+	for name, r := range map[string]Retention{"USAGE_RETENTION": c.UsageRetention, "ROLLUP_HOURLY_RETENTION": c.HourlyRetention} {
+		if r.Duration != 0 && (r.Duration < MinRetention || r.Duration > MaxRetention) {
+			errs = append(errs, fmt.Errorf("%s %s: want 0 (keep everything) or 1d-36500d", name, r.Duration))
 		}
 	}
 	if c.Pricing.DefaultMaxOutputTokens <= 0 {

@@ -98,6 +98,11 @@ func TestLoadRejectsBadInput(t *testing.T) {
 		{"cors star", map[string]string{"CORS_ORIGIN": "*"}, "", "CORS_ORIGIN"},
 		{"upstream", map[string]string{"OPENAI_UPSTREAM_URL": "ftp://x"}, "", "OPENAI_UPSTREAM_URL"},
 		{"unknown key", nil, "listen_adr = \"x\"\n", "unknown keys"},
+		{"retention not a duration", map[string]string{"USAGE_RETENTION": "a while"}, "", "USAGE_RETENTION"},
+		{"retention negative days", map[string]string{"USAGE_RETENTION": "-5d"}, "", "USAGE_RETENTION"},
+		{"retention under a day", map[string]string{"USAGE_RETENTION": "2h"}, "", "USAGE_RETENTION"},
+		{"retention past a century", map[string]string{"ROLLUP_HOURLY_RETENTION": "99999999999999999d"}, "", "ROLLUP_HOURLY_RETENTION"},
+		{"retention in file", nil, "usage_retention = \"12x\"\n", "usage_retention"},
 		{"free default", nil, "[pricing.default]\ninput = 0\noutput = 0\n", "must not be free"},
 	}
 	for _, tt := range tests {
@@ -110,6 +115,43 @@ func TestLoadRejectsBadInput(t *testing.T) {
 			_, err := config.Load(path, env(tt.env))
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want one naming %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestRetention ensures raw usage rows are kept forever unless USAGE_RETENTION says otherwise,
+// hourly rollups 400 days, and that both read days, Go durations and 0 from the file and the
+// environment.
+func TestRetention(t *testing.T) {
+	const day = 24 * time.Hour
+	tests := []struct {
+		name                string
+		file                string
+		env                 map[string]string
+		wantRaw, wantHourly time.Duration
+	}{
+		{"defaults", "", nil, 0, 400 * day},
+		{"days in env", "", map[string]string{"USAGE_RETENTION": "90d", "ROLLUP_HOURLY_RETENTION": "0"}, 90 * day, 0},
+		{"duration in file", "usage_retention = \"720h\"\nrollup_hourly_retention = \"800d\"\n", nil, 30 * day, 800 * day},
+		{"env over file", "usage_retention = \"30d\"\n", map[string]string{"USAGE_RETENTION": " 0 "}, 0, 400 * day},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := ""
+			if tt.file != "" {
+				path = filepath.Join(t.TempDir(), "c.toml")
+				os.WriteFile(path, []byte(tt.file), 0o600)
+			}
+			cfg, err := config.Load(path, env(tt.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.UsageRetention.Duration; got != tt.wantRaw {
+				t.Errorf("UsageRetention = %v, want %v", got, tt.wantRaw)
+			}
+			if got := cfg.HourlyRetention.Duration; got != tt.wantHourly {
+				t.Errorf("HourlyRetention = %v, want %v", got, tt.wantHourly)
 			}
 		})
 	}
