@@ -113,6 +113,39 @@ func (er *EventReader) readLine() ([]byte, error) {
 	}
 }
 
+// Ready reports whether the next event is already complete in the read buffer, so Next will
+// return it without reading from the stream. The relay holds its flush only while Ready: the
+// blank line that ends an event is the test, so a half-received event never delays the one
+// before it. It may answer false for an event Next could return (one longer than the buffer),
+// which costs only an extra flush.
+func (er *EventReader) Ready() bool {
+	if er.err != nil {
+		return true
+	}
+	buf, _ := er.br.Peek(er.br.Buffered())
+	// Next skips blank lines before an event; after them, the first line is not blank, so any
+	// blank line that follows ends the event. The scan stops at that line, so checking after
+	// every event reads each buffered byte about once.
+	for blankLine(buf) {
+		buf = buf[bytes.IndexByte(buf, '\n')+1:]
+	}
+	for {
+		i := bytes.IndexByte(buf, '\n')
+		if i < 0 {
+			return false
+		}
+		buf = buf[i+1:]
+		if blankLine(buf) {
+			return true
+		}
+	}
+}
+
+// blankLine reports whether b starts with a complete blank line.
+func blankLine(b []byte) bool {
+	return len(b) > 0 && b[0] == '\n' || len(b) > 1 && b[0] == '\r' && b[1] == '\n'
+}
+
 func (er *EventReader) fields() (name, data []byte) {
 	if er.name[1] > er.name[0] {
 		name = er.raw[er.name[0]:er.name[1]]
@@ -145,10 +178,12 @@ type RelayResult struct {
 }
 
 // Relay copies a streamed upstream body src to the client w piece by piece: every SSE event
-// (FramingSSE) or every chunk read (FramingRaw) is shown to m, written, and flushed at once, so
-// nothing is held back and the whole response is never buffered. tick, when not nil, is called
-// after each piece arrives (the proxy resets its idle timer there). Relay returns when src ends
-// or breaks, or when w fails; src is not closed.
+// (FramingSSE) or every chunk read (FramingRaw) is shown to m and written, and the writes are
+// flushed as soon as no further complete event is already waiting in the read buffer. Events
+// that arrived together thus leave in one flush (one write to the client's connection), and no
+// event is ever held back waiting for more input; the whole response is never buffered. tick,
+// when not nil, is called after each piece arrives (the proxy resets its idle timer there).
+// Relay returns when src ends or breaks, or when w fails; src is not closed.
 func Relay(w io.Writer, flush func(), src io.Reader, framing Framing, m Meter, tick func()) RelayResult {
 	if framing == FramingRaw {
 		return relayRaw(w, flush, src, m, tick)
@@ -162,25 +197,30 @@ func Relay(w io.Writer, flush func(), src io.Reader, framing Framing, m Meter, t
 			readerPool.Put(er)
 		}
 	}()
+	unflushed := false
 	for {
 		raw, name, data, err := er.Next()
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				err = nil
 			}
+			if unflushed && flush != nil {
+				flush()
+			}
 			return RelayResult{ReadErr: err}
 		}
 		if tick != nil {
 			tick()
 		}
-		if !m.Event(name, data) {
-			continue
+		if m.Event(name, data) {
+			if _, err := w.Write(raw); err != nil {
+				return RelayResult{WriteErr: err}
+			}
+			unflushed = true
 		}
-		if _, err := w.Write(raw); err != nil {
-			return RelayResult{WriteErr: err}
-		}
-		if flush != nil {
+		if unflushed && flush != nil && !er.Ready() {
 			flush()
+			unflushed = false
 		}
 	}
 }

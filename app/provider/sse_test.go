@@ -57,27 +57,77 @@ func (m *dropMeter) Event(name, data []byte) bool {
 func (m *dropMeter) Raw([]byte)                    {}
 func (m *dropMeter) Result() provider.StreamResult { return provider.StreamResult{} }
 
-type flushCounter struct {
-	bytes.Buffer
-	flushes int
+// orderLog records, in order, the upstream's reads and the relay's writes and flushes.
+type orderLog struct{ steps []string }
+
+func (l *orderLog) Write(p []byte) (int, error) {
+	l.steps = append(l.steps, "write "+strings.TrimSpace(string(p)))
+	return len(p), nil
 }
 
-// Relay forwards every event the meter keeps, flushing after each one, and drops the rest.
-func TestRelayFlushesPerEventAndDrops(t *testing.T) {
-	in := "data: a\n\ndata: drop me\n\ndata: b\n\n"
-	var out flushCounter
-	m := &dropMeter{}
-	res := provider.Relay(&out, func() { out.flushes++ }, strings.NewReader(in), provider.FramingSSE, m, nil)
-	if res.ReadErr != nil || res.WriteErr != nil {
-		t.Fatalf("relay: %+v", res)
+func (l *orderLog) flush() { l.steps = append(l.steps, "flush") }
+
+// scriptedReader returns one chunk per Read, as an upstream's separate writes arrive, and
+// logs each read so the test sees what the relay did before asking for more input.
+type scriptedReader struct {
+	chunks []string
+	log    *orderLog
+}
+
+func (r *scriptedReader) Read(p []byte) (int, error) {
+	r.log.steps = append(r.log.steps, "read")
+	if len(r.chunks) == 0 {
+		return 0, io.EOF
 	}
-	if got, want := out.String(), "data: a\n\ndata: b\n\n"; got != want {
-		t.Fatalf("relayed %q, want %q", got, want)
-	}
-	if got, want := out.flushes, 2; got != want {
-		t.Fatalf("flushes = %d, want %d", got, want)
-	}
-	if got, want := len(m.events), 3; got != want {
-		t.Fatalf("meter saw %d events, want %d", got, want)
+	n := copy(p, r.chunks[0])
+	r.chunks = r.chunks[1:]
+	return n, nil
+}
+
+// Events that arrive together leave in one flush, and every event is flushed before the
+// relay waits for more input: an event is never held back by the next one, even when part of
+// the next one has already arrived. Dropped events are not written.
+func TestRelayFlushes(t *testing.T) {
+	tests := []struct {
+		name   string
+		chunks []string
+		want   []string
+	}{{
+		name:   "one event per read",
+		chunks: []string{"data: a\n\n", "data: b\n\n"},
+		want:   []string{"read", "write data: a", "flush", "read", "write data: b", "flush", "read"},
+	}, {
+		name:   "several events in one read",
+		chunks: []string{"data: a\n\ndata: drop me\n\ndata: b\r\n\r\ndata: c\n\n"},
+		want:   []string{"read", "write data: a", "write data: b", "write data: c", "flush", "read"},
+	}, {
+		name:   "next event half arrived",
+		chunks: []string{"data: a\n\ndata: b", "\n\n"},
+		want:   []string{"read", "write data: a", "flush", "read", "write data: b", "flush", "read"},
+	}, {
+		name:   "blank lines after an event",
+		chunks: []string{"data: a\n\n\n\r\n", "data: b\n\n"},
+		want:   []string{"read", "write data: a", "flush", "read", "write data: b", "flush", "read"},
+	}, {
+		name:   "dropped event last in its read",
+		chunks: []string{"data: a\n\ndata: drop me\n\n", "data: b\n\n"},
+		want:   []string{"read", "write data: a", "flush", "read", "write data: b", "flush", "read"},
+	}, {
+		name:   "stream ends without a blank line",
+		chunks: []string{"data: a\n\ndata: b"},
+		want:   []string{"read", "write data: a", "flush", "read", "read", "write data: b", "flush"},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			log := &orderLog{}
+			m := &dropMeter{}
+			res := provider.Relay(log, log.flush, &scriptedReader{chunks: tt.chunks, log: log}, provider.FramingSSE, m, nil)
+			if res.ReadErr != nil || res.WriteErr != nil {
+				t.Fatalf("relay: %+v", res)
+			}
+			if got, want := strings.Join(log.steps, " | "), strings.Join(tt.want, " | "); got != want {
+				t.Errorf("steps\n got %s\nwant %s", got, want)
+			}
+		})
 	}
 }
