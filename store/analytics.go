@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -61,6 +62,11 @@ type UsageAggregate struct {
 // the rollups' original and final model columns exactly as it matches the rows', so it is exact
 // too. A query therefore reads at most one day-row per key and day, 46 hour-rows per key, and two
 // partial hours of raw rows, whatever the range.
+//
+// Past retention (see Retained) the figures are exact to a coarser edge: a part of the range
+// older than the raw rows kept is widened to whole hours and read from usage_hourly, a part
+// older than the hourly rollups kept to whole UTC days and read from usage_daily. Ranges on day
+// boundaries (months, the digest, the dashboard's periods) stay exact whatever is pruned.
 func (db *DB) AggregateUsage(ctx context.Context, f AnalyticsFilter, g UsageGroup, limit int) ([]UsageAggregate, error) {
 	if f.WorkspaceID <= 0 || f.To <= f.From {
 		return nil, errors.New("aggregate usage: workspace and a non-empty range are required")
@@ -90,7 +96,18 @@ func (db *DB) AggregateUsage(ctx context.Context, f AnalyticsFilter, g UsageGrou
 		coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0), coalesce(sum(total_tokens), 0),
 		coalesce(sum(latency_ms), 0), coalesce(sum(errors), 0), coalesce(sum(blocked), 0),
 		coalesce(max(last_at), 0) FROM (`)
-	for i, sp := range rangeSpans(f.From, f.To) {
+	// The retention marks and the data are read in one snapshot, so a prune that commits in
+	// between cannot make a span look whole that is not.
+	tx, err := db.Read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("aggregate usage: %w", err)
+	}
+	defer tx.Rollback()
+	kept, err := readRetained(ctx, tx)
+	if err != nil {
+		return nil, fmt.Errorf("aggregate usage: %w", err)
+	}
+	for i, sp := range retainedSpans(f.From, f.To, kept) {
 		if i > 0 {
 			q.WriteString(` UNION ALL `)
 		}
@@ -113,7 +130,7 @@ func (db *DB) AggregateUsage(ctx context.Context, f AnalyticsFilter, g UsageGrou
 		q.WriteString(` LIMIT ?`)
 		args = append(args, limit)
 	}
-	rows, err := db.Read.QueryContext(ctx, q.String(), args...)
+	rows, err := tx.QueryContext(ctx, q.String(), args...)
 	if err != nil {
 		return nil, fmt.Errorf("aggregate usage: %w", err)
 	}
@@ -138,6 +155,29 @@ func (db *DB) AggregateUsage(ctx context.Context, f AnalyticsFilter, g UsageGrou
 type span struct {
 	table    string
 	from, to int64
+}
+
+// retainedSpans is rangeSpans for what retention kept: the part of [from, to) before
+// kept.HourlySince widened to whole days of usage_daily, the part before kept.RawSince to whole
+// hours of the rollups, and the rest as rangeSpans splits it. Both marks are period starts, so
+// the pieces meet without overlap.
+func retainedSpans(from, to int64, kept Retained) []span {
+	var out []span
+	if from < kept.HourlySince {
+		end := ceilTo(min(to, kept.HourlySince), dayMs)
+		out = append(out, span{dailyTable, floorTo(from, dayMs), end})
+		if from = end; from >= to {
+			return out
+		}
+	}
+	if from < kept.RawSince {
+		end := ceilTo(min(to, kept.RawSince), hourMs)
+		out = append(out, rangeSpans(floorTo(from, hourMs), end)...)
+		if from = end; from >= to {
+			return out
+		}
+	}
+	return append(out, rangeSpans(from, to)...)
 }
 
 // rangeSpans splits [from, to) into the coarsest pieces the tables answer exactly: raw rows for
