@@ -150,14 +150,20 @@ func (db *DB) EnableIncrementalVacuum(ctx context.Context) error {
 }
 
 // IncrementalVacuum returns at most pages free pages to the filesystem (one statement, which
-// holds the write connection for as long as it moves those pages) and reports how many free
-// pages are left and the page size. It does nothing unless auto_vacuum is INCREMENTAL.
-func (db *DB) IncrementalVacuum(ctx context.Context, pages int) (left, pageSize int64, err error) {
+// holds the write connection for as long as it moves those pages) and reports how many it freed,
+// how many are left, and the page size. It frees nothing unless auto_vacuum is INCREMENTAL.
+func (db *DB) IncrementalVacuum(ctx context.Context, pages int) (freed, left, pageSize int64, err error) {
+	const free = `SELECT freelist_count, page_size FROM pragma_freelist_count, pragma_page_size`
+	var before int64
+	if err := db.Write.QueryRowContext(ctx, free).Scan(&before, &pageSize); err != nil {
+		return 0, 0, 0, fmt.Errorf("read free pages: %w", err)
+	}
+	// N must be positive: incremental_vacuum(0) frees the whole list in one statement.
 	if _, err := db.Write.ExecContext(ctx, fmt.Sprintf(`PRAGMA incremental_vacuum(%d)`, max(pages, 1))); err != nil {
-		return 0, 0, fmt.Errorf("incremental vacuum: %w", err)
+		return 0, 0, 0, fmt.Errorf("incremental vacuum: %w", err)
 	}
-	if err := db.Write.QueryRowContext(ctx, `SELECT freelist_count, page_size FROM pragma_freelist_count, pragma_page_size`).Scan(&left, &pageSize); err != nil {
-		return 0, 0, fmt.Errorf("read free pages: %w", err)
+	if err := db.Write.QueryRowContext(ctx, free).Scan(&left, &pageSize); err != nil {
+		return 0, 0, 0, fmt.Errorf("read free pages: %w", err)
 	}
-	return left, pageSize, nil
+	return max(before-left, 0), left, pageSize, nil
 }

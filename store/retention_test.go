@@ -211,7 +211,7 @@ func TestRetention(t *testing.T) {
 	}
 
 	for {
-		left, _, err := db.IncrementalVacuum(ctx, 64)
+		_, left, _, err := db.IncrementalVacuum(ctx, 64)
 		if err != nil {
 			t.Fatal(err)
 		}
