@@ -43,6 +43,7 @@ import (
 	"tokenguard/app/provider/gemini"
 	"tokenguard/app/provider/openai"
 	"tokenguard/app/proxy"
+	"tokenguard/app/retention"
 	"tokenguard/app/secret"
 	usagelog "tokenguard/app/usage"
 	"tokenguard/app/web"
@@ -242,6 +243,16 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.Usage = usagelog.NewWriter(m.DB, m.Logger, usagelog.WriterOptions{FlushInterval: cfg.FlushInterval.Duration, MaxQueue: cfg.UsageQueueMax})
 	m.closers = append(m.closers, m.Usage.Close)
+	// Retention prunes in the background beside the writer; closed before it. New converts the
+	// file for incremental vacuum first when USAGE_RETENTION is newly set, before anything is
+	// served (see retention.New).
+	pruner, err := retention.New(ctx, retention.Options{DB: m.DB, Usage: cfg.UsageRetention.Duration,
+		Hourly: cfg.HourlyRetention.Duration, Log: m.Logger, Now: m.Now})
+	if err != nil {
+		return err
+	}
+	pruner.Start()
+	m.closers = slices.Insert(m.closers, len(m.closers)-1, pruner.Close)
 
 	// Mail is queued and retried in the background, so no request waits on SMTP; Close (after
 	// the server has drained) gives waiting messages one last attempt within the flush deadline.
