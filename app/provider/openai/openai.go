@@ -352,27 +352,31 @@ func (m *meter) Event(name, data []byte) bool {
 		m.responsesEvent(name, js)
 		return true
 	}
-	if e := gjson.Get(js, "error"); e.Exists() && e.Type != gjson.Null {
+	// One pass over the top level (and one over each choice and its delta) instead of a
+	// lookup per key: this runs for every chunk of every stream. The first of duplicated keys
+	// counts, as with gjson.Get.
+	var e, choices, usage gjson.Result
+	eachKey(topLevel(js), func(k string, v gjson.Result) {
+		switch k {
+		case "error":
+			first(&e, v)
+		case "choices":
+			first(&choices, v)
+		case "usage":
+			first(&usage, v)
+		}
+	})
+	if e.Exists() && e.Type != gjson.Null {
 		m.res.ErrorCode = errorCode(e)
 		return true
 	}
-	choices := gjson.Get(js, "choices")
 	empty := true
 	choices.ForEach(func(_, ch gjson.Result) bool {
 		empty = false
-		// Chat deltas carry content, refusals and tool-call arguments; legacy completions text.
-		delta := ch.Get("delta")
-		for _, k := range [...]string{"content", "refusal", "reasoning_content"} {
-			m.res.OutputBytes += strLen(delta.Get(k))
-		}
-		m.res.OutputBytes += strLen(ch.Get("text"))
-		delta.Get("tool_calls").ForEach(func(_, tc gjson.Result) bool {
-			m.res.OutputBytes += strLen(tc.Get("function.arguments"))
-			return true
-		})
+		m.res.OutputBytes += choiceOutput(ch)
 		return true
 	})
-	if usage := gjson.Get(js, "usage"); usage.IsObject() {
+	if usage.IsObject() {
 		m.res.Usage = chatUsage(usage)
 		m.res.Complete = true
 		// The usage chunk has "choices": []. Drop it when only we asked for it, so the
@@ -382,6 +386,70 @@ func (m *meter) Event(name, data []byte) bool {
 		}
 	}
 	return true
+}
+
+// choiceOutput is the output a streamed choice carries: chat deltas' content, refusals,
+// reasoning and tool-call arguments, and legacy completions' text.
+func choiceOutput(ch gjson.Result) int64 {
+	var n int64
+	var delta, text gjson.Result
+	eachKey(ch, func(k string, v gjson.Result) {
+		switch k {
+		case "delta":
+			first(&delta, v)
+		case "text":
+			first(&text, v)
+		}
+	})
+	n += strLen(text)
+	var content, refusal, reasoning, tools gjson.Result
+	eachKey(delta, func(k string, v gjson.Result) {
+		switch k {
+		case "content":
+			first(&content, v)
+		case "refusal":
+			first(&refusal, v)
+		case "reasoning_content":
+			first(&reasoning, v)
+		case "tool_calls":
+			first(&tools, v)
+		}
+	})
+	n += strLen(content) + strLen(refusal) + strLen(reasoning)
+	tools.ForEach(func(_, tc gjson.Result) bool {
+		n += strLen(tc.Get("function.arguments"))
+		return true
+	})
+	return n
+}
+
+// topLevel is the object a gjson.Get path would search in js: gjson skips whatever precedes
+// the first '{' or '[', so a chunk with stray bytes before its object meters as before.
+func topLevel(js string) gjson.Result {
+	i := strings.IndexAny(js, "{[")
+	if i < 0 || js[i] != '{' {
+		return gjson.Result{}
+	}
+	return gjson.Result{Type: gjson.JSON, Raw: js[i:]}
+}
+
+// eachKey calls f with every key and value of the object o, in order; nothing when o is not
+// an object.
+func eachKey(o gjson.Result, f func(k string, v gjson.Result)) {
+	if !o.IsObject() {
+		return
+	}
+	o.ForEach(func(k, v gjson.Result) bool {
+		f(k.Str, v)
+		return true
+	})
+}
+
+// first sets *dst to v unless an earlier key already set it.
+func first(dst *gjson.Result, v gjson.Result) {
+	if !dst.Exists() {
+		*dst = v
+	}
 }
 
 func (m *meter) responsesEvent(name []byte, data string) {

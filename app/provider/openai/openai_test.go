@@ -177,6 +177,37 @@ func TestStreamUsageChunk(t *testing.T) {
 	}
 }
 
+// Every kind of streamed output is counted once, whatever the key order; of a key sent twice
+// the first counts (as gjson reads it), and an error chunk counts nothing.
+func TestStreamChunkOutput(t *testing.T) {
+	tests := []struct {
+		name   string
+		chunk  string
+		output int64
+		err    string
+	}{
+		{"content", `{"choices":[{"delta":{"content":"abc"}}]}`, 3, ""},
+		{"every kind", `{"choices":[{"delta":{"tool_calls":[{"function":{"arguments":"{}"}},{"function":{"arguments":"[1]"}}],"reasoning_content":"rr","refusal":"no","content":"a"},"text":"t"}]}`, 2 + 3 + 2 + 2 + 1 + 1, ""},
+		{"several choices", `{"choices":[{"delta":{"content":"ab"}},{"text":"cde"}]}`, 5, ""},
+		{"duplicate keys", `{"choices":[{"delta":{"content":"a","content":"bbbb"}}],"choices":[{"text":"cccccc"}]}`, 1, ""},
+		{"non-string values", `{"choices":[{"delta":{"content":null,"refusal":7}},3,[1],"s"]}`, 0, ""},
+		{"error first", `{"error":{"code":"server_error"},"choices":[{"delta":{"content":"abc"}}]}`, 0, "server_error"},
+		{"error after choices", `{"choices":[{"delta":{"content":"abc"}}],"error":{"type":"overloaded"}}`, 0, "overloaded"},
+		{"null error", `{"error":null,"choices":[{"delta":{"content":"abc"}}]}`, 3, ""},
+	}
+	a := openai.New()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := provider.Call{Endpoint: openai.ChatCompletions, Metered: true, Stream: true}
+			m := a.NewMeter(&c)
+			m.Event(nil, []byte(tt.chunk))
+			if res := m.Result(); res.OutputBytes != tt.output || res.ErrorCode != tt.err {
+				t.Errorf("output %d error %q, want %d %q", res.OutputBytes, res.ErrorCode, tt.output, tt.err)
+			}
+		})
+	}
+}
+
 func contains(s, sub string) bool {
 	for i := 0; i+len(sub) <= len(s); i++ {
 		if s[i:i+len(sub)] == sub {
