@@ -33,6 +33,8 @@ type DB struct {
 	Write *sql.DB
 	Read  *sql.DB
 	path  string
+	// usageInsert caches InsertUsage's prepared statements (store/usage.go).
+	usageInsert insertStmts
 }
 
 // Open opens (creating if needed) the database at path — a file path or a "file:" URI — and

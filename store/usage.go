@@ -6,8 +6,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math/bits"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -53,8 +55,64 @@ const usageColumns = `request_id, created_at, workspace_id, project_id, provider
 const usageColumnCount = 19
 
 // usageChunk rows go in one INSERT statement: 500 × 19 = 9,500 parameters, well under SQLite's
-// limit, and few enough statements per batch that parsing them costs nothing noticeable.
+// limit.
 const usageChunk = 500
+
+// chunkSize is how many of the remaining rows the next INSERT takes: a full chunk, else the
+// largest power of two that fits. A batch of any size thus runs on statements of at most ten
+// sizes (500, 256, 128, …, 1), each prepared once per database and reused, where a statement
+// built for the batch's exact size would be parsed and planned again for every batch; a
+// remainder takes at most nine statements.
+func chunkSize(remaining int) int {
+	if remaining >= usageChunk {
+		return usageChunk
+	}
+	return 1 << (bits.Len(uint(remaining)) - 1)
+}
+
+// insertStmts holds the usage INSERT statements prepared on the write pool, by row count.
+type insertStmts struct {
+	mu    sync.Mutex
+	stmts map[int]*sql.Stmt
+}
+
+// get returns the statement inserting n rows, preparing it on first use. It must not be called
+// inside a write transaction, which holds the write pool's one connection.
+func (s *insertStmts) get(ctx context.Context, db *sql.DB, n int) (*sql.Stmt, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st := s.stmts[n]; st != nil {
+		return st, nil
+	}
+	st, err := db.PrepareContext(ctx, insertUsageQuery(n))
+	if err != nil {
+		return nil, fmt.Errorf("prepare usage insert of %d rows: %w", n, err)
+	}
+	if s.stmts == nil {
+		s.stmts = make(map[int]*sql.Stmt)
+	}
+	s.stmts[n] = st
+	return st, nil
+}
+
+// insertUsageQuery is the INSERT of n usage rows. RETURNING yields only the rows actually
+// inserted, so only they reach the counters and the rollups.
+func insertUsageQuery(n int) string {
+	var q strings.Builder
+	q.Grow(300 + n*40)
+	q.WriteString(`INSERT INTO usage_logs (`)
+	q.WriteString(usageColumns)
+	q.WriteString(`) VALUES `)
+	for i := range n {
+		if i > 0 {
+			q.WriteByte(',')
+		}
+		q.WriteString(`(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+	}
+	q.WriteString(` ON CONFLICT (request_id) DO NOTHING RETURNING `)
+	q.WriteString(rollupColumns)
+	return q.String()
+}
 
 // InsertUsage writes a batch of usage rows in ONE transaction and, in the same transaction, adds
 // the cost of every row it actually inserted to the project's and workspace's day and month
@@ -66,18 +124,31 @@ func (db *DB) InsertUsage(ctx context.Context, rows []UsageRow) (inserted int, e
 	if len(rows) == 0 {
 		return 0, nil
 	}
+	// Prepared before the transaction, which holds the write pool's only connection; the
+	// transaction then runs them on that same connection without preparing again.
+	var stmts []*sql.Stmt // one per chunk, in order
+	for start, n := 0, 0; start < len(rows); start += n {
+		n = chunkSize(len(rows) - start)
+		st, err := db.usageInsert.get(ctx, db.Write, n)
+		if err != nil {
+			return 0, err
+		}
+		stmts = append(stmts, st)
+	}
 	err = db.WriteTx(ctx, func(tx *sql.Tx) error {
 		inserted = 0
 		deltas := make(map[SpendCounter]int64)
 		var periods periodCache
 		sums := rollups{}
-		for start := 0; start < len(rows); start += usageChunk {
-			chunk := rows[start:min(start+usageChunk, len(rows))]
-			n, err := insertUsageChunk(ctx, tx, chunk, deltas, &periods, sums)
+		start := 0
+		for _, stmt := range stmts {
+			size := chunkSize(len(rows) - start)
+			n, err := insertUsageChunk(ctx, tx.StmtContext(ctx, stmt), rows[start:start+size], deltas, &periods, sums)
 			if err != nil {
 				return err
 			}
 			inserted += n
+			start += size
 		}
 		if err := sums.write(ctx, tx); err != nil {
 			return err
@@ -90,28 +161,16 @@ func (db *DB) InsertUsage(ctx context.Context, rows []UsageRow) (inserted int, e
 	return inserted, nil
 }
 
-func insertUsageChunk(ctx context.Context, tx *sql.Tx, rows []UsageRow, deltas map[SpendCounter]int64, periods *periodCache, sums rollups) (int, error) {
-	var q strings.Builder
-	q.Grow(300 + len(rows)*40)
-	q.WriteString(`INSERT INTO usage_logs (`)
-	q.WriteString(usageColumns)
-	q.WriteString(`) VALUES `)
+func insertUsageChunk(ctx context.Context, stmt *sql.Stmt, rows []UsageRow, deltas map[SpendCounter]int64, periods *periodCache, sums rollups) (int, error) {
+	defer stmt.Close()
 	args := make([]any, 0, len(rows)*usageColumnCount)
-	for i, r := range rows {
-		if i > 0 {
-			q.WriteByte(',')
-		}
-		q.WriteString(`(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+	for _, r := range rows {
 		args = append(args, r.RequestID, r.CreatedAt, r.WorkspaceID, r.ProjectID, r.Provider,
 			r.OriginalModel, r.FinalModel, r.WasFallback, r.Status, r.InputTokens, r.OutputTokens,
 			r.TotalTokens, r.CostNano, r.LatencyMs, r.ErrorCode, r.Stream, r.UsageEstimated,
 			r.PricedByDefault, r.PricesVersion)
 	}
-	// RETURNING yields only the rows actually inserted, so only they reach the counters and the
-	// rollups.
-	q.WriteString(` ON CONFLICT (request_id) DO NOTHING RETURNING `)
-	q.WriteString(rollupColumns)
-	res, err := tx.QueryContext(ctx, q.String(), args...)
+	res, err := stmt.QueryContext(ctx, args...)
 	if err != nil {
 		return 0, err
 	}

@@ -115,6 +115,39 @@ func TestInsertUsageLargeBatch(t *testing.T) {
 	}
 }
 
+// Batches of every size, whatever statements they are split into, store each new row once
+// and skip a row retried from an earlier batch, at the first and last place of a batch.
+func TestInsertUsageBatchSizes(t *testing.T) {
+	db := storetest.Open(t)
+	at := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	var prev store.UsageRow
+	total := int64(0)
+	for b, size := range []int{1, 2, 3, 7, 255, 256, 257, 499, 500, 501, 1000, 1023} {
+		var rows []store.UsageRow
+		if b > 0 {
+			rows = append(rows, prev)
+		}
+		for i := range size {
+			rows = append(rows, usageRow(fmt.Sprintf("b%02d-%04d", b, i), at, 1, 1, 1))
+		}
+		if b > 0 {
+			rows = append(rows, prev)
+		}
+		n, err := db.InsertUsage(ctx, rows)
+		if err != nil {
+			t.Fatalf("batch of %d: %v", size, err)
+		}
+		if n != size {
+			t.Errorf("batch of %d new rows inserted %d", size, n)
+		}
+		total += int64(size)
+		if got := counters(t, db, "2026-11-26")["project/1/2026-11-26"]; got != total {
+			t.Fatalf("after the batch of %d: day counter = %d, want %d", size, got, total)
+		}
+		prev = rows[len(rows)/2]
+	}
+}
+
 // Paging walks newest first through every matching row exactly once, and the filters select
 // what they name within the workspace only.
 func TestListUsage(t *testing.T) {
