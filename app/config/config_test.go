@@ -15,6 +15,19 @@ func env(m map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
 }
 
+// load runs config.Load over file (none when empty, else written to a temp file) and vars.
+func load(t *testing.T, file string, vars map[string]string) (config.Config, error) {
+	t.Helper()
+	path := ""
+	if file != "" {
+		path = filepath.Join(t.TempDir(), "c.toml")
+		if err := os.WriteFile(path, []byte(file), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return config.Load(path, env(vars))
+}
+
 // TestLoadDefaults ensures TokenGuard starts with nothing configured.
 func TestLoadDefaults(t *testing.T) {
 	cfg, err := config.Load("", env(nil))
@@ -107,12 +120,7 @@ func TestLoadRejectsBadInput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := ""
-			if tt.file != "" {
-				path = filepath.Join(t.TempDir(), "c.toml")
-				os.WriteFile(path, []byte(tt.file), 0o600)
-			}
-			_, err := config.Load(path, env(tt.env))
+			_, err := load(t, tt.file, tt.env)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want one naming %q", err, tt.want)
 			}
@@ -138,12 +146,7 @@ func TestRetention(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := ""
-			if tt.file != "" {
-				path = filepath.Join(t.TempDir(), "c.toml")
-				os.WriteFile(path, []byte(tt.file), 0o600)
-			}
-			cfg, err := config.Load(path, env(tt.env))
+			cfg, err := load(t, tt.file, tt.env)
 			if err != nil {
 				t.Fatal(err)
 			}
