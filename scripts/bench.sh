@@ -57,16 +57,17 @@ GEM=v1beta/models/gemini-2.0-flash
 ticks() { awk '{print $14+$15}' /proc/$1/stat; }
 hz=$(getconf CLK_TCK)
 
-# cpu_run NAME URL BODY N: saturating run, prints µs of CPU per request for TokenGuard and upstream.
+# cpu_run NAME URL BODY N [PID]: saturating run, prints µs of CPU per request for the proxy in
+# front (TokenGuard, or the bare reverse proxy when its PID is given) and for the upstream.
 cpu_run() {
-  local name=$1 url=$2 body=$3 n=$4
+  local name=$1 url=$2 body=$3 n=$4 pid=${5:-$TG_PID}
   local tg0 up0 tg1 up1
-  tg0=$(ticks $TG_PID); up0=$(ticks $UP_PID)
+  tg0=$(ticks $pid); up0=$(ticks $UP_PID)
   hey -n "$n" -c 32 -m POST -T application/json -H "x-tokenguard-key: $KEY" -D "$body" "$url" >"$work/hey.txt"
-  tg1=$(ticks $TG_PID); up1=$(ticks $UP_PID)
+  tg1=$(ticks $pid); up1=$(ticks $UP_PID)
   local rps; rps=$(awk '/Requests\/sec/{print $2}' "$work/hey.txt")
   awk -v n="$n" -v hz="$hz" -v tg=$((tg1-tg0)) -v up=$((up1-up0)) -v name="$name" -v rps="$rps" \
-    'BEGIN{printf "%-28s %8.0f req/s   tokenguard CPU %6.1f µs/req   upstream CPU %6.1f µs/req\n", name, rps, tg*1e6/hz/n, up*1e6/hz/n}'
+    'BEGIN{printf "%-28s %8.0f req/s   proxy CPU %6.1f µs/req   upstream CPU %6.1f µs/req\n", name, rps, tg*1e6/hz/n, up*1e6/hz/n}'
 }
 
 # latency_run NAME URL BODY: fixed 100 req/s (10 workers x 10 qps); prints p50/p90/p99 total and TTFB.
@@ -86,15 +87,19 @@ hey -n 2000 -c 16 -m POST -T application/json -H "x-tokenguard-key: $KEY" -D "$w
 echo "== CPU per request at saturation (20000 requests, 32 connections)"
 cpu_run "direct non-stream" $UP/v1/chat/completions "$work/chat.json" 20000
 cpu_run "proxied non-stream" $TG/proxy/openai/v1/chat/completions "$work/chat.json" 20000
+cpu_run "bare proxy non-stream" $RP/v1/chat/completions "$work/chat.json" 20000 $RP_PID
 cpu_run "direct stream" $UP/v1/chat/completions "$work/stream.json" 10000
+cpu_run "bare proxy stream" $RP/v1/chat/completions "$work/stream.json" 10000 $RP_PID
 cpu_run "proxied stream" $TG/proxy/openai/v1/chat/completions "$work/stream.json" 10000
 cpu_run "anthropic direct" $UP/v1/messages "$work/claude.json" 10000
 cpu_run "anthropic proxied" $TG/proxy/anthropic/v1/messages "$work/claude.json" 10000
 cpu_run "anthropic direct stream" $UP/v1/messages "$work/claude-stream.json" 5000
+cpu_run "anthropic bare proxy stream" $RP/v1/messages "$work/claude-stream.json" 5000 $RP_PID
 cpu_run "anthropic proxied stream" $TG/proxy/anthropic/v1/messages "$work/claude-stream.json" 5000
 cpu_run "gemini direct" "$UP/$GEM:generateContent" "$work/gemini.json" 10000
 cpu_run "gemini proxied" "$TG/proxy/gemini/$GEM:generateContent" "$work/gemini.json" 10000
 cpu_run "gemini direct stream" "$UP/$GEM:streamGenerateContent?alt=sse" "$work/gemini.json" 5000
+cpu_run "gemini bare proxy stream" "$RP/$GEM:streamGenerateContent?alt=sse" "$work/gemini.json" 5000 $RP_PID
 cpu_run "gemini proxied stream" "$TG/proxy/gemini/$GEM:streamGenerateContent?alt=sse" "$work/gemini.json" 5000
 
 echo "== latency at 100 req/s for ${DUR}s"
