@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"tokenguard/app/retention"
+	"tokenguard/app/usage"
 	"tokenguard/store"
 	"tokenguard/store/storetest"
 )
@@ -17,7 +18,8 @@ import (
 // with scripts/genusage over the 90 days before 2026-12-01): the one-time conversion to
 // incremental vacuum, then 30 days of raw retention and 60 of hourly pruned in DefaultBatch
 // transactions, with the longest any transaction held the write connection, and the file's
-// size before and after. It skips without the variable.
+// size before and after; and on a second copy, the usage writer's rows/s alone and while a
+// whole (paced) pass runs. It skips without the variable.
 func BenchmarkPrune(b *testing.B) {
 	src := os.Getenv("TOKENGUARD_BENCH_DB")
 	if src == "" {
@@ -98,7 +100,39 @@ func BenchmarkPrune(b *testing.B) {
 		b.ReportMetric(float64(size0)/(1<<20), "MB-before")
 		b.ReportMetric(float64(fileSizeOf(b, path))/(1<<20), "MB-after")
 		db.Close()
+
+		// A second copy: the usage writer's rows/s alone, then while a whole paced pass runs
+		// (rows of the last day, which retention keeps).
+		db = openCopy(b, src)
+		p, err := retention.New(ctx, retention.Options{DB: db, Usage: 30 * day, Hourly: 60 * day,
+			Now: func() time.Time { return end }})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(writeRows(b, db, end, 50, nil), "writer-alone-rows/s")
+		stop := make(chan struct{})
+		during := make(chan float64)
+		go func() { during <- writeRows(b, db, end.Add(time.Hour), 1<<30, stop) }()
+		started = time.Now()
+		if _, err := p.Pass(ctx); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(time.Since(started).Seconds(), "pass-with-writer-s")
+		close(stop)
+		b.ReportMetric(<-during, "writer-pruning-rows/s")
+		b.ReportMetric(writeRows(b, db, end.Add(2*time.Hour), 50, nil), "writer-after-rows/s")
+		db.Close()
 	}
+}
+
+func openCopy(b *testing.B, src string) *store.DB {
+	path := filepath.Join(b.TempDir(), "copy.db")
+	copyFile(b, src, path)
+	db, err := store.Open(ctx, path, storetest.Schema(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return db
 }
 
 func copyFile(b *testing.B, src, dst string) {
@@ -125,4 +159,30 @@ func fileSizeOf(b *testing.B, path string) int64 {
 		b.Fatal(err)
 	}
 	return fi.Size()
+}
+
+// writeRows inserts batches of 1,000 rows at at (the usage writer's batch size) until n batches
+// or stop, and returns the rows per second it stored.
+func writeRows(b *testing.B, db *store.DB, at time.Time, n int, stop <-chan struct{}) float64 {
+	started, rows := time.Now(), 0
+	batch := make([]store.UsageRow, 1000)
+	for i := 0; i < n; i++ {
+		select {
+		case <-stop:
+			return float64(rows) / time.Since(started).Seconds()
+		default:
+		}
+		for j := range batch {
+			batch[j] = store.UsageRow{RequestID: usage.NewRequestID(at), CreatedAt: at.UnixMilli(), WorkspaceID: 1,
+				ProjectID: 1, Provider: "openai", OriginalModel: "gpt-4o", FinalModel: "gpt-4o", Status: 200,
+				InputTokens: 100, OutputTokens: 50, TotalTokens: 150, CostNano: 1000, LatencyMs: 300}
+		}
+		k, err := db.InsertUsage(ctx, batch)
+		if err != nil {
+			b.Error(err)
+			return 0
+		}
+		rows += k
+	}
+	return float64(rows) / time.Since(started).Seconds()
 }
