@@ -207,8 +207,9 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, u *upstream, path 
 	// everywhere. Unmetered calls reserve nothing.
 	model := call.Model
 	var cost budget.Cost
+	wc := worstCase{prices: p.cfg.Prices, call: &call, fallback: proj.fallback}
 	if call.Metered {
-		cost = p.worstCase(&call, proj.fallback)
+		cost = budget.Cost{WorstCase: wc.cost, MaxOutput: wc.ownCap, MinOutput: wc.minOutput()}
 	}
 	ticket, decision := p.cfg.Budget.AdmitCost(proj.subject, cost)
 	if decision.Blocked {
@@ -264,34 +265,44 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, u *upstream, path 
 // instead. A request that itself asks for less keeps its own cap as the minimum.
 const StrictMinOutputTokens = 256
 
-// worstCase describes call's worst case to the budget engine, on the requested model or on the
-// project's fallback: the upper bound of its input, and choices × the output cap, which is the
-// request's own cap clamped to the model's maximum, or the maximum when it names none.
-func (p *Proxy) worstCase(call *provider.Call, fallbackModel string) budget.Cost {
-	modelFor := func(fallback bool) string {
-		if fallback && fallbackModel != "" {
-			return fallbackModel
-		}
-		return call.Model
+// worstCase describes a call's worst case to the budget engine, on the requested model or on
+// the project's fallback: the upper bound of its input, and choices × the output cap, which is
+// the request's own cap clamped to the model's maximum, or the maximum when it names none. It
+// is a value whose method values serve's Cost holds, so nothing is allocated per request.
+type worstCase struct {
+	prices   *pricing.Table
+	call     *provider.Call
+	fallback string // the project's fallback model ("" for none)
+}
+
+func (w *worstCase) model(fallback bool) string {
+	if fallback && w.fallback != "" {
+		return w.fallback
 	}
-	input := max(call.MaxInputTokens, call.InputTokens)
-	ownCap := func(fallback bool) int64 {
-		limit := p.cfg.Prices.MaxOutput(modelFor(fallback))
-		if call.MaxOutputTokens > 0 {
-			return min(call.MaxOutputTokens, limit)
-		}
-		return limit
+	return w.call.Model
+}
+
+// cost is the worst case with output capped at outputCap per choice (0: the request's own cap).
+func (w *worstCase) cost(fallback bool, outputCap int64) pricing.NanoUSD {
+	if outputCap <= 0 {
+		outputCap = w.call.MaxOutputTokens
 	}
-	return budget.Cost{
-		WorstCase: func(fallback bool, outputCap int64) pricing.NanoUSD {
-			if outputCap <= 0 {
-				outputCap = call.MaxOutputTokens
-			}
-			return atPercent(p.cfg.Prices.WorstCase(modelFor(fallback), input, outputCap, call.Choices), call.PricePercent)
-		},
-		MaxOutput: ownCap,
-		MinOutput: max(call.MinOutputTokens, min(StrictMinOutputTokens, ownCap(false))),
+	c := w.call
+	return atPercent(w.prices.WorstCase(w.model(fallback), max(c.MaxInputTokens, c.InputTokens), outputCap, c.Choices), c.PricePercent)
+}
+
+// ownCap is the request's own per-choice output cap, clamped to the model's maximum.
+func (w *worstCase) ownCap(fallback bool) int64 {
+	limit := w.prices.MaxOutput(w.model(fallback))
+	if w.call.MaxOutputTokens > 0 {
+		return min(w.call.MaxOutputTokens, limit)
 	}
+	return limit
+}
+
+// minOutput is the smallest cap a strict budget may lower the request to.
+func (w *worstCase) minOutput() int64 {
+	return max(w.call.MinOutputTokens, min(StrictMinOutputTokens, w.ownCap(false)))
 }
 
 // atPercent is n at percent of list price (0: list price), saturating.
