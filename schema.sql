@@ -260,3 +260,55 @@ CREATE TABLE rollup_backfill (
     last_id INTEGER NOT NULL
 );
 INSERT INTO rollup_backfill (id, done_id, last_id) SELECT 1, 0, id FROM usage_logs ORDER BY id DESC LIMIT 1;
+
+-- migration: 6
+
+-- A project's and a workspace's production controls. rpm_limit and tpm_limit are requests and
+-- tokens per minute (0 = no limit; at most 1e9). allowed_models is a JSON array of exact model
+-- names and 'prefix*' patterns the project may call ('[]' = every model). fallback_on_error
+-- serves the fallback model when the requested one fails upstream. end_user_daily_budget_nano
+-- caps the UTC-day spend of each end user of the project (0 = no limit). Existing rows get no
+-- limits, every model and no failover: today's behaviour.
+ALTER TABLE projects ADD COLUMN rpm_limit INTEGER NOT NULL DEFAULT 0
+    CHECK (rpm_limit BETWEEN 0 AND 1000000000);
+ALTER TABLE projects ADD COLUMN tpm_limit INTEGER NOT NULL DEFAULT 0
+    CHECK (tpm_limit BETWEEN 0 AND 1000000000);
+ALTER TABLE projects ADD COLUMN allowed_models TEXT NOT NULL DEFAULT '[]'
+    CHECK (json_valid(allowed_models) AND json_type(allowed_models) = 'array' AND length(allowed_models) <= 65536);
+ALTER TABLE projects ADD COLUMN fallback_on_error INTEGER NOT NULL DEFAULT 0
+    CHECK (fallback_on_error IN (0, 1));
+ALTER TABLE projects ADD COLUMN end_user_daily_budget_nano INTEGER NOT NULL DEFAULT 0
+    CHECK (end_user_daily_budget_nano >= 0);
+ALTER TABLE workspaces ADD COLUMN rpm_limit INTEGER NOT NULL DEFAULT 0
+    CHECK (rpm_limit BETWEEN 0 AND 1000000000);
+ALTER TABLE workspaces ADD COLUMN tpm_limit INTEGER NOT NULL DEFAULT 0
+    CHECK (tpm_limit BETWEEN 0 AND 1000000000);
+
+-- migration: 6
+
+-- What a request's detail shows and its usage counts: cache reads and writes and reasoning tokens
+-- where the provider reports them (0 when it does not), time to first byte of a stream, the
+-- provider's own error message (bounded and redacted by the proxy) and the end user the request
+-- was for. Zero and '' cost one header byte per row each.
+ALTER TABLE usage_logs ADD COLUMN cache_read_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_logs ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_logs ADD COLUMN reasoning_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_logs ADD COLUMN ttfb_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_logs ADD COLUMN error_message TEXT NOT NULL DEFAULT ''
+    CHECK (length(error_message) <= 512);
+ALTER TABLE usage_logs ADD COLUMN end_user TEXT NOT NULL DEFAULT ''
+    CHECK (length(end_user) <= 256);
+-- A row names the prices it was computed from by a small id instead of repeating the version
+-- text (27 bytes) on every row; rows written before keep their text in prices_version, and new
+-- rows leave it ''. 0 names no version.
+CREATE TABLE prices_versions (
+    id      INTEGER PRIMARY KEY,
+    version TEXT NOT NULL UNIQUE CHECK (length(version) <= 64)
+);
+ALTER TABLE usage_logs ADD COLUMN prices_version_id INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_hourly ADD COLUMN cache_read_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_hourly ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_hourly ADD COLUMN reasoning_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_daily ADD COLUMN cache_read_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_daily ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_daily ADD COLUMN reasoning_tokens INTEGER NOT NULL DEFAULT 0;
