@@ -284,7 +284,7 @@ ALTER TABLE workspaces ADD COLUMN rpm_limit INTEGER NOT NULL DEFAULT 0
 ALTER TABLE workspaces ADD COLUMN tpm_limit INTEGER NOT NULL DEFAULT 0
     CHECK (tpm_limit BETWEEN 0 AND 1000000000);
 
--- migration: 6
+-- migration: 7
 
 -- What a request's detail shows and its usage counts: cache reads and writes and reasoning tokens
 -- where the provider reports them (0 when it does not), time to first byte of a stream, the
