@@ -312,3 +312,41 @@ ALTER TABLE usage_hourly ADD COLUMN reasoning_tokens INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE usage_daily ADD COLUMN cache_read_tokens INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE usage_daily ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE usage_daily ADD COLUMN reasoning_tokens INTEGER NOT NULL DEFAULT 0;
+
+-- migration: 8
+
+-- A workspace's webhook for its budget crossings (issue 13). The URL and the signing secret are
+-- AES-256-GCM sealed (secret.Box, additional data naming the workspace and the field), like
+-- provider keys: a Slack webhook URL is itself a credential. url_masked is the only form shown.
+CREATE TABLE webhooks (
+    workspace_id  INTEGER PRIMARY KEY REFERENCES workspaces (id),
+    url_sealed    BLOB NOT NULL,
+    url_masked    TEXT NOT NULL CHECK (length(url_masked) <= 300),
+    secret_sealed BLOB NOT NULL,
+    created_at    INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL
+);
+
+-- The webhook outbox: one row per event to deliver, written before any attempt, so a restart
+-- resumes the retries. dedupe_key ('project:12:daily:2026-12-01:80') makes a crossing's event
+-- once per budget, period and threshold, like budget_alerts; test events have none. status is
+-- pending (next_at is when the next attempt is due), sent or failed; finished rows are pruned
+-- after 45 days, longer than any budget period, so the dedupe holds for the whole period.
+CREATE TABLE webhook_deliveries (
+    id           INTEGER PRIMARY KEY,
+    workspace_id INTEGER NOT NULL REFERENCES workspaces (id),
+    event        TEXT NOT NULL CHECK (length(event) <= 64),
+    dedupe_key   TEXT CHECK (length(dedupe_key) <= 200),
+    body         TEXT NOT NULL CHECK (length(body) <= 16384),
+    status       TEXT NOT NULL CHECK (status IN ('pending', 'sent', 'failed')),
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    next_at      INTEGER NOT NULL,
+    last_status  INTEGER NOT NULL DEFAULT 0,
+    last_error   TEXT NOT NULL DEFAULT '' CHECK (length(last_error) <= 600),
+    created_at   INTEGER NOT NULL,
+    updated_at   INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX webhook_deliveries_dedupe ON webhook_deliveries (workspace_id, dedupe_key)
+    WHERE dedupe_key IS NOT NULL;
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_at) WHERE status = 'pending';
+CREATE INDEX webhook_deliveries_workspace ON webhook_deliveries (workspace_id, id);
