@@ -25,6 +25,10 @@ type KeyAuth struct {
 	ProjectStrict, WorkspaceStrict bool
 	// ProviderKeys maps a provider name to its sealed key (secret.Box, AD ProviderKeyAD).
 	ProviderKeys map[string][]byte
+	// Controls are the project's rate limits, allow-list, failover and end-user budget.
+	Controls
+	// WorkspaceRPM and WorkspaceTPM are the workspace's per-minute limits; 0 is no limit.
+	WorkspaceRPM, WorkspaceTPM int64
 }
 
 // KeyAuthByPrefix returns the project whose key has the lookup prefix, with its workspace's
@@ -33,17 +37,22 @@ type KeyAuth struct {
 func (db *DB) KeyAuthByPrefix(ctx context.Context, prefix string) (KeyAuth, error) {
 	var k KeyAuth
 	var pd, pm, wd, wm sql.NullInt64
+	var models string
 	err := db.Read.QueryRowContext(ctx, `
 		SELECT p.id, p.workspace_id, p.key_hash, p.active,
 		       p.deleted_at IS NOT NULL, w.deleted_at IS NOT NULL,
 		       p.daily_budget_nano, p.monthly_budget_nano,
 		       w.daily_budget_nano, w.monthly_budget_nano, p.fallback_model,
-		       p.budget_mode = 'strict', w.budget_mode = 'strict'
+		       p.budget_mode = 'strict', w.budget_mode = 'strict',
+		       p.rpm_limit, p.tpm_limit, p.allowed_models, p.fallback_on_error, p.end_user_daily_budget_nano,
+		       w.rpm_limit, w.tpm_limit
 		FROM projects p JOIN workspaces w ON w.id = p.workspace_id
 		WHERE p.key_prefix = ?`, prefix).Scan(
 		&k.ProjectID, &k.WorkspaceID, &k.KeyHash, &k.Active,
 		&k.ProjectDeleted, &k.WorkspaceDeleted, &pd, &pm, &wd, &wm, &k.FallbackModel,
-		&k.ProjectStrict, &k.WorkspaceStrict)
+		&k.ProjectStrict, &k.WorkspaceStrict,
+		&k.RPMLimit, &k.TPMLimit, &models, &k.FallbackOnError, &k.EndUserDailyBudgetNano,
+		&k.WorkspaceRPM, &k.WorkspaceTPM)
 	if errors.Is(err, sql.ErrNoRows) {
 		return KeyAuth{}, ErrNotFound
 	}
@@ -52,6 +61,9 @@ func (db *DB) KeyAuthByPrefix(ctx context.Context, prefix string) (KeyAuth, erro
 	}
 	k.ProjectDaily, k.ProjectMonthly = nullInt(pd), nullInt(pm)
 	k.WorkspaceDaily, k.WorkspaceMonthly = nullInt(wd), nullInt(wm)
+	if k.AllowedModels, err = parseModels(models); err != nil {
+		return KeyAuth{}, err
+	}
 
 	rows, err := db.Read.QueryContext(ctx,
 		`SELECT provider, ciphertext FROM provider_keys WHERE project_id = ?`, k.ProjectID)

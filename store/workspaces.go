@@ -17,6 +17,9 @@ type Workspace struct {
 	BudgetMode string
 	Plan       string
 	CreatedAt  int64
+	// RPMLimit and TPMLimit are requests and tokens per minute over all the workspace's
+	// projects; 0 is no limit.
+	RPMLimit, TPMLimit int64
 }
 
 // WorkspaceRole is a live workspace seen by one member: the workspace and the member's role.
@@ -42,9 +45,9 @@ func (db *DB) InsertWorkspace(ctx context.Context, tx *sql.Tx, w Workspace) (int
 		plan = "free"
 	}
 	var id int64
-	err := tx.QueryRowContext(ctx, `INSERT INTO workspaces (name, daily_budget_nano, monthly_budget_nano, budget_mode, plan, created_at)
-		VALUES (?, ?, ?, ?, ?, ?) RETURNING id`, w.Name, w.DailyBudgetNano, w.MonthlyBudgetNano, budgetMode(w.BudgetMode),
-		plan, w.CreatedAt).Scan(&id)
+	err := tx.QueryRowContext(ctx, `INSERT INTO workspaces (name, daily_budget_nano, monthly_budget_nano, budget_mode, plan, created_at,
+		rpm_limit, tpm_limit) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, w.Name, w.DailyBudgetNano, w.MonthlyBudgetNano,
+		budgetMode(w.BudgetMode), plan, w.CreatedAt, w.RPMLimit, w.TPMLimit).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("insert workspace: %w", err)
 	}
@@ -66,7 +69,7 @@ func (db *DB) InsertMembership(ctx context.Context, tx *sql.Tx, workspaceID, use
 }
 
 const workspaceRoleQuery = `SELECT w.id, w.name, w.daily_budget_nano, w.monthly_budget_nano, w.budget_mode, w.plan, w.created_at,
-	m.role, m.created_at
+	w.rpm_limit, w.tpm_limit, m.role, m.created_at
 	FROM memberships m JOIN workspaces w ON w.id = m.workspace_id
 	WHERE w.deleted_at IS NULL AND m.user_id = ?`
 
@@ -75,7 +78,8 @@ type rowScanner interface{ Scan(dest ...any) error }
 func scanWorkspaceRole(r rowScanner) (WorkspaceRole, error) {
 	var w WorkspaceRole
 	var d, m sql.NullInt64
-	if err := r.Scan(&w.ID, &w.Name, &d, &m, &w.BudgetMode, &w.Plan, &w.CreatedAt, &w.Role, &w.JoinedAt); err != nil {
+	if err := r.Scan(&w.ID, &w.Name, &d, &m, &w.BudgetMode, &w.Plan, &w.CreatedAt, &w.RPMLimit, &w.TPMLimit,
+		&w.Role, &w.JoinedAt); err != nil {
 		return WorkspaceRole{}, err
 	}
 	w.DailyBudgetNano, w.MonthlyBudgetNano = nullInt(d), nullInt(m)
@@ -195,12 +199,13 @@ func (db *DB) ListMembers(ctx context.Context, workspaceID int64) ([]Member, err
 	return out, rows.Err()
 }
 
-// UpdateWorkspace writes w's name, budgets and budget mode ("soft" or "strict"; "" is refused by
-// the CHECK), in tx; ErrNotFound for a missing or deleted one.
+// UpdateWorkspace writes w's name, budgets, budget mode ("soft" or "strict"; "" is refused by
+// the CHECK) and rate limits (0..1e9, the CHECKs), in tx; ErrNotFound for a missing or deleted
+// one.
 func (db *DB) UpdateWorkspace(ctx context.Context, tx *sql.Tx, w Workspace) error {
 	res, err := tx.ExecContext(ctx, `UPDATE workspaces SET name = ?, daily_budget_nano = ?, monthly_budget_nano = ?,
-		budget_mode = ? WHERE id = ? AND deleted_at IS NULL`,
-		w.Name, w.DailyBudgetNano, w.MonthlyBudgetNano, w.BudgetMode, w.ID)
+		budget_mode = ?, rpm_limit = ?, tpm_limit = ? WHERE id = ? AND deleted_at IS NULL`,
+		w.Name, w.DailyBudgetNano, w.MonthlyBudgetNano, w.BudgetMode, w.RPMLimit, w.TPMLimit, w.ID)
 	return affectedOne(res, err, "update workspace", w.ID)
 }
 

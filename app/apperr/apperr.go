@@ -26,6 +26,10 @@ const (
 	// StorageUnavailable (503): usage cannot be recorded (the database is failing and the
 	// bounded usage queue is full), so metered requests fail closed (DESIGN §7).
 	StorageUnavailable = "STORAGE_UNAVAILABLE"
+	// RateLimited (429): a project's or workspace's requests- or tokens-per-minute limit;
+	// ModelNotAllowed (403): the model is outside the project's allow-list (DESIGN §7).
+	RateLimited     = "RATE_LIMITED"
+	ModelNotAllowed = "MODEL_NOT_ALLOWED"
 
 	Unauthorized     = "UNAUTHORIZED"
 	Forbidden        = "FORBIDDEN"
@@ -47,6 +51,8 @@ var statuses = map[string]int{
 	UpstreamUnavailable: http.StatusBadGateway,
 	UpstreamTimeout:     http.StatusGatewayTimeout,
 	StorageUnavailable:  http.StatusServiceUnavailable,
+	RateLimited:         http.StatusTooManyRequests,
+	ModelNotAllowed:     http.StatusForbidden,
 	Unauthorized:        http.StatusUnauthorized,
 	Forbidden:           http.StatusForbidden,
 	NotFound:            http.StatusNotFound,
