@@ -21,6 +21,7 @@ import (
 	"github.com/julienschmidt/httprouter"
 
 	"tokenguard/app/account"
+	"tokenguard/app/analytics"
 	"tokenguard/app/api"
 	"tokenguard/app/budget"
 	"tokenguard/app/pricing"
@@ -45,6 +46,9 @@ type Options struct {
 	Prices  *pricing.Table
 	DB      *store.DB
 	Assets  *static.Assets
+	// Analytics answers the analytics page's figures (the service /api/analytics uses); one
+	// over DB and Accounts when nil.
+	Analytics *analytics.Service
 	// MailConfigured says whether invite mail is sent (else the page says to copy the link).
 	MailConfigured bool
 	// Refresh is how often the projects page re-renders its spend in place; 10s when zero.
@@ -85,6 +89,9 @@ func New(o Options) (*Server, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.Analytics == nil {
+		o.Analytics = analytics.New(analytics.Options{Store: o.DB, Accounts: o.Accounts, Now: o.Now})
 	}
 	s := &Server{
 		opt:     o,
