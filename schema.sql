@@ -350,3 +350,14 @@ CREATE UNIQUE INDEX webhook_deliveries_dedupe ON webhook_deliveries (workspace_i
     WHERE dedupe_key IS NOT NULL;
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_at) WHERE status = 'pending';
 CREATE INDEX webhook_deliveries_workspace ON webhook_deliveries (workspace_id, id);
+
+-- migration: 9
+
+-- Signed-out dashboard sessions (app/web): a session cookie whose random id is listed here opens
+-- nothing, so signing out ends the session on the server and not only in the browser.
+-- expires_at (unix ms) is when every cookie carrying the id has expired anyway; later sign-outs
+-- delete rows past it in small batches.
+CREATE TABLE revoked_sessions (
+    sid        BLOB PRIMARY KEY CHECK (length(sid) = 16),
+    expires_at INTEGER NOT NULL
+) WITHOUT ROWID;

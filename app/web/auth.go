@@ -160,7 +160,14 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, userID int
 	return s.cookies.setSession(w, sess)
 }
 
+// logout ends the session on the server as well as in the browser: its id goes on the denylist
+// until every cookie carrying it would have expired (a renewed cookie lives at most sessionTTL
+// from now), so a copy of the cookie taken before signing out opens nothing afterwards.
 func (s *Server) logout(w http.ResponseWriter, r *http.Request, c *reqCtx) error {
+	now := s.now()
+	if err := s.opt.DB.RevokeSession(r.Context(), c.sess.ID[:], now.Add(sessionTTL), now); err != nil {
+		return err
+	}
 	s.cookies.clearSession(w)
 	s.redirect(w, r, "/login")
 	return nil

@@ -148,11 +148,15 @@ func (s *Server) wrap(rt route) http.Handler {
 }
 
 // loadSession reads the session cookie and checks it against the user's current session epoch
-// (a password change ends every session). An invalid cookie is cleared, not an error.
+// (a password change ends every session) and the denylist of signed-out sessions. An invalid
+// cookie is cleared, not an error.
 func (s *Server) loadSession(r *http.Request, c *reqCtx) error {
 	sess, err := s.cookies.readSession(r)
 	if err != nil {
 		return nil
+	}
+	if revoked, err := s.opt.DB.SessionRevoked(r.Context(), sess.ID[:]); err != nil || revoked {
+		return err
 	}
 	u, err := s.opt.DB.UserByID(r.Context(), sess.UserID)
 	if errors.Is(err, store.ErrNotFound) {
