@@ -7,7 +7,8 @@
 //	tokenguard [serve] [--config tokenguard.toml]   run the server (the default)
 //	tokenguard backup OUT.db [--config …]           write an online, consistent copy of the database
 //	tokenguard prices MODEL… [--input N …]          how a model is priced, and what it would cost
-//	tokenguard version                              print the version
+//	tokenguard version                              print the version (also --version)
+//	tokenguard help                                 every command and flag (also -h, --help)
 package main
 
 import (
@@ -22,7 +23,9 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -67,15 +70,32 @@ func main() {
 }
 
 // run dispatches a subcommand; serve blocks until ctx is cancelled, then shuts down gracefully.
+// Help (for the program or one command) goes to stdout and is a success.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	err := dispatch(ctx, args, stdout, stderr)
+	if errors.Is(err, errHelped) {
+		return nil
+	}
+	return err
+}
+
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cmd := "serve"
-	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
-		cmd, args = args[0], args[1:]
+	if len(args) > 0 {
+		switch args[0] {
+		case "-h", "-help", "--help":
+			args[0] = "help"
+		case "-version", "--version":
+			args[0] = "version"
+		}
+		if args[0] != "" && args[0][0] != '-' {
+			cmd, args = args[0], args[1:]
+		}
 	}
 	switch cmd {
 	case "serve":
 		m := NewMain(stderr)
-		if err := m.ParseFlags(args); err != nil {
+		if err := m.parseFlags(args, stdout); err != nil {
 			return err
 		}
 		if err := m.Run(ctx); err != nil {
@@ -92,35 +112,130 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "prices":
 		return runPrices(args, stdout)
 	case "version":
-		fmt.Fprintln(stdout, "tokenguard", Version)
+		fmt.Fprintln(stdout, "tokenguard", version())
 		return nil
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
+	case "help":
+		writeUsage(stdout)
 		return nil
 	default:
-		return fmt.Errorf("unknown command %q\n%s", cmd, usage)
+		var b strings.Builder
+		writeUsage(&b)
+		return fmt.Errorf("unknown command %q\n\n%s", cmd, b.String())
 	}
 }
 
-const usage = `usage:
-  tokenguard [serve] [--config tokenguard.toml]   run the server (default)
-  tokenguard backup OUT.db [--config …]           online, consistent copy of the database
-  tokenguard prices MODEL… [--input N --output N …] how a model is priced, and what it would cost
-  tokenguard version                              print the version
-`
+// commands are the subcommands in the order help lists them, each with its arguments, what it
+// does and its flag set (built by the same function the command parses its flags with, so help
+// can never leave a flag out).
+var commands = []struct {
+	name, args, what string
+	flags            func() *flag.FlagSet
+}{
+	{"serve", "", "run the server (the default command)", func() *flag.FlagSet { return new(Main).flagSet() }},
+	{"backup", "OUT.db", "write an online, consistent copy of the database to OUT.db", func() *flag.FlagSet {
+		fs, _ := backupFlags()
+		return fs
+	}},
+	{"prices", "MODEL…", "show how each model is priced, and what the token counts given would cost", func() *flag.FlagSet {
+		fs, _ := pricesFlags(new(pricing.Usage))
+		return fs
+	}},
+	{"version", "", "print the version (also --version)", nil},
+	{"help", "", "print this help (also -h, --help; COMMAND -h for one command)", nil},
+}
+
+// writeUsage prints every command with its flags, and where the server's settings come from.
+func writeUsage(w io.Writer) {
+	fmt.Fprintf(w, "TokenGuard %s: a self-hosted spend guard for LLM APIs.\n\nusage: tokenguard [COMMAND] [ARGS] [FLAGS]\n\ncommands:\n", version())
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %s\n      %s\n", strings.TrimSpace(c.name+" "+c.args), c.what)
+		if c.flags != nil {
+			writeFlags(w, c.flags())
+		}
+	}
+	fmt.Fprint(w, `
+The server reads its settings from the environment and from a TOML file (--config, or
+./tokenguard.toml when present; see tokenguard.example.toml): DATABASE_URL, LISTEN_ADDR,
+FRONTEND_URL, JWT_SECRET, ENCRYPTION_KEY, the provider keys and more, listed in the README.
+`)
+}
+
+// errHelped says -h or --help was given and the usage printed: the command succeeded.
+var errHelped = errors.New("help printed")
+
+// parseFlags parses args into fs. -h or --help prints the command's usage to stdout and returns
+// errHelped; a bad flag returns an error carrying the usage.
+func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) error {
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	if err == nil {
+		return nil
+	}
+	var b strings.Builder
+	for _, c := range commands {
+		if c.name == fs.Name() {
+			fmt.Fprintf(&b, "usage: tokenguard %s [FLAGS]\n      %s\n", strings.TrimSpace(c.name+" "+c.args), c.what)
+		}
+	}
+	writeFlags(&b, fs)
+	if errors.Is(err, flag.ErrHelp) {
+		io.WriteString(stdout, b.String())
+		return errHelped
+	}
+	return fmt.Errorf("%s: %w\n%s", fs.Name(), err, b.String())
+}
+
+// writeFlags lists fs's flags, indented under their command.
+func writeFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		kind, what := flag.UnquoteUsage(f)
+		fmt.Fprintf(w, "      --%s %s\n          %s\n", f.Name, kind, what)
+	})
+}
+
+// version is the build's version: Version when set with -ldflags, else the module version the
+// go tool stamped; then the VCS revision and the Go version, from the build info.
+func version() string {
+	v := Version
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return v
+	}
+	if v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		v = bi.Main.Version
+	}
+	var rev, dirty string
+	for _, s := range bi.Settings {
+		switch {
+		case s.Key == "vcs.revision":
+			rev = s.Value[:min(len(s.Value), 12)]
+		case s.Key == "vcs.modified" && s.Value == "true":
+			dirty = "+dirty"
+		}
+	}
+	if rev != "" {
+		v += " (" + rev + dirty + ")"
+	}
+	return v + " " + bi.GoVersion
+}
 
 // shutdownGrace bounds how long shutdown waits for in-flight requests (long streams included)
 // before cutting them off; cut-off requests are still metered.
 const shutdownGrace = 30 * time.Second
 
-func runBackup(ctx context.Context, args []string, stdout io.Writer) error {
+// backupFlags are backup's flags.
+func backupFlags() (*flag.FlagSet, *string) {
 	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
-	configPath := fs.String("config", "", "TOML config file")
+	return fs, fs.String("config", "", "TOML config file (the database is its DATABASE_URL)")
+}
+
+func runBackup(ctx context.Context, args []string, stdout io.Writer) error {
+	fs, configPath := backupFlags()
 	var out string
 	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
 		out, args = args[0], args[1:]
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	if out == "" && fs.NArg() == 1 {
@@ -183,12 +298,21 @@ func NewMain(w io.Writer) *Main {
 	}
 }
 
-// ParseFlags reads serve's flags; a tokenguard.toml in the working directory is used when
-// --config is not given.
-func (m *Main) ParseFlags(args []string) error {
+// flagSet is serve's flags, bound to m.
+func (m *Main) flagSet() *flag.FlagSet {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.StringVar(&m.ConfigPath, "config", "", "TOML config file (default: ./tokenguard.toml if present)")
-	if err := fs.Parse(args); err != nil {
+	return fs
+}
+
+// ParseFlags reads serve's flags; a tokenguard.toml in the working directory is used when
+// --config is not given. -h prints serve's usage to stdout and returns an error that run treats
+// as success.
+func (m *Main) ParseFlags(args []string) error { return m.parseFlags(args, os.Stdout) }
+
+func (m *Main) parseFlags(args []string, stdout io.Writer) error {
+	fs := m.flagSet()
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -209,6 +333,20 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Everything that can be checked is checked before anything is written: the database path,
+	// then the listen address (bound now, served at the end), then the database is created or
+	// opened, and only then are generated secrets written beside it.
+	if err := checkDatabasePath(cfg.DatabaseURL); err != nil {
+		return err
+	}
+	m.listener, err = net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("LISTEN_ADDR %s: %w", cfg.ListenAddr, err)
+	}
+	m.DB, err = store.Open(ctx, cfg.DatabaseURL, schema)
+	if err != nil {
+		return err
+	}
 	generated, secretsPath, err := config.EnsureSecrets(&cfg)
 	if err != nil {
 		return err
@@ -217,11 +355,6 @@ func (m *Main) Run(ctx context.Context) error {
 		m.Logger.Warn("generated a secret; set it in the environment for production and back this file up with the database", "name", name, "file", secretsPath)
 	}
 	m.Config = cfg
-
-	m.DB, err = store.Open(ctx, cfg.DatabaseURL, schema)
-	if err != nil {
-		return err
-	}
 	box, err := secret.NewBox(cfg.EncryptionKey)
 	if err != nil {
 		return err
@@ -322,10 +455,6 @@ func (m *Main) Run(ctx context.Context) error {
 	invite.NewHandler(m.Invites, apiServer, m.Logger).Register(router)
 	m.Web.Register(router)
 
-	m.listener, err = net.Listen("tcp", cfg.ListenAddr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.ListenAddr, err)
-	}
 	m.server = &http.Server{
 		// Outermost, so every route's body (unauthenticated sign-in included) has read deadlines.
 		Handler:           bodyguard.Wrap(router, bodyguard.DefaultLimits),
@@ -361,6 +490,9 @@ func (m *Main) Close(ctx context.Context) error {
 			m.Logger.Warn("in-flight requests cut off at shutdown deadline", "err", err)
 			m.server.Close()
 		}
+	} else if m.listener != nil {
+		// Run failed after binding the address and before serving on it.
+		m.listener.Close()
 	}
 	flushCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -13,12 +13,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -1031,4 +1033,121 @@ func newHTTPTestServer(t *testing.T, h http.Handler) string {
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return srv.URL
+}
+
+// TestHelpAndVersion ensures a first look at the program succeeds: help, for the program or one
+// command, lists every command and flag on stdout, and the version prints, all without error.
+func TestHelpAndVersion(t *testing.T) {
+	everything := []string{"serve", "backup OUT.db", "prices MODEL…", "version", "help", "--config",
+		"--input", "--cache-read", "--cache-write", "--cache-write-1h", "--output", "DATABASE_URL"}
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--help"}, everything},
+		{[]string{"-h"}, everything},
+		{[]string{"help"}, everything},
+		{[]string{"serve", "-h"}, []string{"usage: tokenguard serve", "--config"}},
+		{[]string{"serve", "--help"}, []string{"usage: tokenguard serve", "--config"}},
+		{[]string{"backup", "-h"}, []string{"usage: tokenguard backup OUT.db", "--config"}},
+		{[]string{"prices", "-h"}, []string{"usage: tokenguard prices MODEL…", "--input", "--cache-write-1h", "--output", "--config"}},
+		{[]string{"--version"}, []string{"tokenguard dev go1."}},
+		{[]string{"version"}, []string{"tokenguard dev go1."}},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if err := run(context.Background(), tc.args, &stdout, &stderr); err != nil {
+				t.Fatalf("run %v: %v", tc.args, err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(stdout.String(), w) {
+					t.Errorf("stdout lacks %q:\n%s", w, stdout.String())
+				}
+			}
+			if stderr.Len() != 0 {
+				t.Errorf("stderr = %q, want nothing", stderr.String())
+			}
+		})
+	}
+	err := run(context.Background(), []string{"serve", "--bogus"}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "-bogus") || !strings.Contains(err.Error(), "--config") {
+		t.Errorf("an unknown flag: %v, want an error naming it, with the usage", err)
+	}
+}
+
+// TestStartRefusesBadPaths ensures a database path or listen address that cannot work stops the
+// start with a message naming it, before anything is written: no secrets beside a folder or a
+// foreign file, no database for a bad address.
+func TestStartRefusesBadPaths(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// setup prepares root and returns DATABASE_URL and LISTEN_ADDR.
+		setup func(t *testing.T, root string) (db, addr string)
+		want  string
+	}{
+		{"folder", func(t *testing.T, root string) (string, string) {
+			os.Mkdir(filepath.Join(root, "data"), 0o755)
+			return filepath.Join(root, "data"), "127.0.0.1:0"
+		}, "is a folder"},
+		{"not SQLite", func(t *testing.T, root string) (string, string) {
+			os.WriteFile(filepath.Join(root, "passwd"), []byte("root:x:0:0:root:/root:/bin/sh\n"), 0o644)
+			return filepath.Join(root, "passwd"), "127.0.0.1:0"
+		}, "is not a SQLite database"},
+		{"missing folder", func(t *testing.T, root string) (string, string) {
+			return filepath.Join(root, "nope", "tokenguard.db"), "127.0.0.1:0"
+		}, "does not exist"},
+		{"unwritable folder", func(t *testing.T, root string) (string, string) {
+			ro := filepath.Join(root, "ro")
+			os.Mkdir(ro, 0o555)
+			// Root writes through permission bits; a read-only mount stops everyone.
+			if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", ro).CombinedOutput(); err != nil {
+				if os.Geteuid() == 0 {
+					t.Skipf("cannot mount a read-only tmpfs (%v %s)", err, out)
+				}
+			} else {
+				t.Cleanup(func() { exec.Command("umount", "-l", ro).Run() })
+			}
+			return filepath.Join(ro, "tokenguard.db"), "127.0.0.1:0"
+		}, "create database"},
+		{"bad port", func(t *testing.T, root string) (string, string) {
+			return filepath.Join(root, "tokenguard.db"), "127.0.0.1:99999"
+		}, "LISTEN_ADDR 127.0.0.1:99999"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			db, addr := tc.setup(t, root)
+			before := tree(t, root)
+			m := NewMain(io.Discard)
+			m.Getenv = func(k string) (string, bool) {
+				v, ok := map[string]string{"DATABASE_URL": db, "LISTEN_ADDR": addr}[k]
+				return v, ok
+			}
+			err := m.Run(context.Background())
+			m.Close(context.Background())
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("start with DATABASE_URL=%s LISTEN_ADDR=%s: %v, want an error with %q", db, addr, err, tc.want)
+			}
+			if after := tree(t, root); !slices.Equal(after, before) {
+				t.Errorf("the failed start wrote files: before %v, after %v", before, after)
+			}
+		})
+	}
+}
+
+// tree lists every path under root with its size, sorted.
+func tree(t *testing.T, root string) []string {
+	t.Helper()
+	var out []string
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		out = append(out, fmt.Sprintf("%s %d", strings.TrimPrefix(p, root), info.Size()))
+		return nil
+	})
+	return out
 }

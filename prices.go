@@ -57,10 +57,10 @@ func watchPrices(t *pricing.Table, c config.Pricing, log *slog.Logger) (stop fun
 
 // runPrices prints how each model named is priced (tokenguard prices), and what the token
 // counts given would cost.
-func runPrices(args []string, stdout io.Writer) error {
+// pricesFlags are the prices command's flags: the token counts to quote, bound to u.
+func pricesFlags(u *pricing.Usage) (*flag.FlagSet, *string) {
 	fs := flag.NewFlagSet("prices", flag.ContinueOnError)
-	configPath := fs.String("config", "", "TOML config file")
-	var u pricing.Usage
+	configPath := fs.String("config", "", "TOML config file (its pricing section and PRICES_FILE)")
 	for _, f := range []struct {
 		dst        *int64
 		name, what string
@@ -73,9 +73,17 @@ func runPrices(args []string, stdout io.Writer) error {
 	} {
 		fs.Int64Var(f.dst, f.name, 0, f.what)
 	}
+	return fs, configPath
+}
+
+// runPrices prints how each model named is priced (tokenguard prices), and what the token
+// counts given would cost.
+func runPrices(args []string, stdout io.Writer) error {
+	var u pricing.Usage
+	fs, configPath := pricesFlags(&u)
 	var models []string
 	for len(args) > 0 {
-		if err := fs.Parse(args); err != nil {
+		if err := parseFlags(fs, args, stdout); err != nil {
 			return err
 		}
 		if fs.NArg() == 0 {
