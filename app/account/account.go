@@ -140,6 +140,9 @@ type Workspace struct {
 	BudgetMode    BudgetMode
 	Plan          string
 	CreatedAt     time.Time
+	// RPMLimit and TPMLimit are requests and tokens per minute over all its projects; 0 is no
+	// limit.
+	RPMLimit, TPMLimit int64
 }
 
 // Member is one member of a workspace.
@@ -170,6 +173,7 @@ type Project struct {
 	// ProviderKeys maps a provider ("openai", "anthropic", "gemini") to its masked key
 	// ("sk-…abcd"); providers without a stored key are absent.
 	ProviderKeys map[string]string
+	Controls
 }
 
 // Providers are the upstreams a project can hold a key for.
@@ -184,6 +188,7 @@ func workspaceFrom(w store.WorkspaceRole) Workspace {
 		ID: w.ID, Name: w.Name, Role: Role(w.Role),
 		DailyBudget: nanoPtr(w.DailyBudgetNano), MonthlyBudget: nanoPtr(w.MonthlyBudgetNano),
 		BudgetMode: BudgetMode(w.BudgetMode), Plan: w.Plan, CreatedAt: time.UnixMilli(w.CreatedAt).UTC(),
+		RPMLimit: w.RPMLimit, TPMLimit: w.TPMLimit,
 	}
 }
 
@@ -193,7 +198,7 @@ func projectFrom(p store.Project, masks map[string]string) Project {
 		DailyBudget: nanoPtr(p.DailyBudgetNano), MonthlyBudget: nanoPtr(p.MonthlyBudgetNano),
 		BudgetMode: BudgetMode(p.BudgetMode), FallbackModel: p.FallbackModel, AlertEmail: p.AlertEmail, KeyPrefix: p.KeyPrefix,
 		Active: p.Active, CreatedAt: time.UnixMilli(p.CreatedAt).UTC(), UpdatedAt: time.UnixMilli(p.UpdatedAt).UTC(),
-		ProviderKeys: map[string]string{},
+		ProviderKeys: map[string]string{}, Controls: controlsFrom(p.Controls),
 	}
 	if p.LastUsedAt != nil {
 		t := time.UnixMilli(*p.LastUsedAt).UTC()

@@ -20,6 +20,9 @@ type ProjectInput struct {
 	BudgetMode    *string  // "soft" or "strict"
 	FallbackModel string
 	AlertEmail    string
+	// Controls are the rate limits, allow-list, failover and end-user budget; nil fields are
+	// the defaults (none).
+	Controls ControlsPatch
 }
 
 // ProjectPatch is a partial update of a project; nil/unset fields stay as they are.
@@ -30,11 +33,13 @@ type ProjectPatch struct {
 	BudgetMode    *string // "soft" or "strict"
 	FallbackModel *string // "" clears it
 	AlertEmail    *string // "" clears it
+	Controls      ControlsPatch
 }
 
 // CreateProject creates a project in workspaceID with a new key; owners and admins only. The
 // full key is returned here and nowhere else: only its bcrypt hash and lookup prefix are stored.
-// A budget mode other than "soft" or "strict" is INVALID_REQUEST. Records project_created.
+// A budget mode other than "soft" or "strict", a control out of bounds, and a fallback model the
+// allow-list refuses are INVALID_REQUEST. Records project_created.
 func (s *Service) CreateProject(ctx context.Context, actor Actor, workspaceID int64, in ProjectInput) (Project, string, error) {
 	if _, err := s.Authorize(ctx, actor, workspaceID, ManageProjects); err != nil {
 		return Project{}, "", err
@@ -61,6 +66,15 @@ func (s *Service) CreateProject(ctx context.Context, actor Actor, workspaceID in
 	if p.AlertEmail, err = alertEmail(in.AlertEmail); err != nil {
 		return Project{}, "", err
 	}
+	controls := map[string]any{}
+	c, err := in.Controls.apply(Controls{}, controls)
+	if err != nil {
+		return Project{}, "", err
+	}
+	if err := checkFallbackAllowed(p.FallbackModel, c.AllowedModels, false); err != nil {
+		return Project{}, "", err
+	}
+	p.Controls = c.store()
 	key, err := apikey.Generate()
 	if err != nil {
 		return Project{}, "", err
@@ -78,9 +92,13 @@ func (s *Service) CreateProject(ctx context.Context, actor Actor, workspaceID in
 			return err
 		}
 		p.ID = id
+		details := map[string]any{"name": p.Name, "keyPrefix": p.KeyPrefix, "budgetMode": p.BudgetMode}
+		// Only the controls set at creation, each as its value (not a from/to diff).
+		for field, d := range controls {
+			details[field] = d.(map[string]any)["to"]
+		}
 		return s.AppendAudit(ctx, tx, actor, workspaceID, AuditEvent{
-			Action: AuditProjectCreated, TargetType: "project", TargetID: id,
-			Details: map[string]any{"name": p.Name, "keyPrefix": p.KeyPrefix, "budgetMode": p.BudgetMode},
+			Action: AuditProjectCreated, TargetType: "project", TargetID: id, Details: details,
 		})
 	})
 	if err != nil {
@@ -151,8 +169,9 @@ func (s *Service) withMasks(ctx context.Context, p store.Project) (Project, erro
 }
 
 // UpdateProject applies a partial update; owners and admins only. Records project_updated with
-// the changed fields and evicts the project's cached key, so new budgets, budget mode and
-// fallback model apply from the next proxied request.
+// the changed fields and evicts the project's cached key, so new budgets, budget mode, fallback
+// model and controls apply from the next proxied request. A fallback model the resulting
+// allow-list refuses is INVALID_REQUEST, whichever of the two fields changed.
 func (s *Service) UpdateProject(ctx context.Context, actor Actor, projectID int64, patch ProjectPatch) (Project, error) {
 	p, _, err := s.project(ctx, actor, projectID, ManageProjects)
 	if err != nil {
@@ -201,6 +220,16 @@ func (s *Service) UpdateProject(ctx context.Context, actor Actor, projectID int6
 			changes["alertEmail"] = map[string]any{"from": cur.AlertEmail, "to": p.AlertEmail}
 		}
 	}
+	c, err := patch.Controls.apply(controlsFrom(cur.Controls), changes)
+	if err != nil {
+		return Project{}, err
+	}
+	_, listChanged := changes["allowedModels"]
+	_, fallbackChanged := changes["fallbackModel"]
+	if err := checkFallbackAllowed(p.FallbackModel, c.AllowedModels, listChanged && !fallbackChanged); err != nil {
+		return Project{}, err
+	}
+	p.Controls = c.store()
 	if len(changes) == 0 {
 		return s.withMasks(ctx, cur)
 	}

@@ -106,11 +106,15 @@ type WorkspacePatch struct {
 	DailyBudget   Budget
 	MonthlyBudget Budget
 	BudgetMode    *string // "soft" or "strict"
+	// RPMLimit and TPMLimit are requests and tokens per minute over all its projects, 0 (no
+	// limit) to MaxRateLimit.
+	RPMLimit, TPMLimit *int64
 }
 
-// UpdateWorkspace renames a workspace and/or sets its budgets and budget mode; owners only. It
-// records workspace_updated with what changed and evicts the workspace's cached keys when a
-// budget or the budget mode changed, so the proxy applies them on its next request.
+// UpdateWorkspace renames a workspace and/or sets its budgets, budget mode and rate limits;
+// owners only. It records workspace_updated with what changed and evicts the workspace's cached
+// keys when a budget, the budget mode or a limit changed, so the proxy applies them on its next
+// request.
 func (s *Service) UpdateWorkspace(ctx context.Context, actor Actor, workspaceID int64, p WorkspacePatch) (Workspace, error) {
 	ws, err := s.Authorize(ctx, actor, workspaceID, UpdateWorkspace)
 	if err != nil {
@@ -140,6 +144,14 @@ func (s *Service) UpdateWorkspace(ctx context.Context, actor Actor, workspaceID 
 		return Workspace{}, err
 	}
 	budgetsChanged = diffBudgetMode(changes, ws.BudgetMode, next.BudgetMode) || budgetsChanged
+	n := len(changes)
+	if next.RPMLimit, err = rateLimitOr(changes, "rpmLimit", p.RPMLimit, ws.RPMLimit); err != nil {
+		return Workspace{}, err
+	}
+	if next.TPMLimit, err = rateLimitOr(changes, "tpmLimit", p.TPMLimit, ws.TPMLimit); err != nil {
+		return Workspace{}, err
+	}
+	budgetsChanged = len(changes) > n || budgetsChanged
 	if len(changes) == 0 {
 		return ws, nil
 	}
@@ -147,7 +159,7 @@ func (s *Service) UpdateWorkspace(ctx context.Context, actor Actor, workspaceID 
 		err := s.db.UpdateWorkspace(ctx, tx, store.Workspace{
 			ID: workspaceID, Name: next.Name,
 			DailyBudgetNano: int64Ptr(next.DailyBudget), MonthlyBudgetNano: int64Ptr(next.MonthlyBudget),
-			BudgetMode: string(next.BudgetMode),
+			BudgetMode: string(next.BudgetMode), RPMLimit: next.RPMLimit, TPMLimit: next.TPMLimit,
 		})
 		if errors.Is(err, store.ErrNotFound) {
 			return notFound("workspace")
