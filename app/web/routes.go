@@ -30,6 +30,8 @@ func (s *Server) routes() []route {
 		{post, "/w/:wid/projects/:id/delete", workspace, s.deleteProject},
 
 		{get, "/w/:wid/usage", workspace, s.usagePage},
+		{get, "/w/:wid/usage/:rid", workspace, s.requestPage},
+		{get, "/w/:wid/request", workspace, s.findRequest},
 		{get, "/w/:wid/analytics", workspace, s.analyticsPage},
 		{post, "/w/:wid/analytics/export.csv", workspace, s.exportCSV},
 

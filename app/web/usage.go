@@ -72,7 +72,7 @@ func usageRows(rows []store.UsageRow, names map[int64]string) []views.UsageView 
 	out := make([]views.UsageView, len(rows))
 	for i, r := range rows {
 		out[i] = views.UsageView{
-			ID: r.ID, At: time.UnixMilli(r.CreatedAt), ProjectID: r.ProjectID, Project: firstNonEmpty(names[r.ProjectID], "deleted project"),
+			ID: r.ID, RequestID: r.RequestID, At: time.UnixMilli(r.CreatedAt), ProjectID: r.ProjectID, Project: firstNonEmpty(names[r.ProjectID], "deleted project"),
 			Provider: r.Provider, OriginalModel: r.OriginalModel, FinalModel: r.FinalModel, WasFallback: r.WasFallback,
 			Status: r.Status, ErrorCode: r.ErrorCode, InputTokens: r.InputTokens, OutputTokens: r.OutputTokens,
 			Cost: r.CostNano, LatencyMs: r.LatencyMs, Stream: r.Stream, UsageEstimated: r.UsageEstimated, PricedByDefault: r.PricedByDefault,
