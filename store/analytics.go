@@ -45,10 +45,12 @@ type UsageAggregate struct {
 	InputTokens  int64
 	OutputTokens int64
 	TotalTokens  int64
-	LatencyMs    int64 // the sum; divide by Requests for the mean
-	Errors       int64
-	Blocked      int64
-	LastAt       int64 // unix ms of the newest row
+	// Parts of the tokens above, where providers reported them.
+	CacheReadTokens, CacheWriteTokens, ReasoningTokens int64
+	LatencyMs                                          int64 // the sum; divide by Requests for the mean
+	Errors                                             int64
+	Blocked                                            int64
+	LastAt                                             int64 // unix ms of the newest row
 }
 
 // AggregateUsage sums the usage rows f selects, grouped by g, in SQL. Groups come ordered by
@@ -95,7 +97,8 @@ func (db *DB) AggregateUsage(ctx context.Context, f AnalyticsFilter, g UsageGrou
 	q.WriteString(`SELECT ` + key + `, coalesce(sum(requests), 0), coalesce(sum(cost_nano), 0),
 		coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0), coalesce(sum(total_tokens), 0),
 		coalesce(sum(latency_ms), 0), coalesce(sum(errors), 0), coalesce(sum(blocked), 0),
-		coalesce(max(last_at), 0) FROM (`)
+		coalesce(max(last_at), 0), coalesce(sum(cache_read_tokens), 0), coalesce(sum(cache_write_tokens), 0),
+		coalesce(sum(reasoning_tokens), 0) FROM (`)
 	// The retention marks and the data are read in one snapshot, so a prune that commits in
 	// between cannot make a span look whole that is not.
 	tx, err := db.Read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
@@ -114,12 +117,14 @@ func (db *DB) AggregateUsage(ctx context.Context, f AnalyticsFilter, g UsageGrou
 		if sp.table == "" {
 			q.WriteString(`SELECT created_at / 86400000 AS day, provider, final_model, project_id, 1 AS requests,
 				cost_nano, input_tokens, output_tokens, total_tokens, latency_ms,
-				status >= 400 AND error_code <> ? AS errors, error_code = ? AS blocked, created_at AS last_at
+				status >= 400 AND error_code <> ? AS errors, error_code = ? AS blocked, created_at AS last_at,
+				cache_read_tokens, cache_write_tokens, reasoning_tokens
 				FROM usage_logs WHERE workspace_id = ? AND created_at >= ? AND created_at < ?`)
 			args = append(args, BlockedErrorCode, BlockedErrorCode, f.WorkspaceID, sp.from, sp.to)
 		} else {
 			q.WriteString(`SELECT period_start / 86400000 AS day, provider, final_model, project_id, requests,
-				cost_nano, input_tokens, output_tokens, total_tokens, latency_ms, errors, blocked, last_at
+				cost_nano, input_tokens, output_tokens, total_tokens, latency_ms, errors, blocked, last_at,
+				cache_read_tokens, cache_write_tokens, reasoning_tokens
 				FROM ` + sp.table + ` WHERE workspace_id = ? AND period_start >= ? AND period_start < ?`)
 			args = append(args, f.WorkspaceID, sp.from, sp.to)
 		}
@@ -139,7 +144,8 @@ func (db *DB) AggregateUsage(ctx context.Context, f AnalyticsFilter, g UsageGrou
 	for rows.Next() {
 		var a UsageAggregate
 		if err := rows.Scan(&a.Key, &a.Provider, &a.ProjectID, &a.Requests, &a.CostNano, &a.InputTokens,
-			&a.OutputTokens, &a.TotalTokens, &a.LatencyMs, &a.Errors, &a.Blocked, &a.LastAt); err != nil {
+			&a.OutputTokens, &a.TotalTokens, &a.LatencyMs, &a.Errors, &a.Blocked, &a.LastAt, &a.CacheReadTokens,
+			&a.CacheWriteTokens, &a.ReasoningTokens); err != nil {
 			return nil, fmt.Errorf("aggregate usage: %w", err)
 		}
 		out = append(out, a)

@@ -25,13 +25,14 @@ const (
 // order.
 const rollupColumns = `created_at, workspace_id, project_id, provider, final_model, original_model,
 	was_fallback, status, input_tokens, output_tokens, total_tokens, cost_nano, latency_ms, error_code,
-	stream, usage_estimated`
+	stream, usage_estimated, cache_read_tokens, cache_write_tokens, reasoning_tokens`
 
 // scanRollupSource reads one row of rollupColumns, then any columns after them into extra.
 func scanRollupSource(rows *sql.Rows, u *UsageRow, extra ...any) error {
 	return rows.Scan(append([]any{&u.CreatedAt, &u.WorkspaceID, &u.ProjectID, &u.Provider, &u.FinalModel,
 		&u.OriginalModel, &u.WasFallback, &u.Status, &u.InputTokens, &u.OutputTokens, &u.TotalTokens, &u.CostNano,
-		&u.LatencyMs, &u.ErrorCode, &u.Stream, &u.UsageEstimated}, extra...)...)
+		&u.LatencyMs, &u.ErrorCode, &u.Stream, &u.UsageEstimated, &u.CacheReadTokens, &u.CacheWriteTokens,
+		&u.ReasoningTokens}, extra...)...)
 }
 
 // rollupKey is the primary key of a rollup row.
@@ -40,10 +41,11 @@ type rollupKey struct {
 	provider, finalModel, originalModel string
 }
 
-// rollupSums are the counts of a rollup row (see schema.sql, migration 5).
+// rollupSums are the counts of a rollup row (see schema.sql, migrations 5 and 7).
 type rollupSums struct {
 	requests, inputTokens, outputTokens, totalTokens, costNano, latencyMs int64
 	errors, blocked, fallbacks, estimated, streams, lastAt                int64
+	cacheReadTokens, cacheWriteTokens, reasoningTokens                    int64
 }
 
 func (s *rollupSums) merge(o *rollupSums) {
@@ -58,6 +60,9 @@ func (s *rollupSums) merge(o *rollupSums) {
 	s.fallbacks += o.fallbacks
 	s.estimated += o.estimated
 	s.streams += o.streams
+	s.cacheReadTokens += o.cacheReadTokens
+	s.cacheWriteTokens += o.cacheWriteTokens
+	s.reasoningTokens += o.reasoningTokens
 	s.lastAt = max(s.lastAt, o.lastAt)
 }
 
@@ -80,7 +85,8 @@ func (r rollups) add(u *UsageRow) {
 		r[k] = s
 	}
 	one := rollupSums{requests: 1, inputTokens: u.InputTokens, outputTokens: u.OutputTokens, totalTokens: u.TotalTokens,
-		costNano: u.CostNano, latencyMs: u.LatencyMs, lastAt: u.CreatedAt}
+		costNano: u.CostNano, latencyMs: u.LatencyMs, lastAt: u.CreatedAt, cacheReadTokens: u.CacheReadTokens,
+		cacheWriteTokens: u.CacheWriteTokens, reasoningTokens: u.ReasoningTokens}
 	switch {
 	case u.ErrorCode == BlockedErrorCode:
 		one.blocked = 1
@@ -128,15 +134,19 @@ func (r rollups) write(ctx context.Context, tx *sql.Tx) error {
 func upsertRollups(ctx context.Context, tx *sql.Tx, table string, sums rollups) error {
 	stmt, err := tx.PrepareContext(ctx, `INSERT INTO `+table+` (workspace_id, period_start, project_id, provider,
 		final_model, original_model, requests, input_tokens, output_tokens, total_tokens, cost_nano, latency_ms,
-		errors, blocked, fallbacks, estimated, streams, last_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		errors, blocked, fallbacks, estimated, streams, last_at, cache_read_tokens, cache_write_tokens,
+		reasoning_tokens)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (workspace_id, period_start, project_id, provider, final_model, original_model) DO UPDATE SET
 		requests = requests + excluded.requests, input_tokens = input_tokens + excluded.input_tokens,
 		output_tokens = output_tokens + excluded.output_tokens, total_tokens = total_tokens + excluded.total_tokens,
 		cost_nano = cost_nano + excluded.cost_nano, latency_ms = latency_ms + excluded.latency_ms,
 		errors = errors + excluded.errors, blocked = blocked + excluded.blocked,
 		fallbacks = fallbacks + excluded.fallbacks, estimated = estimated + excluded.estimated,
-		streams = streams + excluded.streams, last_at = max(last_at, excluded.last_at)`)
+		streams = streams + excluded.streams, last_at = max(last_at, excluded.last_at),
+		cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens,
+		cache_write_tokens = cache_write_tokens + excluded.cache_write_tokens,
+		reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens`)
 	if err != nil {
 		return fmt.Errorf("prepare %s upsert: %w", table, err)
 	}
@@ -144,7 +154,8 @@ func upsertRollups(ctx context.Context, tx *sql.Tx, table string, sums rollups) 
 	for k, s := range sums {
 		if _, err := stmt.ExecContext(ctx, k.workspaceID, k.periodStart, k.projectID, k.provider, k.finalModel,
 			k.originalModel, s.requests, s.inputTokens, s.outputTokens, s.totalTokens, s.costNano, s.latencyMs,
-			s.errors, s.blocked, s.fallbacks, s.estimated, s.streams, s.lastAt); err != nil {
+			s.errors, s.blocked, s.fallbacks, s.estimated, s.streams, s.lastAt, s.cacheReadTokens,
+			s.cacheWriteTokens, s.reasoningTokens); err != nil {
 			return fmt.Errorf("add to %s: %w", table, err)
 		}
 	}

@@ -35,6 +35,8 @@ type DB struct {
 	path  string
 	// usageInsert caches InsertUsage's prepared statements (store/usage.go).
 	usageInsert insertStmts
+	// versions caches the ids of the prices versions usage rows name (store/usage_ids.go).
+	versions pricesVersions
 }
 
 // Open opens (creating if needed) the database at path — a file path or a "file:" URI — and

@@ -37,7 +37,21 @@ type UsageRow struct {
 	PricedByDefault bool
 	// PricesVersion names the prices CostNano was computed from (at most 64 bytes).
 	PricesVersion string
+	// The parts of the tokens above the provider reported separately (0 when it did not):
+	// cache reads and writes of the input, reasoning of the output.
+	CacheReadTokens  int64
+	CacheWriteTokens int64
+	ReasoningTokens  int64
+	TTFBMs           int64  // time to the first byte of a stream's body (0 when not streamed)
+	ErrorMessage     string // the provider's error message, at most MaxErrorMessage bytes
+	EndUser          string // who the request was for, at most MaxEndUser bytes
 }
+
+// Bounds of a usage row's free-text fields (schema.sql enforces them too).
+const (
+	MaxErrorMessage = 512
+	MaxEndUser      = 256
+)
 
 // SpendCounter is one row of spend_counters: the spend of a project or workspace in one UTC day
 // ('2006-01-02') or UTC month ('2006-01').
@@ -48,19 +62,37 @@ type SpendCounter struct {
 	SpendNano int64
 }
 
-const usageColumns = `request_id, created_at, workspace_id, project_id, provider, original_model,
+// insertColumns are the usage_logs columns InsertUsage writes, in insertArgs' order.
+const insertColumns = `request_id, created_at, workspace_id, project_id, provider, original_model,
 	final_model, was_fallback, status, input_tokens, output_tokens, total_tokens, cost_nano,
-	latency_ms, error_code, stream, usage_estimated, priced_by_default, prices_version`
+	latency_ms, error_code, stream, usage_estimated, priced_by_default, prices_version_id,
+	cache_read_tokens, cache_write_tokens, reasoning_tokens, ttfb_ms, error_message, end_user`
 
-const usageColumnCount = 19
+const usageColumnCount = 25
 
-// usageChunk rows go in one INSERT statement: 500 × 19 = 9,500 parameters, well under SQLite's
+// selectColumns read a whole usage row back, in scanUsage's order: the prices version from its
+// id, or from the text that rows written before migration 7 carry.
+const selectColumns = `id, request_id, created_at, workspace_id, project_id, provider, original_model,
+	final_model, was_fallback, status, input_tokens, output_tokens, total_tokens, cost_nano,
+	latency_ms, error_code, stream, usage_estimated, priced_by_default,
+	coalesce((SELECT version FROM prices_versions WHERE prices_versions.id = prices_version_id), prices_version),
+	cache_read_tokens, cache_write_tokens, reasoning_tokens, ttfb_ms, error_message, end_user`
+
+func scanUsage(rows *sql.Rows, r *UsageRow) error {
+	return rows.Scan(&r.ID, (*requestIDColumn)(&r.RequestID), &r.CreatedAt, &r.WorkspaceID, &r.ProjectID,
+		&r.Provider, &r.OriginalModel, &r.FinalModel, &r.WasFallback, &r.Status,
+		&r.InputTokens, &r.OutputTokens, &r.TotalTokens, &r.CostNano, &r.LatencyMs,
+		&r.ErrorCode, &r.Stream, &r.UsageEstimated, &r.PricedByDefault, &r.PricesVersion,
+		&r.CacheReadTokens, &r.CacheWriteTokens, &r.ReasoningTokens, &r.TTFBMs, &r.ErrorMessage, &r.EndUser)
+}
+
+// usageChunk rows go in one INSERT statement: 400 × 25 = 10,000 parameters, well under SQLite's
 // limit.
-const usageChunk = 500
+const usageChunk = 400
 
 // chunkSize is how many of the remaining rows the next INSERT takes: a full chunk, else the
 // largest power of two that fits. A batch of any size thus runs on statements of at most ten
-// sizes (500, 256, 128, …, 1), each prepared once per database and reused, where a statement
+// sizes (400, 256, 128, …, 1), each prepared once per database and reused, where a statement
 // built for the batch's exact size would be parsed and planned again for every batch; a
 // remainder takes at most nine statements.
 func chunkSize(remaining int) int {
@@ -101,13 +133,14 @@ func insertUsageQuery(n int) string {
 	var q strings.Builder
 	q.Grow(300 + n*40)
 	q.WriteString(`INSERT INTO usage_logs (`)
-	q.WriteString(usageColumns)
+	q.WriteString(insertColumns)
 	q.WriteString(`) VALUES `)
+	row := "(?" + strings.Repeat(",?", usageColumnCount-1) + ")"
 	for i := range n {
 		if i > 0 {
 			q.WriteByte(',')
 		}
-		q.WriteString(`(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+		q.WriteString(row)
 	}
 	q.WriteString(` ON CONFLICT (request_id) DO NOTHING RETURNING `)
 	q.WriteString(rollupColumns)
@@ -123,6 +156,10 @@ func insertUsageQuery(n int) string {
 func (db *DB) InsertUsage(ctx context.Context, rows []UsageRow) (inserted int, err error) {
 	if len(rows) == 0 {
 		return 0, nil
+	}
+	versions, err := db.pricesVersionIDs(ctx, rows)
+	if err != nil {
+		return 0, err
 	}
 	// Prepared before the transaction, which holds the write pool's only connection; the
 	// transaction then runs them on that same connection without preparing again.
@@ -143,7 +180,7 @@ func (db *DB) InsertUsage(ctx context.Context, rows []UsageRow) (inserted int, e
 		start := 0
 		for _, stmt := range stmts {
 			size := chunkSize(len(rows) - start)
-			n, err := insertUsageChunk(ctx, tx.StmtContext(ctx, stmt), rows[start:start+size], deltas, &periods, sums)
+			n, err := insertUsageChunk(ctx, tx.StmtContext(ctx, stmt), rows[start:start+size], versions, deltas, &periods, sums)
 			if err != nil {
 				return err
 			}
@@ -161,14 +198,17 @@ func (db *DB) InsertUsage(ctx context.Context, rows []UsageRow) (inserted int, e
 	return inserted, nil
 }
 
-func insertUsageChunk(ctx context.Context, stmt *sql.Stmt, rows []UsageRow, deltas map[SpendCounter]int64, periods *periodCache, sums rollups) (int, error) {
+func insertUsageChunk(ctx context.Context, stmt *sql.Stmt, rows []UsageRow, versions map[string]int64, deltas map[SpendCounter]int64, periods *periodCache, sums rollups) (int, error) {
 	defer stmt.Close()
 	args := make([]any, 0, len(rows)*usageColumnCount)
-	for _, r := range rows {
-		args = append(args, r.RequestID, r.CreatedAt, r.WorkspaceID, r.ProjectID, r.Provider,
+	ids := make([]byte, len(rows)*requestIDBytes)
+	for i, r := range rows {
+		args = append(args, requestIDArg(r.RequestID, ids[i*requestIDBytes:(i+1)*requestIDBytes]),
+			r.CreatedAt, r.WorkspaceID, r.ProjectID, r.Provider,
 			r.OriginalModel, r.FinalModel, r.WasFallback, r.Status, r.InputTokens, r.OutputTokens,
 			r.TotalTokens, r.CostNano, r.LatencyMs, r.ErrorCode, r.Stream, r.UsageEstimated,
-			r.PricedByDefault, r.PricesVersion)
+			r.PricedByDefault, versions[r.PricesVersion], r.CacheReadTokens, r.CacheWriteTokens,
+			r.ReasoningTokens, r.TTFBMs, r.ErrorMessage, r.EndUser)
 	}
 	res, err := stmt.QueryContext(ctx, args...)
 	if err != nil {
@@ -300,7 +340,7 @@ func (db *DB) ListUsage(ctx context.Context, f UsageFilter) ([]UsageRow, string,
 		limit = MaxUsageLimit
 	}
 	var q strings.Builder
-	q.WriteString(`SELECT id, ` + usageColumns + ` FROM usage_logs WHERE workspace_id = ?`)
+	q.WriteString(`SELECT ` + selectColumns + ` FROM usage_logs WHERE workspace_id = ?`)
 	args := []any{f.WorkspaceID}
 	if f.From != 0 {
 		q.WriteString(` AND created_at >= ?`)
@@ -334,10 +374,7 @@ func (db *DB) ListUsage(ctx context.Context, f UsageFilter) ([]UsageRow, string,
 	out := make([]UsageRow, 0, min(limit+1, 128))
 	for rows.Next() {
 		var r UsageRow
-		if err := rows.Scan(&r.ID, &r.RequestID, &r.CreatedAt, &r.WorkspaceID, &r.ProjectID,
-			&r.Provider, &r.OriginalModel, &r.FinalModel, &r.WasFallback, &r.Status,
-			&r.InputTokens, &r.OutputTokens, &r.TotalTokens, &r.CostNano, &r.LatencyMs,
-			&r.ErrorCode, &r.Stream, &r.UsageEstimated, &r.PricedByDefault, &r.PricesVersion); err != nil {
+		if err := scanUsage(rows, &r); err != nil {
 			return nil, "", fmt.Errorf("list usage: %w", err)
 		}
 		out = append(out, r)

@@ -64,6 +64,11 @@ type Usage struct {
 	InputAudio, InputImage         int64
 	CacheReadAudio, CacheReadImage int64
 	OutputAudio, OutputImage       int64
+
+	// Reasoning is the part of Output the model spent reasoning or thinking, as the provider
+	// reported it (0 when it does not). It is billed as Output and priced as part of it: the
+	// field only informs.
+	Reasoning int64
 }
 
 // Price is a model's price in micro-dollars (1e-6 USD) per million tokens, one field per Usage

@@ -120,6 +120,7 @@ type outcome struct {
 	usage     pricing.Usage
 	estimated bool
 	errorCode string
+	firstByte time.Time // when a stream's first body bytes arrived (zero when not streamed)
 }
 
 func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, u *upstream, path string) {
@@ -379,6 +380,12 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, u *upstream, cal
 	if streaming {
 		// Events may be dropped, so the length can change.
 		h.Del("Content-Length")
+		tick = func() {
+			if out.firstByte.IsZero() {
+				out.firstByte = p.cfg.Now()
+			}
+			timer.Reset(idle)
+		}
 	}
 	w.WriteHeader(resp.StatusCode)
 
@@ -595,25 +602,33 @@ func (p *Proxy) fail(w http.ResponseWriter, r *http.Request, err error) {
 // record queues the usage row of a metered (or blocked) request in the slot taken for it.
 func (p *Proxy) record(slot *usage.Slot, proj *project, u *upstream, call *provider.Call, requestID string, start time.Time, model string, fallback bool, out outcome, q pricing.Quote) {
 	in := out.usage.Input + out.usage.CacheRead + out.usage.CacheWrite
+	var ttfb int64
+	if !out.firstByte.IsZero() {
+		ttfb = out.firstByte.Sub(start).Milliseconds()
+	}
 	slot.Add(usage.Record{
-		RequestID:       requestID,
-		CreatedAt:       start,
-		WorkspaceID:     proj.workspaceID,
-		ProjectID:       proj.id,
-		Provider:        u.adapter.Name(),
-		OriginalModel:   call.Model,
-		FinalModel:      model,
-		WasFallback:     fallback,
-		Status:          out.status,
-		InputTokens:     in,
-		OutputTokens:    out.usage.Output,
-		TotalTokens:     in + out.usage.Output,
-		Cost:            q.Cost,
-		LatencyMs:       p.cfg.Now().Sub(start).Milliseconds(),
-		ErrorCode:       out.errorCode,
-		Stream:          call.Stream,
-		UsageEstimated:  out.estimated,
-		PricedByDefault: q.ByDefault,
-		PricesVersion:   q.Version,
+		RequestID:        requestID,
+		CreatedAt:        start,
+		WorkspaceID:      proj.workspaceID,
+		ProjectID:        proj.id,
+		Provider:         u.adapter.Name(),
+		OriginalModel:    call.Model,
+		FinalModel:       model,
+		WasFallback:      fallback,
+		Status:           out.status,
+		InputTokens:      in,
+		OutputTokens:     out.usage.Output,
+		TotalTokens:      in + out.usage.Output,
+		Cost:             q.Cost,
+		LatencyMs:        p.cfg.Now().Sub(start).Milliseconds(),
+		ErrorCode:        out.errorCode,
+		Stream:           call.Stream,
+		UsageEstimated:   out.estimated,
+		PricedByDefault:  q.ByDefault,
+		PricesVersion:    q.Version,
+		CacheReadTokens:  out.usage.CacheRead,
+		CacheWriteTokens: out.usage.CacheWrite,
+		ReasoningTokens:  out.usage.Reasoning,
+		TTFBMs:           ttfb,
 	})
 }

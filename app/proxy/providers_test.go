@@ -171,6 +171,15 @@ func TestProvidersMeteredLikeTheUpstreamReported(t *testing.T) {
 		if r.Stream != (i == 1 || i >= 3) {
 			t.Errorf("row %d stream = %v", i, r.Stream)
 		}
+		// The parts the provider reported apart are kept on the row.
+		wantCache, wantWrite, wantReasoning := au.CacheRead, au.CacheWrite, int64(0)
+		if i >= 2 {
+			wantCache, wantWrite, wantReasoning = gu.Cached, 0, gu.Thoughts
+		}
+		if r.CacheReadTokens != wantCache || r.CacheWriteTokens != wantWrite || r.ReasoningTokens != wantReasoning {
+			t.Errorf("row %d cache read %d, write %d, reasoning %d; want %d, %d, %d", i, r.CacheReadTokens,
+				r.CacheWriteTokens, r.ReasoningTokens, wantCache, wantWrite, wantReasoning)
+		}
 	}
 	if rows[0].CostNano <= 0 || rows[0].CostNano != rows[1].CostNano {
 		t.Errorf("anthropic costs %d (plain) and %d (stream): want equal, positive", rows[0].CostNano, rows[1].CostNano)

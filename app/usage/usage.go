@@ -45,6 +45,20 @@ type Record struct {
 	// PricesVersion names the prices Cost was computed from (pricing.Table.Version); a row
 	// keeps its cost when prices change.
 	PricesVersion string `json:"pricesVersion"`
+	// The parts of the tokens above the provider reported separately (0 when it did not): cache
+	// reads and writes among the input tokens, reasoning among the output tokens.
+	CacheReadTokens  int64 `json:"cacheReadTokens"`
+	CacheWriteTokens int64 `json:"cacheWriteTokens"`
+	ReasoningTokens  int64 `json:"reasoningTokens"`
+	// TTFBMs is the time from the request's start to the first byte of a streamed answer (0
+	// when not streamed).
+	TTFBMs int64 `json:"ttfbMs"`
+	// ErrorMessage is the provider's own error message, redacted and at most
+	// store.MaxErrorMessage bytes ("" when none).
+	ErrorMessage string `json:"errorMessage"`
+	// EndUser is who the request was for (the x-tokenguard-user header or the request's own
+	// user field), at most store.MaxEndUser bytes.
+	EndUser string `json:"endUser"`
 }
 
 type recordJSON Record // same fields, without the methods
@@ -76,26 +90,32 @@ func (r *Record) UnmarshalJSON(b []byte) error {
 // FromRow converts a stored row to a Record.
 func FromRow(s store.UsageRow) Record {
 	return Record{
-		ID:              s.ID,
-		RequestID:       s.RequestID,
-		CreatedAt:       time.UnixMilli(s.CreatedAt).UTC(),
-		WorkspaceID:     s.WorkspaceID,
-		ProjectID:       s.ProjectID,
-		Provider:        s.Provider,
-		OriginalModel:   s.OriginalModel,
-		FinalModel:      s.FinalModel,
-		WasFallback:     s.WasFallback,
-		Status:          s.Status,
-		InputTokens:     s.InputTokens,
-		OutputTokens:    s.OutputTokens,
-		TotalTokens:     s.TotalTokens,
-		Cost:            pricing.NanoUSD(s.CostNano),
-		LatencyMs:       s.LatencyMs,
-		ErrorCode:       s.ErrorCode,
-		Stream:          s.Stream,
-		UsageEstimated:  s.UsageEstimated,
-		PricedByDefault: s.PricedByDefault,
-		PricesVersion:   s.PricesVersion,
+		ID:               s.ID,
+		RequestID:        s.RequestID,
+		CreatedAt:        time.UnixMilli(s.CreatedAt).UTC(),
+		WorkspaceID:      s.WorkspaceID,
+		ProjectID:        s.ProjectID,
+		Provider:         s.Provider,
+		OriginalModel:    s.OriginalModel,
+		FinalModel:       s.FinalModel,
+		WasFallback:      s.WasFallback,
+		Status:           s.Status,
+		InputTokens:      s.InputTokens,
+		OutputTokens:     s.OutputTokens,
+		TotalTokens:      s.TotalTokens,
+		Cost:             pricing.NanoUSD(s.CostNano),
+		LatencyMs:        s.LatencyMs,
+		ErrorCode:        s.ErrorCode,
+		Stream:           s.Stream,
+		UsageEstimated:   s.UsageEstimated,
+		PricedByDefault:  s.PricedByDefault,
+		PricesVersion:    s.PricesVersion,
+		CacheReadTokens:  s.CacheReadTokens,
+		CacheWriteTokens: s.CacheWriteTokens,
+		ReasoningTokens:  s.ReasoningTokens,
+		TTFBMs:           s.TTFBMs,
+		ErrorMessage:     s.ErrorMessage,
+		EndUser:          s.EndUser,
 	}
 }
 
@@ -110,26 +130,32 @@ func FromRows(rows []store.UsageRow) []Record {
 
 func (r Record) row() store.UsageRow {
 	return store.UsageRow{
-		ID:              r.ID,
-		RequestID:       r.RequestID,
-		CreatedAt:       r.CreatedAt.UnixMilli(),
-		WorkspaceID:     r.WorkspaceID,
-		ProjectID:       r.ProjectID,
-		Provider:        r.Provider,
-		OriginalModel:   r.OriginalModel,
-		FinalModel:      r.FinalModel,
-		WasFallback:     r.WasFallback,
-		Status:          r.Status,
-		InputTokens:     r.InputTokens,
-		OutputTokens:    r.OutputTokens,
-		TotalTokens:     r.TotalTokens,
-		CostNano:        int64(r.Cost),
-		LatencyMs:       r.LatencyMs,
-		ErrorCode:       r.ErrorCode,
-		Stream:          r.Stream,
-		UsageEstimated:  r.UsageEstimated,
-		PricedByDefault: r.PricedByDefault,
-		PricesVersion:   r.PricesVersion,
+		ID:               r.ID,
+		RequestID:        r.RequestID,
+		CreatedAt:        r.CreatedAt.UnixMilli(),
+		WorkspaceID:      r.WorkspaceID,
+		ProjectID:        r.ProjectID,
+		Provider:         r.Provider,
+		OriginalModel:    r.OriginalModel,
+		FinalModel:       r.FinalModel,
+		WasFallback:      r.WasFallback,
+		Status:           r.Status,
+		InputTokens:      r.InputTokens,
+		OutputTokens:     r.OutputTokens,
+		TotalTokens:      r.TotalTokens,
+		CostNano:         int64(r.Cost),
+		LatencyMs:        r.LatencyMs,
+		ErrorCode:        r.ErrorCode,
+		Stream:           r.Stream,
+		UsageEstimated:   r.UsageEstimated,
+		PricedByDefault:  r.PricedByDefault,
+		PricesVersion:    r.PricesVersion,
+		CacheReadTokens:  r.CacheReadTokens,
+		CacheWriteTokens: r.CacheWriteTokens,
+		ReasoningTokens:  r.ReasoningTokens,
+		TTFBMs:           r.TTFBMs,
+		ErrorMessage:     r.ErrorMessage,
+		EndUser:          r.EndUser,
 	}
 }
 

@@ -316,7 +316,8 @@ func TestRecordJSON(t *testing.T) {
 		WorkspaceID: 1, ProjectID: 2, Provider: "anthropic", OriginalModel: "claude-opus-4-5", FinalModel: "claude-haiku-4-5",
 		WasFallback: true, Status: 200, InputTokens: 10, OutputTokens: 20, TotalTokens: 30,
 		Cost: 1_234_500, LatencyMs: 99, ErrorCode: "", Stream: true, UsageEstimated: true, PricedByDefault: false,
-		PricesVersion: "genai-prices@0.1.8+ac450c11",
+		PricesVersion: "genai-prices@0.1.8+ac450c11", CacheReadTokens: 4, CacheWriteTokens: 2, ReasoningTokens: 5,
+		TTFBMs: 310, ErrorMessage: "overloaded", EndUser: "u-1",
 	}
 	b, err := json.Marshal(r)
 	if err != nil {
@@ -332,7 +333,8 @@ func TestRecordJSON(t *testing.T) {
 		"finalModel": "claude-haiku-4-5", "wasFallback": true, "status": 200.0, "inputTokens": 10.0,
 		"outputTokens": 20.0, "totalTokens": 30.0, "estimatedCostUsd": 0.0012345, "latencyMs": 99.0,
 		"errorCode": "", "stream": true, "usageEstimated": true, "pricedByDefault": false,
-		"pricesVersion": "genai-prices@0.1.8+ac450c11",
+		"pricesVersion": "genai-prices@0.1.8+ac450c11", "cacheReadTokens": 4.0, "cacheWriteTokens": 2.0,
+		"reasoningTokens": 5.0, "ttfbMs": 310.0, "errorMessage": "overloaded", "endUser": "u-1",
 	}
 	if fmt.Sprint(m) != fmt.Sprint(want) {
 		t.Errorf("JSON = %s\nwant %v", b, want)

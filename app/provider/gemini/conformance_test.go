@@ -66,7 +66,7 @@ func fixture(sse bool) providertest.Fixture {
 			}}
 		},
 		// Every class Gemini reports (no cache writes: a generate call never writes a cache).
-		Usage: pricing.Usage{Input: 1500, CacheRead: 20000, Output: 420},
+		Usage: pricing.Usage{Input: 1500, CacheRead: 20000, Output: 420, Reasoning: 140},
 		Invalid: map[string]provider.Request{
 			"malformed body":        post("/v1beta/models/gemini-2.5-flash:generateContent", `{"contents":[`),
 			"not an object":         post("/v1beta/models/gemini-2.5-flash:generateContent", `[]`),

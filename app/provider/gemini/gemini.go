@@ -396,7 +396,7 @@ func toUsage(u gjson.Result) pricing.Usage {
 	outImage = min(outImage, out-outAudio)
 	return pricing.Usage{Input: in, CacheRead: cached, Output: out,
 		InputAudio: inAudio, InputImage: inImage, CacheReadAudio: cacheAudio, CacheReadImage: cacheImage,
-		OutputAudio: outAudio, OutputImage: outImage}
+		OutputAudio: outAudio, OutputImage: outImage, Reasoning: min(thoughts, out)}
 }
 
 // modalities sums a ModalityTokenCount list's AUDIO and IMAGE entries.

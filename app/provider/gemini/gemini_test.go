@@ -93,7 +93,7 @@ func sendCapped(t *testing.T, up *geminitest.Upstream, method, path, rawQuery, b
 // want converts the upstream's figures to TokenGuard's disjoint classes: the cached part of
 // the prompt is a cache read, tool-use prompt tokens are input, thoughts are output.
 func want(u geminitest.Usage) pricing.Usage {
-	return pricing.Usage{Input: u.Prompt - u.Cached + u.ToolUse, CacheRead: u.Cached, Output: u.Candidates + u.Thoughts}
+	return pricing.Usage{Input: u.Prompt - u.Cached + u.ToolUse, CacheRead: u.Cached, Output: u.Candidates + u.Thoughts, Reasoning: u.Thoughts}
 }
 
 const genBody = `{"contents":[{"role":"user","parts":[{"text":"Hello"}]}],"generationConfig":{"maxOutputTokens":256}}`

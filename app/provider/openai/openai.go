@@ -313,6 +313,7 @@ func chatUsage(u gjson.Result) pricing.Usage {
 		Output:      out,
 		InputAudio:  min(provider.TokenCount(u.Get("prompt_tokens_details.audio_tokens")), prompt-cached),
 		OutputAudio: min(provider.TokenCount(u.Get("completion_tokens_details.audio_tokens")), out),
+		Reasoning:   min(provider.TokenCount(u.Get("completion_tokens_details.reasoning_tokens")), out),
 	}
 }
 
@@ -321,10 +322,12 @@ func chatUsage(u gjson.Result) pricing.Usage {
 func responsesUsage(u gjson.Result) pricing.Usage {
 	in := provider.TokenCount(u.Get("input_tokens"))
 	cached := min(provider.TokenCount(u.Get("input_tokens_details.cached_tokens")), in)
+	out := provider.TokenCount(u.Get("output_tokens"))
 	return pricing.Usage{
 		Input:     in - cached,
 		CacheRead: cached,
-		Output:    provider.TokenCount(u.Get("output_tokens")),
+		Output:    out,
+		Reasoning: min(provider.TokenCount(u.Get("output_tokens_details.reasoning_tokens")), out),
 	}
 }
 

@@ -47,7 +47,7 @@ func TestConformanceChatCompletions(t *testing.T) {
 		Fallback: "gpt-4.1-nano",
 		Request:  chatRequest,
 		Upstream: fakeUpstream,
-		Usage:    pricing.Usage{Input: 900, CacheRead: 100, Output: 321},
+		Usage:    pricing.Usage{Input: 900, CacheRead: 100, Output: 321, Reasoning: 160},
 		Invalid: map[string]provider.Request{
 			"not JSON":       {Method: "POST", Path: openai.ChatCompletions, Body: []byte(`model=gpt-4o`)},
 			"JSON array":     {Method: "POST", Path: openai.ChatCompletions, Body: []byte(`[{"model":"gpt-4o"}]`)},
@@ -82,7 +82,7 @@ func TestConformanceResponses(t *testing.T) {
 				`{"model":%q,"stream":%v,"input":"Say hello","max_output_tokens":500}`, model, stream))}
 		},
 		Upstream: fakeUpstream,
-		Usage:    pricing.Usage{Input: 40, CacheRead: 2048, Output: 77},
+		Usage:    pricing.Usage{Input: 40, CacheRead: 2048, Output: 77, Reasoning: 38},
 		Invalid: map[string]provider.Request{
 			"duplicate model": {Method: "POST", Path: openai.Responses, Body: []byte(`{"model":"a","model":"b"}`)},
 		},
