@@ -161,6 +161,14 @@ func New(db *store.DB, opts Options) (*Mailer, error) {
 // skipped.
 func (m *Mailer) Configured() bool { return m.sender != nil }
 
+// Queued reports the messages held in memory: ready to send, and waiting to be retried. The
+// metrics read it at each scrape.
+func (m *Mailer) Queued() (ready, waiting int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.ready), len(m.waiting)
+}
+
 // Send queues msg for delivery and returns at once; the outcome is recorded in mail_log. It
 // returns an error only when msg is malformed (an unparsable recipient, a line break in the
 // subject, no body), the queue is full (ErrQueueFull) or the mailer is closed (ErrClosed) — then

@@ -48,6 +48,7 @@ type Writer struct {
 	done     chan struct{}                // the goroutine has exited
 	closeErr error                        // rows Close could not write
 	writeFn  func([]store.UsageRow) error // the batch write (tests wrap it to inject faults)
+	onBatch  func(rows int, took time.Duration)
 }
 
 // WriterOptions tunes a Writer; zero fields take the defaults.
@@ -59,6 +60,9 @@ type WriterOptions struct {
 	// MaxQueue bounds queued rows plus slots held by requests in flight (config USAGE_QUEUE_MAX;
 	// default DefaultMaxQueue).
 	MaxQueue int
+	// OnBatch, when set, is told of every batch stored: its rows and how long storing it took
+	// (retries included). It runs on the writer's goroutine: keep it quick.
+	OnBatch func(rows int, took time.Duration)
 }
 
 // DefaultMaxQueue is the default bound on queued rows plus in-flight slots. It is far above
@@ -106,6 +110,7 @@ func newWriter(log *slog.Logger, opts WriterOptions, writeFn func([]store.UsageR
 		abort:    make(chan struct{}),
 		done:     make(chan struct{}),
 		writeFn:  writeFn,
+		onBatch:  opts.OnBatch,
 	}
 	go w.run()
 	return w
@@ -399,10 +404,14 @@ func (w *Writer) write(batch []store.UsageRow) error {
 		return nil
 	}
 	backoff := firstBackoff
+	start := time.Now()
 	for attempt := 1; ; attempt++ {
 		err := w.writeFn(batch)
 		w.stored(err, err == nil)
 		if err == nil {
+			if w.onBatch != nil {
+				w.onBatch(len(batch), time.Since(start))
+			}
 			if attempt > 1 {
 				w.log.Info("usage batch written after retries", "rows", len(batch), "attempts", attempt)
 			}
