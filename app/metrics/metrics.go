@@ -61,11 +61,11 @@ type seriesKey struct {
 // series is every metric child one label combination touches, resolved once so that Observe
 // only adds to them.
 type series struct {
-	requests                                      prometheus.Counter
+	requests                                        prometheus.Counter
 	input, output, cacheRead, cacheWrite, reasoning prometheus.Counter
-	cost                                          prometheus.Counter
-	latency, ttfb                                 prometheus.Observer
-	upstreamError                                 prometheus.Counter // nil: not an upstream error
+	cost                                            prometheus.Counter
+	latency, ttfb                                   prometheus.Observer
+	upstreamError                                   prometheus.Counter // nil: not an upstream error
 }
 
 // Latency buckets, in seconds: LLM calls run from tens of milliseconds (a refusal, a cached
