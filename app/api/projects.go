@@ -28,6 +28,7 @@ type createProjectRequest struct {
 	BudgetMode       *string  `json:"budgetMode"`
 	FallbackModel    string   `json:"fallbackModel"`
 	AlertEmail       string   `json:"alertEmail"`
+	controlsRequest
 }
 
 // createProject: POST /api/projects → 201 {project,key}. The key appears in this response only;
@@ -41,9 +42,14 @@ func (a *API) createProject(w http.ResponseWriter, r *http.Request, _ httprouter
 	if err := a.Decode(w, r, &req); err != nil {
 		return err
 	}
+	controls, err := req.patch()
+	if err != nil {
+		return err
+	}
 	p, key, err := a.acct.CreateProject(r.Context(), c.Actor, wsID, account.ProjectInput{
 		Name: req.Name, DailyBudget: req.DailyBudgetUSD, MonthlyBudget: req.MonthlyBudgetUSD,
 		BudgetMode: req.BudgetMode, FallbackModel: req.FallbackModel, AlertEmail: req.AlertEmail,
+		Controls: controls,
 	})
 	if err != nil {
 		return err
@@ -71,6 +77,7 @@ type patchProjectRequest struct {
 	BudgetMode       optString `json:"budgetMode"`
 	FallbackModel    optString `json:"fallbackModel"`
 	AlertEmail       optString `json:"alertEmail"`
+	controlsRequest
 }
 
 // patchProject: PATCH /api/projects/:id, partial: absent fields stay, null clears a budget (and
@@ -102,6 +109,9 @@ func (a *API) patchProject(w http.ResponseWriter, r *http.Request, ps httprouter
 	}
 	if req.AlertEmail.set {
 		patch.AlertEmail = &req.AlertEmail.v
+	}
+	if patch.Controls, err = req.patch(); err != nil {
+		return err
 	}
 	p, err := a.acct.UpdateProject(r.Context(), c.Actor, id, patch)
 	if err != nil {

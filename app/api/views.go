@@ -31,12 +31,15 @@ type workspaceJSON struct {
 	BudgetMode       string    `json:"budgetMode"`
 	Plan             string    `json:"plan"`
 	CreatedAt        time.Time `json:"createdAt"`
+	RPMLimit         int64     `json:"rpmLimit"`
+	TPMLimit         int64     `json:"tpmLimit"`
 }
 
 func workspaceView(w account.Workspace) workspaceJSON {
 	return workspaceJSON{
 		ID: w.ID, Name: w.Name, Role: string(w.Role), Plan: w.Plan, CreatedAt: w.CreatedAt,
 		DailyBudgetUSD: usd(w.DailyBudget), MonthlyBudgetUSD: usd(w.MonthlyBudget), BudgetMode: string(w.BudgetMode),
+		RPMLimit: w.RPMLimit, TPMLimit: w.TPMLimit,
 	}
 }
 
@@ -55,6 +58,12 @@ type projectJSON struct {
 	CreatedAt        time.Time          `json:"createdAt"`
 	UpdatedAt        time.Time          `json:"updatedAt"`
 	ProviderKeys     map[string]*string `json:"providerKeys"`
+	// The controls of DESIGN §7: 0 is no limit, [] every model.
+	RPMLimit              int64    `json:"rpmLimit"`
+	TPMLimit              int64    `json:"tpmLimit"`
+	AllowedModels         []string `json:"allowedModels"`
+	FallbackOnError       bool     `json:"fallbackOnError"`
+	EndUserDailyBudgetUSD float64  `json:"endUserDailyBudgetUsd"`
 }
 
 func projectView(p account.Project) projectJSON {
@@ -64,6 +73,8 @@ func projectView(p account.Project) projectJSON {
 		FallbackModel: p.FallbackModel, AlertEmail: p.AlertEmail, Active: p.Active,
 		LastUsedAt: p.LastUsedAt, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt,
 		ProviderKeys: maskedKeys(p),
+		RPMLimit:     p.RPMLimit, TPMLimit: p.TPMLimit, AllowedModels: append([]string{}, p.AllowedModels...),
+		FallbackOnError: p.FallbackOnError, EndUserDailyBudgetUSD: p.EndUserDailyBudget.Dollars(),
 	}
 }
 

@@ -74,10 +74,12 @@ type patchWorkspaceRequest struct {
 	DailyBudgetUSD   optNumber `json:"dailyBudgetUsd"`
 	MonthlyBudgetUSD optNumber `json:"monthlyBudgetUsd"`
 	BudgetMode       optString `json:"budgetMode"`
+	RPMLimit         optNumber `json:"rpmLimit"`
+	TPMLimit         optNumber `json:"tpmLimit"`
 }
 
-// patchWorkspace: PATCH /api/workspaces/:id {name,dailyBudgetUsd,monthlyBudgetUsd,budgetMode} →
-// {workspace}.
+// patchWorkspace: PATCH /api/workspaces/:id {name,dailyBudgetUsd,monthlyBudgetUsd,budgetMode,
+// rpmLimit,tpmLimit} → {workspace}; a null limit is 0, no limit.
 func (a *API) patchWorkspace(w http.ResponseWriter, r *http.Request, ps httprouter.Params, c Caller) error {
 	id, err := pathID(ps, "id", "workspace")
 	if err != nil {
@@ -98,6 +100,12 @@ func (a *API) patchWorkspace(w http.ResponseWriter, r *http.Request, ps httprout
 		patch.Name = &req.Name.v
 	}
 	if patch.BudgetMode, err = req.BudgetMode.mode(); err != nil {
+		return err
+	}
+	if patch.RPMLimit, err = wholeLimit("rpmLimit", req.RPMLimit); err != nil {
+		return err
+	}
+	if patch.TPMLimit, err = wholeLimit("tpmLimit", req.TPMLimit); err != nil {
 		return err
 	}
 	ws, err := a.acct.UpdateWorkspace(r.Context(), c.Actor, id, patch)
