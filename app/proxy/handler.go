@@ -116,11 +116,12 @@ func upstreamHeader(in http.Header) http.Header {
 
 // outcome is what one metered request ends as; it becomes the usage row.
 type outcome struct {
-	status    int
-	usage     pricing.Usage
-	estimated bool
-	errorCode string
-	firstByte time.Time // when a stream's first body bytes arrived (zero when not streamed)
+	status       int
+	usage        pricing.Usage
+	estimated    bool
+	errorCode    string
+	firstByte    time.Time // when a stream's first body bytes arrived (zero when not streamed)
+	errorMessage string    // the provider's message in an error answer (errorMessage)
 }
 
 func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, u *upstream, path string) {
@@ -398,8 +399,9 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, u *upstream, cal
 	}
 	if !ok {
 		// Upstream errors pass through unchanged; nothing was generated, nothing is billed.
-		copyBody(w, resp.Body, nil, tick)
-		out.errorCode = codeUpstreamError
+		var kept errorBody
+		copyBody(w, resp.Body, &kept, tick)
+		out.errorCode, out.errorMessage = codeUpstreamError, errorMessage(kept.b)
 		return
 	}
 	if streaming {
@@ -630,5 +632,6 @@ func (p *Proxy) record(slot *usage.Slot, proj *project, u *upstream, call *provi
 		CacheWriteTokens: out.usage.CacheWrite,
 		ReasoningTokens:  out.usage.Reasoning,
 		TTFBMs:           ttfb,
+		ErrorMessage:     out.errorMessage,
 	})
 }
