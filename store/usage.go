@@ -127,8 +127,7 @@ func (s *insertStmts) get(ctx context.Context, db *sql.DB, n int) (*sql.Stmt, er
 	return st, nil
 }
 
-// insertUsageQuery is the INSERT of n usage rows. RETURNING yields only the rows actually
-// inserted, so only they reach the counters and the rollups.
+// insertUsageQuery is the INSERT of n usage rows; a row whose request id is stored is skipped.
 func insertUsageQuery(n int) string {
 	var q strings.Builder
 	q.Grow(300 + n*40)
@@ -142,8 +141,7 @@ func insertUsageQuery(n int) string {
 		}
 		q.WriteString(row)
 	}
-	q.WriteString(` ON CONFLICT (request_id) DO NOTHING RETURNING `)
-	q.WriteString(rollupColumns)
+	q.WriteString(` ON CONFLICT (request_id) DO NOTHING`)
 	return q.String()
 }
 
@@ -180,7 +178,7 @@ func (db *DB) InsertUsage(ctx context.Context, rows []UsageRow) (inserted int, e
 		start := 0
 		for _, stmt := range stmts {
 			size := chunkSize(len(rows) - start)
-			n, err := insertUsageChunk(ctx, tx.StmtContext(ctx, stmt), rows[start:start+size], versions, deltas, &periods, sums)
+			n, err := insertUsageChunk(ctx, tx, tx.StmtContext(ctx, stmt), rows[start:start+size], versions, deltas, &periods, sums)
 			if err != nil {
 				return err
 			}
@@ -198,7 +196,7 @@ func (db *DB) InsertUsage(ctx context.Context, rows []UsageRow) (inserted int, e
 	return inserted, nil
 }
 
-func insertUsageChunk(ctx context.Context, stmt *sql.Stmt, rows []UsageRow, versions map[string]int64, deltas map[SpendCounter]int64, periods *periodCache, sums rollups) (int, error) {
+func insertUsageChunk(ctx context.Context, tx *sql.Tx, stmt *sql.Stmt, rows []UsageRow, versions map[string]int64, deltas map[SpendCounter]int64, periods *periodCache, sums rollups) (int, error) {
 	defer stmt.Close()
 	args := make([]any, 0, len(rows)*usageColumnCount)
 	ids := make([]byte, len(rows)*requestIDBytes)
@@ -210,21 +208,18 @@ func insertUsageChunk(ctx context.Context, stmt *sql.Stmt, rows []UsageRow, vers
 			r.PricedByDefault, versions[r.PricesVersion], r.CacheReadTokens, r.CacheWriteTokens,
 			r.ReasoningTokens, r.TTFBMs, r.ErrorMessage, r.EndUser)
 	}
-	res, err := stmt.QueryContext(ctx, args...)
+	res, err := stmt.ExecContext(ctx, args...)
 	if err != nil {
 		return 0, err
 	}
-	defer res.Close()
-	n := 0
-	for res.Next() {
-		var u UsageRow
-		if err := scanRollupSource(res, &u); err != nil {
-			return 0, err
-		}
-		n++
-		sums.add(&u)
+	affected, err := res.RowsAffected()
+	if err != nil {
+		return 0, err
+	}
+	count := func(u *UsageRow) {
+		sums.add(u)
 		if u.CostNano == 0 {
-			continue
+			return
 		}
 		day, month := periods.keys(u.CreatedAt)
 		deltas[SpendCounter{Scope: "project", ScopeID: u.ProjectID, Period: day}] += u.CostNano
@@ -232,7 +227,45 @@ func insertUsageChunk(ctx context.Context, stmt *sql.Stmt, rows []UsageRow, vers
 		deltas[SpendCounter{Scope: "workspace", ScopeID: u.WorkspaceID, Period: day}] += u.CostNano
 		deltas[SpendCounter{Scope: "workspace", ScopeID: u.WorkspaceID, Period: month}] += u.CostNano
 	}
-	return n, res.Err()
+	n := int(affected)
+	if n == len(rows) {
+		for i := range rows {
+			count(&rows[i])
+		}
+		return n, nil
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	// Some request ids were already stored (a batch retried after an uncertain failure), so
+	// what counts is what the table holds for the rows just inserted. In this transaction
+	// nothing else writes, and each inserted row took the next id after the table's largest,
+	// so they are the n ids up to the last one inserted.
+	last, err := res.LastInsertId()
+	if err != nil {
+		return 0, err
+	}
+	stored, err := tx.QueryContext(ctx, `SELECT `+rollupColumns+` FROM usage_logs WHERE id > ? AND id <= ?`, last-affected, last)
+	if err != nil {
+		return 0, err
+	}
+	defer stored.Close()
+	got := 0
+	for stored.Next() {
+		var u UsageRow
+		if err := scanRollupSource(stored, &u); err != nil {
+			return 0, err
+		}
+		got++
+		count(&u)
+	}
+	if err := stored.Err(); err != nil {
+		return 0, err
+	}
+	if got != n {
+		return 0, fmt.Errorf("inserted %d usage rows but found %d of them", n, got)
+	}
+	return n, nil
 }
 
 func addSpend(ctx context.Context, tx *sql.Tx, deltas map[SpendCounter]int64) error {
