@@ -54,6 +54,20 @@ func (db *DB) WebhookOf(ctx context.Context, workspaceID int64) (Webhook, error)
 	return w, nil
 }
 
+// WebhookSecretTx returns workspaceID's sealed webhook secret read in tx, or ErrNotFound when it
+// has no webhook, so a change decides on keeping the secret from what it replaces.
+func (db *DB) WebhookSecretTx(ctx context.Context, tx *sql.Tx, workspaceID int64) ([]byte, error) {
+	var sealed []byte
+	err := tx.QueryRowContext(ctx, `SELECT secret_sealed FROM webhooks WHERE workspace_id = ?`, workspaceID).Scan(&sealed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read webhook secret of workspace %d: %w", workspaceID, err)
+	}
+	return sealed, nil
+}
+
 // DeleteWebhook removes workspaceID's webhook in tx and fails its pending deliveries with
 // reason; it returns ErrNotFound when there was none.
 func (db *DB) DeleteWebhook(ctx context.Context, tx *sql.Tx, workspaceID int64, reason string, at int64) error {
