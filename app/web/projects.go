@@ -84,7 +84,7 @@ func (s *Server) projectsPage(w http.ResponseWriter, r *http.Request, c *reqCtx)
 	}
 	for _, p := range ps {
 		sp := s.opt.Budget.Spend(budget.ProjectScope, p.ID)
-		row := views.ProjectRow{ID: p.ID, Name: p.Name, Active: p.Active, KeyPrefix: p.KeyPrefix,
+		row := views.ProjectRow{ID: p.ID, Name: p.Name, Active: p.Active, KeyPrefix: p.KeyPrefix, Guard: s.guard(c, p),
 			Today: s.bar(int64(sp.Day), nanoPtr64(p.DailyBudget)), Month: s.bar(int64(sp.Month), nanoPtr64(p.MonthlyBudget))}
 		if p.LastUsedAt != nil {
 			row.LastUsed = *p.LastUsedAt
@@ -233,7 +233,7 @@ var providerLabels = map[string]string{"openai": "OpenAI", "anthropic": "Anthrop
 func (s *Server) renderProject(w http.ResponseWriter, r *http.Request, c *reqCtx, p account.Project, status int, form *views.ProjectForm) error {
 	sp := s.opt.Budget.Spend(budget.ProjectScope, p.ID)
 	d := views.ProjectDetail{
-		ID: p.ID, Name: p.Name, Active: p.Active, KeyPrefix: p.KeyPrefix, CreatedAt: p.CreatedAt, Now: s.now(),
+		ID: p.ID, Name: p.Name, Active: p.Active, KeyPrefix: p.KeyPrefix, CreatedAt: p.CreatedAt, Now: s.now(), Guard: s.guard(c, p),
 		Today: s.bar(int64(sp.Day), nanoPtr64(p.DailyBudget)), Month: s.bar(int64(sp.Month), nanoPtr64(p.MonthlyBudget)),
 		ConfirmRegenerate: r.Method == http.MethodGet && r.URL.Query().Get("confirm") == "regenerate",
 	}
