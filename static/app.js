@@ -50,6 +50,40 @@
     if (btn) btn.disabled = ev.target.value !== want;
   });
 
+  // Phone menu: the nav folds behind the menu button (CSS does so only under the "js" class, so
+  // without script the nav stays open). Escape closes the menu and any open <details> menu
+  // (the workspace switcher), returning focus to what opened it; a click outside closes them.
+  document.documentElement.classList.add("js");
+  function setMenu(open) {
+    var btn = document.querySelector("[data-menu-toggle]");
+    if (!btn) return;
+    btn.setAttribute("aria-expanded", open ? "true" : "false");
+    btn.closest(".topbar").classList.toggle("menu-open", open);
+  }
+  document.addEventListener("click", function (ev) {
+    var btn = ev.target.closest("[data-menu-toggle]");
+    if (btn) {
+      setMenu(btn.getAttribute("aria-expanded") !== "true");
+      return;
+    }
+    if (!ev.target.closest(".topbar nav")) setMenu(false);
+    document.querySelectorAll("details[open]").forEach(function (d) {
+      if (d.classList.contains("switcher") && !d.contains(ev.target)) d.open = false;
+    });
+  });
+  document.addEventListener("keydown", function (ev) {
+    if (ev.key !== "Escape") return;
+    var btn = document.querySelector("[data-menu-toggle][aria-expanded=true]");
+    if (btn) {
+      setMenu(false);
+      btn.focus();
+    }
+    document.querySelectorAll("details.switcher[open]").forEach(function (d) {
+      d.open = false;
+      d.querySelector("summary").focus();
+    });
+  });
+
   // The usage filters submit on change for quick exploration (the Apply button still works).
   document.addEventListener("change", function (ev) {
     var form = ev.target.form;

@@ -78,6 +78,13 @@ func (a *Assets) URL(name string) string {
 	return u
 }
 
+// Has reports whether urlPath (such as "/static/app.1a2b3c4d5e6f.css") names an asset
+// ServeHTTP serves.
+func (a *Assets) Has(urlPath string) bool {
+	_, ok := a.byFile[strings.TrimPrefix(urlPath, Prefix)]
+	return ok
+}
+
 // ServeHTTP serves a fingerprinted asset with a year-long immutable cache lifetime; any other
 // name under Prefix is a 404 (a stale fingerprint must not be served new content forever).
 func (a *Assets) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -268,12 +268,22 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, c *reqCtx, err err
 		s.log.Error("dashboard: request failed", "method", r.Method, "path", api.RedactPath(r.URL.Path), "err", err)
 		s.renderError(w, r, c, http.StatusInternalServerError, "Something went wrong", "The error was logged. Try again in a moment.")
 	case apperr.NotFound:
-		s.renderError(w, r, c, http.StatusNotFound, "Not found", "This page does not exist, or you do not have access to it.")
+		s.renderNotFound(w, r, c)
 	case apperr.Unauthorized:
 		s.redirect(w, r, "/login")
 	default:
 		s.renderError(w, r, c, apperr.Status(err), "That did not work", apperr.Message(err))
 	}
+}
+
+// renderNotFound renders the 404 page naming the request's path (bounded, invite tokens
+// redacted).
+func (s *Server) renderNotFound(w http.ResponseWriter, r *http.Request, c *reqCtx) error {
+	p := api.RedactPath(r.URL.Path)
+	if len(p) > 200 {
+		p = p[:200] + "…"
+	}
+	return s.render(w, r, http.StatusNotFound, views.NotFoundPage(s.layout(r, c, "Page not found", ""), p))
 }
 
 func (s *Server) renderError(w http.ResponseWriter, r *http.Request, c *reqCtx, status int, heading, msg string) {

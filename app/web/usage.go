@@ -109,12 +109,7 @@ func (s *Server) usagePage(w http.ResponseWriter, r *http.Request, c *reqCtx) er
 		}
 		t.Rows = usageRows(rows, names)
 		if !next.empty() {
-			nq := url.Values{}
-			for k, vs := range q {
-				if k != "cursor" && k != "scan" && k != "fragment" && len(vs) > 0 && vs[0] != "" {
-					nq.Set(k, vs[0])
-				}
-			}
+			nq := usageFilterQuery(q)
 			if next.cursor != "" {
 				nq.Set("cursor", next.cursor)
 			}
@@ -134,7 +129,67 @@ func (s *Server) usagePage(w http.ResponseWriter, r *http.Request, c *reqCtx) er
 	if q.Get("fragment") == "rows" && isHTMX(r) {
 		return s.render(w, r, http.StatusOK, views.UsageRows(l, t, true))
 	}
-	return s.render(w, r, http.StatusOK, views.UsagePage(l, views.UsageLog{Filters: v, Projects: opts, Table: t}))
+	u := views.UsageLog{Filters: v, Projects: opts, Table: t, Presets: usagePresets(c, q, v, s.now())}
+	if problem == "" {
+		if u.Totals, u.TotalsNote, err = s.usageTotals(r, f); err != nil {
+			return err
+		}
+	}
+	return s.render(w, r, http.StatusOK, views.UsagePage(l, u))
+}
+
+// usageFilterQuery is q's filters alone (no paging position), for links that keep them.
+func usageFilterQuery(q url.Values) url.Values {
+	nq := url.Values{}
+	for k, vs := range q {
+		if k != "cursor" && k != "scan" && k != "fragment" && len(vs) > 0 && vs[0] != "" {
+			nq.Set(k, vs[0])
+		}
+	}
+	return nq
+}
+
+// usagePresets are the usage log's date-range links (the analytics page's presets but
+// "custom", resolved to from/to days), each keeping the other filters. A preset is current
+// when the filter's days are exactly its days.
+func usagePresets(c *reqCtx, q url.Values, v views.UsageFilters, now time.Time) []views.PageLink {
+	var out []views.PageLink
+	for _, p := range rangePresets {
+		if p.key == "custom" {
+			continue
+		}
+		days, _ := analyticsRange(url.Values{"range": {p.key}}, now)
+		nq := usageFilterQuery(q)
+		nq.Set("from", days.From)
+		nq.Set("to", days.To)
+		out = append(out, views.PageLink{Key: p.key, Text: p.text, URL: views.WSPath(c.ws.ID, "/usage?"+nq.Encode()),
+			Current: v.From == days.From && v.To == days.To})
+	}
+	return out
+}
+
+// usageTotals sums every request the filter selects from the usage rollups (store.AggregateUsage:
+// a few rollup rows whatever the range), not from the page. The rollups do not keep statuses,
+// so a status filter shows no totals rather than a scan of every row.
+func (s *Server) usageTotals(r *http.Request, f store.UsageFilter) (*views.UsageTotals, string, error) {
+	if f.Status != 0 {
+		return nil, "Totals are not shown with a status filter.", nil
+	}
+	to := f.To
+	if to == 0 {
+		to = s.now().UnixMilli() + 1
+	}
+	if to <= f.From {
+		return &views.UsageTotals{}, "", nil
+	}
+	aggs, err := s.opt.DB.AggregateUsage(r.Context(), store.AnalyticsFilter{WorkspaceID: f.WorkspaceID, From: f.From, To: to,
+		ProjectID: f.ProjectID, Provider: f.Provider, Model: f.Model}, store.GroupNone, 0)
+	if err != nil || len(aggs) == 0 {
+		return nil, "", err
+	}
+	a := aggs[0]
+	return &views.UsageTotals{Requests: a.Requests, InputTokens: a.InputTokens, OutputTokens: a.OutputTokens, Cost: a.CostNano,
+		Errors: a.Errors, Blocked: a.Blocked}, "", nil
 }
 
 // recentUsage is a project's latest requests for its detail page.

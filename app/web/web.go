@@ -23,6 +23,7 @@ import (
 	"tokenguard/app/account"
 	"tokenguard/app/analytics"
 	"tokenguard/app/api"
+	"tokenguard/app/apperr"
 	"tokenguard/app/budget"
 	"tokenguard/app/pricing"
 	"tokenguard/static"
@@ -115,13 +116,32 @@ func New(o Options) (*Server, error) {
 }
 
 // Register adds the dashboard's routes and its static assets to router. The dashboard owns "/",
-// "/login", "/signup", "/logout", "/workspaces", "/invites/…", "/w/…" and "/static/…".
+// "/login", "/signup", "/logout", "/workspaces", "/invites/…", "/w/…" and "/static/…". It also
+// answers every path no route matches: the styled 404 page, except under /api/ and /proxy/,
+// whose clients read the contract's JSON NOT_FOUND error.
 func (s *Server) Register(router *httprouter.Router) {
 	for _, rt := range s.routes() {
 		router.Handler(rt.method, rt.path, s.wrap(rt))
 	}
-	router.Handler(http.MethodGet, static.Prefix+"*file", s.opt.Assets)
-	router.Handler(http.MethodHead, static.Prefix+"*file", s.opt.Assets)
+	notFound := s.wrap(route{http.MethodGet, "", public, s.renderNotFound})
+	// Assets are served without the dashboard's middleware (no session read, cacheable); only
+	// an unknown name goes through it, to the 404 page.
+	assets := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.opt.Assets.Has(r.URL.Path) {
+			notFound.ServeHTTP(w, r)
+			return
+		}
+		s.opt.Assets.ServeHTTP(w, r)
+	})
+	router.Handler(http.MethodGet, static.Prefix+"*file", assets)
+	router.Handler(http.MethodHead, static.Prefix+"*file", assets)
+	router.NotFound = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; p == "/api" || strings.HasPrefix(p, "/api/") || p == "/proxy" || strings.HasPrefix(p, "/proxy/") {
+			apperr.WriteJSON(w, apperr.New(apperr.NotFound, "no such endpoint"))
+			return
+		}
+		notFound.ServeHTTP(w, r)
+	})
 }
 
 // Handler returns the dashboard alone on its own router (tests, or mounting under a mux).
