@@ -9,17 +9,20 @@ import (
 	"sync/atomic"
 	"time"
 
+	"tokenguard/app/allowlist"
 	"tokenguard/app/apikey"
 	"tokenguard/app/apperr"
 	"tokenguard/app/budget"
 	"tokenguard/app/pricing"
+	"tokenguard/app/ratelimit"
 	"tokenguard/app/secret"
 	"tokenguard/store"
 )
 
 // project is a verified key's view of its project, cached in memory so bcrypt and SQL run once
 // per key rather than per request. Everything but lastUsed is immutable once built; a change
-// to the project (budgets, fallback, provider keys, key, state) evicts the entry instead.
+// to the project (budgets, fallback, controls, provider keys, key, state) evicts the entry
+// instead.
 type project struct {
 	id, workspaceID int64
 	// deny is a contract error code when the key is known but must not pass
@@ -27,6 +30,14 @@ type project struct {
 	deny     string
 	subject  budget.Subject
 	fallback string
+	// allowed is the project's model allow-list (the zero List allows every model).
+	allowed allowlist.List
+	// limits are the project's and its workspace's per-minute limits.
+	limits ratelimit.Limits
+	// fallbackOnError serves the fallback model when the requested one fails upstream.
+	fallbackOnError bool
+	// endUserDaily caps each end user's UTC-day spend; 0 is no limit.
+	endUserDaily pricing.NanoUSD
 	// keys are the project's provider keys, opened once when the entry is built.
 	keys map[string]string
 	// lastUsed is the unix ms of the latest request; flushed to SQL in batches.
@@ -199,6 +210,13 @@ func (c *keyCache) verify(ctx context.Context, full, prefix string, ck [32]byte)
 			Workspace:   budget.Limits{Daily: nano(ka.WorkspaceDaily), Monthly: nano(ka.WorkspaceMonthly), Strict: ka.WorkspaceStrict},
 			HasFallback: ka.FallbackModel != "",
 		},
+		allowed: allowlist.New(ka.AllowedModels),
+		limits: ratelimit.Limits{
+			ProjectID: ka.ProjectID, WorkspaceID: ka.WorkspaceID,
+			ProjectRPM: ka.RPMLimit, ProjectTPM: ka.TPMLimit, WorkspaceRPM: ka.WorkspaceRPM, WorkspaceTPM: ka.WorkspaceTPM,
+		},
+		fallbackOnError: ka.FallbackOnError,
+		endUserDaily:    pricing.NanoUSD(ka.EndUserDailyBudgetNano),
 	}
 	switch {
 	case ka.ProjectDeleted || ka.WorkspaceDeleted:
