@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	_ "modernc.org/sqlite" // registers the CGO-free "sqlite" driver
 )
@@ -37,6 +38,8 @@ type DB struct {
 	usageInsert insertStmts
 	// versions caches the ids of the prices versions usage rows name (store/usage_ids.go).
 	versions pricesVersions
+	// wal paces forced checkpoints (store/wal.go).
+	wal walGuard
 }
 
 // Open opens (creating if needed) the database at path — a file path or a "file:" URI — and
@@ -133,6 +136,7 @@ func (db *DB) WriteTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
+	db.boundWAL(ctx)
 	return nil
 }
 
@@ -152,11 +156,15 @@ func createPrivate(path string) error {
 	return f.Close()
 }
 
+// busyTimeout is how long a statement waits for a lock another connection holds (a backup's, a
+// checkpoint's) before it fails with SQLITE_BUSY.
+const busyTimeout = 10 * time.Second
+
 // dsn puts every pragma into the connection string, so each pooled connection gets them, not
 // just the first one.
 func dsn(path string, readOnly bool) string {
 	params := url.Values{}
-	params.Add("_pragma", "busy_timeout(10000)")
+	params.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
 	params.Add("_pragma", "journal_mode(WAL)")
 	params.Add("_pragma", "foreign_keys(1)")
 	// NORMAL in WAL mode is durable against application crashes; only an OS crash or power
