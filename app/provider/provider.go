@@ -68,6 +68,8 @@ type Request struct {
 	Query url.Values
 	// Body is the whole request body (nil for GET).
 	Body []byte
+	// EndUser is the EndUserHeader value ("" when absent), which wins over the body's fields.
+	EndUser string
 }
 
 // Framing says how a streamed response is cut into the pieces a Meter sees.
@@ -90,6 +92,10 @@ type Call struct {
 	Endpoint string
 	// Model is the model the client asked for ("" for unmetered calls that name none).
 	Model string
+	// EndUser is who the request is for: the EndUserHeader, else the body's own end-user field
+	// (OpenAI safety_identifier or user, Anthropic metadata.user_id); "" when none. At most
+	// MaxEndUser bytes, without control characters.
+	EndUser string
 	// Stream is true when the response will be streamed.
 	Stream bool
 	// Framing is how a streamed response is relayed.

@@ -79,6 +79,12 @@ func (*Adapter) Parse(r *provider.Request, c *provider.Call) error {
 	if c.Stream, err = provider.BoolField("stream", b.Get(fStream)); err != nil {
 		return err
 	}
+	if md := b.Get(fMetadata); md.Exists() && !md.IsObject() && md.Type != gjson.Null {
+		return apperr.New(apperr.InvalidRequest, `"metadata" must be an object`)
+	}
+	if c.EndUser, err = provider.EndUser(r.EndUser, b, spec, fUserID); err != nil {
+		return err
+	}
 	var st state
 	if st.maxTokens, st.hasMaxTokens, err = provider.CountField("max_tokens", b.Get(fMaxTokens)); err != nil {
 		return err
@@ -137,6 +143,8 @@ const (
 	fThinking
 	fThinkingType
 	fBudgetTokens
+	fMetadata
+	fUserID
 )
 
 // spec lists the fields whose values change what is priced, streamed or metered (see
@@ -148,7 +156,8 @@ var spec = provider.NewBodySpec(provider.Media{
 	// none), and its own tools add their hidden definitions on top: bash 245, text editor 700,
 	// computer use 735 plus a 499-token system prompt (tool-use docs' pricing tables).
 	ToolTokens: 3000,
-}, "model", "stream", "max_tokens", "thinking", "thinking.type", "thinking.budget_tokens")
+}, "model", "stream", "max_tokens", "thinking", "thinking.type", "thinking.budget_tokens",
+	"metadata", "metadata.user_id")
 
 // partTokens is the most input tokens one image costs: Anthropic bills about width × height /
 // 750 and scales an image down to fit its limit first — 1.15 megapixels (~1,600 tokens) on most

@@ -24,6 +24,8 @@ func FuzzParse(f *testing.F) {
 		`{"model":"claude-haiku-4-5","messages":[{"role":"user","content":[{"type":"image","source":{"type":"url","url":"https://example.com/a.png"}},{"type":"image","source":{"type":"base64","media_type":"image/png","data":"iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC"}}]}]}`,
 		`{"model":"claude-haiku-4-5","thinking":{"type":"enabled","budget_tokens":1024,"budget_tokens":99999}}`,
 		`{"model":"claude-haiku-4-5","Thinking":{}}`,
+		`{"model":"claude-haiku-4-5","max_tokens":10,"metadata":{"user_id":"u-42"}}`,
+		`{"model":"claude-haiku-4-5","metadata":{"user_id":"a","user_id":"b"}}`,
 	} {
 		f.Add([]byte(s), int64(2048), "claude-haiku-4-5")
 	}

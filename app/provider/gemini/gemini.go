@@ -136,6 +136,10 @@ func (*Adapter) Parse(r *provider.Request, c *provider.Call) error {
 	}
 	st.version, st.method = version, method
 	c.Metered = true
+	// Gemini's request has no end-user field: the header alone names one.
+	if c.EndUser, err = provider.EndUser(r.EndUser, b, spec); err != nil {
+		return err
+	}
 	c.MaxOutputTokens = st.maxOutputTokens
 	c.Choices = st.candidateCount
 	c.InputTokens, c.MaxInputTokens = b.Estimate(partTokens)

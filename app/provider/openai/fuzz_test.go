@@ -27,6 +27,8 @@ func FuzzParse(f *testing.F) {
 		`{"model":"text-embedding-3-small","input":"x"}`,
 		`{"model":"gpt-4o","stream_options":{"include_usage":true,"include_usage":false},"stream":true}`,
 		`{"model":"gpt-4o","max_completion_tokens":null,"max_tokens":1e3}`,
+		`{"model":"gpt-4o","user":"u-1","safety_identifier":"hash-1","messages":[]}`,
+		`{"model":"gpt-4o","user":"a\u0000b"}`,
 	} {
 		f.Add([]byte(s), uint8(0), int64(64), "gpt-4.1-nano")
 	}

@@ -66,6 +66,8 @@ const (
 	fBestOf
 	fBackground
 	fServiceTier
+	fSafetyIdentifier
+	fUser
 )
 
 // spec lists the fields whose values change what is priced, streamed or metered (see
@@ -79,7 +81,8 @@ var spec = provider.NewBodySpec(provider.Media{
 	// built-in tools, which it does not publish.
 	ToolTokens: 1024,
 }, "model", "stream", "stream_options", "stream_options.include_usage", "max_tokens",
-	"max_completion_tokens", "max_output_tokens", "n", "best_of", "background", "service_tier")
+	"max_completion_tokens", "max_output_tokens", "n", "best_of", "background", "service_tier",
+	"safety_identifier", "user")
 
 // priorityPercent is what priority processing costs against list price. OpenAI's priority
 // processing page lists 1.75× (GPT-4.1) to 2.5× (GPT-5.5: $12.50/$75 against $5/$30) per token;
@@ -140,6 +143,11 @@ func (*Adapter) Parse(r *provider.Request, c *provider.Call) error {
 		return err
 	}
 	if c.Stream, err = provider.BoolField("stream", b.Get(fStream)); err != nil {
+		return err
+	}
+	// safety_identifier supersedes user (OpenAI's safety checks guide), so it names the end
+	// user when a body has both.
+	if c.EndUser, err = provider.EndUser(r.EndUser, b, spec, fSafetyIdentifier, fUser); err != nil {
 		return err
 	}
 	var st state

@@ -22,8 +22,9 @@ type Prepared struct {
 
 // CheckCall runs req through Parse and, when it is metered, through Prepare with outputCap
 // (raised to the call's MinOutputTokens, as the proxy never sends less) and fallback, and checks
-// what every adapter keeps: errors are the contract's codes; a metered call has Choices ≥ 1 and
-// input estimates with MaxInputTokens ≥ InputTokens ≥ 0; the prepared body is valid JSON that
+// what every adapter keeps: errors are the contract's codes; a metered call has Choices ≥ 1,
+// input estimates with MaxInputTokens ≥ InputTokens ≥ 0 and a valid end user (the header's
+// when req has one, the same again after Prepare); the prepared body is valid JSON that
 // parses again to the same Choices, names the fallback (sentModel reads it where the provider
 // does) and has an output cap no higher than outputCap nor than the request's own. ok is false
 // when the request was refused, which is not a failure.
@@ -39,6 +40,12 @@ func CheckCall(t *testing.T, a provider.Adapter, req provider.Request, outputCap
 	}
 	if c.Choices < 1 || c.InputTokens < 0 || c.MaxInputTokens < c.InputTokens || c.MaxOutputTokens < 0 || c.MinOutputTokens < 0 {
 		t.Fatalf("parsed call: choices %d, input %d, max input %d, max output %d, min output %d", c.Choices, c.InputTokens, c.MaxInputTokens, c.MaxOutputTokens, c.MinOutputTokens)
+	}
+	if err := provider.CheckEndUser("the parsed call", c.EndUser); err != nil {
+		t.Fatalf("parsed end user %q: %v", c.EndUser, err)
+	}
+	if req.EndUser != "" && c.EndUser != req.EndUser {
+		t.Fatalf("parsed end user %q, want the header's %q", c.EndUser, req.EndUser)
 	}
 	if outputCap > 0 {
 		outputCap = max(outputCap, c.MinOutputTokens)
@@ -60,6 +67,9 @@ func CheckCall(t *testing.T, a provider.Adapter, req provider.Request, outputCap
 		t.Fatalf("the prepared body %q does not parse again: %v", c.Body, err)
 	}
 	r := p.Reparsed
+	if req.EndUser == "" && r.EndUser != p.Before.EndUser {
+		t.Fatalf("end user %q after Prepare, %q before", r.EndUser, p.Before.EndUser)
+	}
 	if r.Choices != p.Before.Choices {
 		t.Fatalf("choices %d after Prepare, %d before", r.Choices, p.Before.Choices)
 	}
