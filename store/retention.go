@@ -15,6 +15,12 @@ type Retained struct {
 	HourlySince int64
 }
 
+// RawPrunedFrom reports whether a range that starts at from (unix ms; 0 for the beginning)
+// reaches back before the usage rows retention kept, so that rows it asks for may be gone.
+func (r Retained) RawPrunedFrom(from int64) bool {
+	return r.RawSince > 0 && from < r.RawSince
+}
+
 // The meta keys of Retained. Each is raised in the same transaction as the deletes it covers,
 // so a reader that reads it and the data in one snapshot never takes a pruned span for a whole
 // one.

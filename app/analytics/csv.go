@@ -13,6 +13,11 @@ import (
 	"tokenguard/store"
 )
 
+// RawRowsSinceHeader is set on a CSV export whose range reaches back before the raw usage rows
+// retention (USAGE_RETENTION) kept: RFC 3339 UTC, the time the rows are kept from. The file holds
+// the rows that are left.
+const RawRowsSinceHeader = "X-Tokenguard-Raw-Rows-Since"
+
 // MaxExportRows is the export's row limit (PRODUCT-DOCS: up to 10,000 rows).
 const MaxExportRows = 10_000
 

@@ -64,6 +64,16 @@ func (a *API) exportCSV(w http.ResponseWriter, r *http.Request, _ httprouter.Par
 	if err != nil {
 		return err
 	}
+	if a.usage != nil {
+		since, err := a.rawRowsSince(r, f.From.UnixMilli())
+		if err != nil {
+			return err
+		}
+		if since != nil {
+			// The file is the rows that are left; the header says where they begin.
+			w.Header().Set(analytics.RawRowsSinceHeader, since.Format(time.RFC3339))
+		}
+	}
 	// The rows are read and the export audited before the first byte is written; errors until
 	// then are answered in the contract's shape (headers set but not yet sent are replaced).
 	cw := &deferredCSV{w: w, name: "tokenguard-usage-" + a.now().UTC().Format("2006-01-02") + ".csv"}

@@ -24,6 +24,8 @@ import (
 // UsageStore is the usage query GET /api/usage pages through (*store.DB implements it).
 type UsageStore interface {
 	ListUsage(ctx context.Context, f store.UsageFilter) ([]store.UsageRow, string, error)
+	// Retained says from when on raw usage rows are kept (USAGE_RETENTION).
+	Retained(ctx context.Context) (store.Retained, error)
 }
 
 // Deps are the API's dependencies. Accounts is required.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/julienschmidt/httprouter"
 
@@ -69,5 +70,32 @@ func (a *API) listUsage(w http.ResponseWriter, r *http.Request, _ httprouter.Par
 	if err != nil {
 		return err
 	}
-	return Reply(w, http.StatusOK, list[usage.Record]{Data: usage.FromRows(rows), NextCursor: next})
+	page := usagePage{Data: usage.FromRows(rows), NextCursor: next}
+	if page.RawRowsSince, err = a.rawRowsSince(r, f.From); err != nil {
+		return err
+	}
+	return Reply(w, http.StatusOK, page)
+}
+
+// usagePage is a page of the usage log. RawRowsSince is set when the range asked for reaches
+// back before the rows USAGE_RETENTION kept: rows older than it are gone from the log (their
+// sums stay in analytics).
+type usagePage struct {
+	Data         []usage.Record `json:"data"`
+	NextCursor   string         `json:"nextCursor,omitempty"`
+	RawRowsSince *time.Time     `json:"rawRowsSince,omitempty"`
+}
+
+// rawRowsSince is the time from which raw usage rows are kept when a range starting at from
+// (unix ms, 0 for the beginning) reaches back before it, else nil.
+func (a *API) rawRowsSince(r *http.Request, from int64) (*time.Time, error) {
+	kept, err := a.usage.Retained(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	if !kept.RawPrunedFrom(from) {
+		return nil, nil
+	}
+	t := time.UnixMilli(kept.RawSince).UTC()
+	return &t, nil
 }
