@@ -608,7 +608,7 @@ func (p *Proxy) record(slot *usage.Slot, proj *project, u *upstream, call *provi
 	if !out.firstByte.IsZero() {
 		ttfb = out.firstByte.Sub(start).Milliseconds()
 	}
-	slot.Add(usage.Record{
+	rec := usage.Record{
 		RequestID:        requestID,
 		CreatedAt:        start,
 		WorkspaceID:      proj.workspaceID,
@@ -633,5 +633,10 @@ func (p *Proxy) record(slot *usage.Slot, proj *project, u *upstream, call *provi
 		ReasoningTokens:  out.usage.Reasoning,
 		TTFBMs:           ttfb,
 		ErrorMessage:     out.errorMessage,
-	})
+	}
+	// Observed first, so anything that can read the stored row sees its metrics too.
+	for _, o := range p.cfg.Observers {
+		o.Observe(call.Endpoint, rec)
+	}
+	slot.Add(rec)
 }

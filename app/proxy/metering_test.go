@@ -18,6 +18,7 @@ import (
 	"tokenguard/app/budget"
 	"tokenguard/app/pricing"
 	"tokenguard/app/provider/openai/openaitest"
+	"tokenguard/app/proxy"
 )
 
 // counterSpend is the persisted spend counter of a project for the test's day.
@@ -374,8 +375,8 @@ func reportCPU(b *testing.B, start time.Duration) {
 	b.ReportMetric(float64((cpuTime()-start).Microseconds())/float64(b.N), "cpu-µs/op")
 }
 
-func benchApp(b *testing.B) (*app, testProject, string) {
-	a := newApp(b, appOptions{})
+func benchApp(b *testing.B, observers ...proxy.Observer) (*app, testProject, string) {
+	a := newApp(b, appOptions{observers: observers})
 	p := a.project(projectOptions{daily: 1_000_000, monthly: 1_000_000, wsDaily: 1_000_000})
 	a.up.Set(openaitest.Behavior{Usage: openaitest.Usage{Prompt: 20, Completion: 5}, Chunks: []string{"Hello", "!"}})
 	body := chatBody("gpt-4o-mini", false, `,"max_tokens":100`)
@@ -393,6 +394,12 @@ func benchApp(b *testing.B) (*app, testProject, string) {
 // difference is what TokenGuard adds.
 func BenchmarkProxyChat(b *testing.B) {
 	a, p, body := benchApp(b)
+	benchChat(b, a, p, body)
+}
+
+// benchChat sends body as p's chat completion through a's proxy b.N times, reporting the
+// process CPU per request.
+func benchChat(b *testing.B, a *app, p testProject, body string) {
 	url := a.srv.URL + "/proxy/openai/v1/chat/completions"
 	b.ReportAllocs()
 	cpu0 := cpuTime()

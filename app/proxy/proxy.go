@@ -56,6 +56,15 @@ type Config struct {
 	// OnCrossing, when set, is told when a settled request carried a budget across 80% or
 	// 100% (for the alert emails). It runs on the request's goroutine: keep it quick.
 	OnCrossing func([]budget.Crossing)
+	// Observers, when set, are told of every usage row the proxy records (metrics, traces).
+	Observers []Observer
+}
+
+// Observer is told of every usage row the proxy records, with the endpoint pattern of its call
+// (provider.Call.Endpoint). Observe runs on the request's goroutine just before the row is
+// queued, so it must be quick; the metrics' must not allocate.
+type Observer interface {
+	Observe(endpoint string, rec usage.Record)
 }
 
 // Upstream is one provider as the proxy serves it.

@@ -74,6 +74,7 @@ type appOptions struct {
 	upTimeout   time.Duration
 	idleTimeout time.Duration
 	noEnvKey    bool
+	observers   []proxy.Observer
 }
 
 func newApp(t testing.TB, opts appOptions) *app {
@@ -88,7 +89,8 @@ func newApp(t testing.TB, opts appOptions) *app {
 	if opts.noEnvKey {
 		key = ""
 	}
-	a.serve(proxy.Config{Prices: prices, MaxBodyBytes: opts.maxBody, UpstreamTimeout: opts.upTimeout, StreamIdleTimeout: opts.idleTimeout},
+	a.serve(proxy.Config{Prices: prices, MaxBodyBytes: opts.maxBody, UpstreamTimeout: opts.upTimeout, StreamIdleTimeout: opts.idleTimeout,
+		Observers: opts.observers},
 		proxy.Upstream{Adapter: openai.New(), BaseURL: a.up.URL, EnvKey: key})
 	return a
 }
