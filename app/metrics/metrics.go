@@ -66,6 +66,7 @@ type series struct {
 	cost                                            prometheus.Counter
 	latency, ttfb                                   prometheus.Observer
 	upstreamError                                   prometheus.Counter // nil: not an upstream error
+	ok                                              bool               // a 2xx answer
 }
 
 // Latency buckets, in seconds: LLM calls run from tens of milliseconds (a refusal, a cached
@@ -100,7 +101,7 @@ func New(reg *prometheus.Registry, prices *pricing.Table) (*Metrics, error) {
 		}, []string{"provider"}),
 		ttfb: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "tokenguard_time_to_first_byte_seconds", Buckets: ttfbBuckets,
-			Help: "Time from a proxied request's arrival to the upstream's first response byte, by provider.",
+			Help: "Time from a streamed request's arrival to the upstream's first body byte, by provider.",
 		}, []string{"provider"}),
 		upstreamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tokenguard_upstream_errors_total",
@@ -124,9 +125,9 @@ func New(reg *prometheus.Registry, prices *pricing.Table) (*Metrics, error) {
 	return m, nil
 }
 
-// Observe counts one proxied request from its usage row. It does not allocate once the row's
-// label combination has been seen.
-func (m *Metrics) Observe(rec usage.Record) {
+// Observe counts one proxied request from its usage row (it is a proxy.Observer; the endpoint
+// is not a label). It does not allocate once the row's label combination has been seen.
+func (m *Metrics) Observe(_ string, rec usage.Record) {
 	k := seriesKey{provider: rec.Provider, model: m.modelLabel(rec), class: statusClass(rec.Status), outcome: outcomeOf(rec)}
 	s := m.lookup(k)
 	s.requests.Inc()
@@ -139,8 +140,9 @@ func (m *Metrics) Observe(rec usage.Record) {
 		s.cost.Add(rec.Cost.Dollars())
 	}
 	s.latency.Observe(float64(max(rec.LatencyMs, 0)) / 1000)
-	if rec.TTFBMs > 0 {
-		s.ttfb.Observe(float64(rec.TTFBMs) / 1000)
+	// The row has a first byte only for a streamed answer; under a millisecond it reads 0.
+	if rec.TTFBMs > 0 || rec.Stream && s.ok {
+		s.ttfb.Observe(float64(max(rec.TTFBMs, 0)) / 1000)
 	}
 	if s.upstreamError != nil {
 		s.upstreamError.Inc()
@@ -210,6 +212,7 @@ func (m *Metrics) resolve(k seriesKey) *series {
 		latency:    m.latency.WithLabelValues(k.provider),
 		ttfb:       m.ttfb.WithLabelValues(k.provider),
 	}
+	s.ok = k.class == 2
 	if reason := upstreamReason(k.outcome, k.class); reason != "" {
 		s.upstreamError = m.upstreamErrors.WithLabelValues(k.provider, reason)
 	}

@@ -82,8 +82,8 @@ func TestObserve(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m, reg := newMetrics(t)
-			m.Observe(tt.rec)
-			m.Observe(tt.rec)
+			m.Observe("", tt.rec)
+			m.Observe("", tt.rec)
 			f := metricstest.Scrape(t, metrics.Handler(reg, ""), "")
 			if got := f.Value("tokenguard_requests_total", append([]string{"provider", tt.rec.Provider}, tt.labels...)...); got != 2 {
 				t.Errorf("tokenguard_requests_total%v = %v, want 2", tt.labels, got)
@@ -108,7 +108,7 @@ func TestObserve(t *testing.T) {
 	}
 
 	m, reg := newMetrics(t)
-	m.Observe(ok)
+	m.Observe("", ok)
 	f := metricstest.Scrape(t, metrics.Handler(reg, ""), "")
 	for _, c := range []struct {
 		name   string
@@ -140,8 +140,8 @@ func with(r usage.Record, f func(*usage.Record)) usage.Record {
 func TestModelLabelIsBounded(t *testing.T) {
 	m, reg := newMetrics(t)
 	for i := range 500 {
-		m.Observe(usage.Record{Provider: "openai", FinalModel: fmt.Sprintf("made-up-%d", i), PricedByDefault: true, Status: 200})
-		m.Observe(usage.Record{Provider: "openai", FinalModel: fmt.Sprintf("gpt-4o-20%02d-01-01", i%100), Status: 200})
+		m.Observe("", usage.Record{Provider: "openai", FinalModel: fmt.Sprintf("made-up-%d", i), PricedByDefault: true, Status: 200})
+		m.Observe("", usage.Record{Provider: "openai", FinalModel: fmt.Sprintf("gpt-4o-20%02d-01-01", i%100), Status: 200})
 	}
 	f := metricstest.Scrape(t, metrics.Handler(reg, ""), "")
 	if got, want := len(f.Series("tokenguard_requests_total")), 2; got != want {
@@ -323,13 +323,13 @@ func BenchmarkObserve(b *testing.B) {
 		{Provider: "openai", FinalModel: "made-up", PricedByDefault: true, Status: 502, ErrorCode: "UPSTREAM_UNAVAILABLE"},
 	}
 	for _, r := range recs {
-		m.Observe(r)
+		m.Observe("", r)
 	}
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		i := 0
 		for pb.Next() {
-			m.Observe(recs[i%len(recs)])
+			m.Observe("", recs[i%len(recs)])
 			i++
 		}
 	})
@@ -346,7 +346,7 @@ func BenchmarkScrape(b *testing.B) {
 		b.Fatal(err)
 	}
 	for _, p := range []string{"openai", "anthropic", "gemini"} {
-		m.Observe(usage.Record{Provider: p, FinalModel: "gpt-4o", Status: 200, InputTokens: 1, LatencyMs: 5})
+		m.Observe("", usage.Record{Provider: p, FinalModel: "gpt-4o", Status: 200, InputTokens: 1, LatencyMs: 5})
 	}
 	h := metrics.Handler(reg, "t0ken-t0ken-t0ken")
 	b.ReportAllocs()
