@@ -84,6 +84,27 @@
     });
   });
 
+  // Every table in a page becomes card rows on a phone (CSS, table.cards): cells without a
+  // data-label get their column's header as one, so each value shows what it is. Run on load and
+  // on every HTMX swap.
+  function cardTables(root) {
+    root.querySelectorAll("table").forEach(function (table) {
+      var heads = table.tHead ? [].map.call(table.tHead.rows[0].cells, function (th) { return th.textContent.trim(); }) : [];
+      [].forEach.call(table.tBodies, function (body) {
+        [].forEach.call(body.rows, function (tr) {
+          var col = 0;
+          [].forEach.call(tr.cells, function (td) {
+            if (!td.hasAttribute("data-label") && heads[col] && td.colSpan === 1) td.setAttribute("data-label", heads[col]);
+            col += td.colSpan;
+          });
+        });
+      });
+      table.classList.add("cards");
+    });
+  }
+  cardTables(document);
+  document.addEventListener("htmx:afterSettle", function (ev) { cardTables(ev.target); });
+
   // The usage filters submit on change for quick exploration (the Apply button still works).
   document.addEventListener("change", function (ev) {
     var form = ev.target.form;

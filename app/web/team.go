@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -198,26 +200,107 @@ func idParam(c *reqCtx, name string) (int64, error) {
 	return id, nil
 }
 
+// auditPage lists the workspace's audit events, filtered by actor, action and a date range,
+// naming people, projects and the workspace instead of showing their ids.
 func (s *Server) auditPage(w http.ResponseWriter, r *http.Request, c *reqCtx) error {
+	ctx, actor := r.Context(), c.actor(r)
 	q := r.URL.Query()
-	action := q.Get("action")
-	page, err := s.opt.Accounts.Audit(r.Context(), c.actor(r), c.ws.ID, account.AuditQuery{Action: action, Cursor: q.Get("cursor"), Limit: 50})
+	a := views.Audit{Action: q.Get("action"), From: q.Get("from"), To: q.Get("to"), Actions: auditActions}
+	aq := account.AuditQuery{Cursor: q.Get("cursor"), Limit: 50}
+	var problems []string
+	if a.Action != "" && !slices.Contains(auditActions, a.Action) {
+		problems, a.Action = append(problems, "Unknown action."), ""
+	}
+	aq.Action = a.Action
+	if v := q.Get("actor"); v != "" {
+		id, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || id <= 0 {
+			problems = append(problems, "Unknown person.")
+		} else {
+			aq.ActorUserID, a.Actor = id, id
+		}
+	}
+	if a.From != "" {
+		t, err := time.Parse(time.DateOnly, a.From)
+		if err != nil {
+			problems = append(problems, "From must be a date.")
+		}
+		aq.From = t
+	}
+	if a.To != "" {
+		t, err := time.Parse(time.DateOnly, a.To)
+		if err != nil {
+			problems = append(problems, "To must be a date.")
+		}
+		aq.To = t.AddDate(0, 0, 1) // the whole "to" day is included
+	}
+	members, err := s.opt.Accounts.Members(ctx, actor, c.ws.ID)
 	if err != nil {
 		return err
 	}
-	a := views.Audit{Action: action, Actions: auditActions}
+	projects, err := s.opt.Accounts.Projects(ctx, actor, c.ws.ID)
+	if err != nil {
+		return err
+	}
+	people := make(map[int64]string, len(members))
+	for _, m := range members {
+		people[m.UserID] = personName(m.Name, m.Email)
+		a.Actors = append(a.Actors, views.ProjectOption{ID: m.UserID, Name: people[m.UserID]})
+	}
+	names := map[string]map[int64]string{"user": people, "project": {}, "workspace": {c.ws.ID: c.ws.Name}}
+	for _, p := range projects {
+		names["project"][p.ID] = p.Name
+	}
+	if a.Error = strings.Join(problems, " "); a.Error != "" {
+		return s.render(w, r, http.StatusOK, views.AuditPage(s.layout(r, c, "Audit log", "audit"), a))
+	}
+	page, err := s.opt.Accounts.Audit(ctx, actor, c.ws.ID, aq)
+	if err != nil {
+		return err
+	}
 	for _, e := range page.Entries {
-		target := e.TargetType
-		if e.TargetID != "" {
-			target += " " + e.TargetID
+		who := "system"
+		if e.ActorUserID != 0 {
+			who = firstNonEmpty(people[e.ActorUserID], firstNonEmpty(e.ActorEmail, "a removed user"))
 		}
-		a.Rows = append(a.Rows, views.AuditRow{ID: e.ID, At: e.CreatedAt, Actor: firstNonEmpty(e.ActorEmail, "system"),
-			Action: e.Action, Target: target, Details: auditDetails(e.Details), IP: e.IP})
+		a.Rows = append(a.Rows, views.AuditRow{ID: e.ID, At: e.CreatedAt, Actor: who, Action: e.Action,
+			Target: auditTarget(e, names), Details: auditDetails(e.Details), IP: e.IP})
 	}
 	if page.NextCursor != "" {
-		a.NextURL = views.WSPath(c.ws.ID, "/audit?action="+urlQuery(action)+"&cursor="+urlQuery(page.NextCursor))
+		nq := url.Values{}
+		for _, k := range []string{"action", "actor", "from", "to"} {
+			if v := q.Get(k); v != "" {
+				nq.Set(k, v)
+			}
+		}
+		nq.Set("cursor", page.NextCursor)
+		a.NextURL = views.WSPath(c.ws.ID, "/audit?"+nq.Encode())
 	}
 	return s.render(w, r, http.StatusOK, views.AuditPage(s.layout(r, c, "Audit log", "audit"), a))
+}
+
+// personName is how the dashboard names a user: "Name (email)", or the email alone.
+func personName(name, email string) string {
+	if name == "" {
+		return email
+	}
+	return name + " (" + email + ")"
+}
+
+// auditTarget names an event's target: a project, person or workspace by its current name (a
+// deleted project by the name its event recorded), anything else by type and id.
+func auditTarget(e account.AuditEntry, names map[string]map[int64]string) string {
+	id, err := strconv.ParseInt(e.TargetID, 10, 64)
+	if name := names[e.TargetType][id]; err == nil && name != "" {
+		return e.TargetType + " " + name
+	}
+	var d struct {
+		Name string `json:"name"`
+	}
+	if json.Unmarshal(e.Details, &d) == nil && d.Name != "" && e.TargetType == "project" {
+		return "project " + d.Name + " (deleted)"
+	}
+	return strings.TrimSpace(e.TargetType + " " + e.TargetID)
 }
 
 // auditDetails renders an event's JSON details as "key: value" pairs in key order.
