@@ -344,6 +344,7 @@ type UsageFilter struct {
 	Provider    string // exact: openai, anthropic, gemini
 	Model       string // partial match on the original or final model, case-insensitive
 	Status      int    // exact HTTP status
+	EndUser     string // exact end user
 	Limit       int    // default 100, at most 1000
 	Cursor      string // from a previous page's next cursor
 }
@@ -387,6 +388,10 @@ func (db *DB) ListUsage(ctx context.Context, f UsageFilter) ([]UsageRow, string,
 	if f.Status != 0 {
 		q.WriteString(` AND status = ?`)
 		args = append(args, f.Status)
+	}
+	if f.EndUser != "" {
+		q.WriteString(` AND end_user = ?`)
+		args = append(args, f.EndUser)
 	}
 	if f.Cursor != "" {
 		at, id, err := decodeUsageCursor(f.Cursor)
