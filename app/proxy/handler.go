@@ -214,8 +214,16 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, u *upstream, path 
 		cost = budget.Cost{WorstCase: wc.cost, MaxOutput: wc.ownCap, MinOutput: wc.minOutput()}
 	}
 	ticket, decision := p.cfg.Budget.AdmitCost(proj.subject, cost)
+	limit, err := p.gate(w.Header(), proj, &call, &wc)
+	if err != nil {
+		w.Header().Set("X-Tokenguard-Request-Id", requestID)
+		apperr.WriteJSON(w, err)
+		p.record(slot, proj, u, &call, requestID, start, model, false, outcome{status: apperr.Status(err), errorCode: apperr.Code(err)}, pricing.Quote{})
+		return
+	}
 	if decision.Blocked {
 		w.Header().Set("X-Tokenguard-Request-Id", requestID)
+		limit.Cancel()
 		apperr.WriteJSON(w, &apperr.Error{Code: apperr.BudgetExceeded, Message: decision.Message,
 			RetryAfter: decision.RetryAfter, ResetAt: decision.ResetAt})
 		p.record(slot, proj, u, &call, requestID, start, model, false, outcome{status: http.StatusTooManyRequests, errorCode: apperr.BudgetExceeded}, pricing.Quote{})
@@ -227,7 +235,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, u *upstream, path 
 		call.OutputCap = decision.OutputCap
 		w.Header().Set("X-Tokenguard-Max-Output-Tokens", strconv.FormatInt(decision.OutputCap, 10))
 	}
-	fallback := decision.Fallback && proj.fallback != "" && call.Metered && proj.fallback != call.Model
+	fallback := decision.Fallback && proj.fallback != "" && call.Metered && proj.fallback != call.Model && proj.allowed.Allows(proj.fallback)
 	if fallback {
 		// Same provider or not, the fallback is what gets sent: a model of another provider
 		// goes to this provider, which answers as it does for any model it lacks, and the row
@@ -246,6 +254,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, u *upstream, path 
 		// change never rewrites what it cost.
 		q := p.cfg.Prices.Quote(model, out.usage)
 		q.Cost = atPercent(q.Cost, call.PricePercent)
+		limit.Settle(out.usage.Input + out.usage.CacheRead + out.usage.CacheWrite + out.usage.Output)
 		if cr := ticket.Settle(start, q.Cost); len(cr) > 0 && p.cfg.OnCrossing != nil {
 			p.cfg.OnCrossing(cr)
 		}

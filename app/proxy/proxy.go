@@ -23,6 +23,7 @@ import (
 	"tokenguard/app/budget"
 	"tokenguard/app/pricing"
 	"tokenguard/app/provider"
+	"tokenguard/app/ratelimit"
 	"tokenguard/app/secret"
 	"tokenguard/app/usage"
 	"tokenguard/store"
@@ -81,6 +82,7 @@ type Proxy struct {
 	cfg       Config
 	log       *slog.Logger
 	keys      *keyCache
+	limits    *ratelimit.Limiter
 	upstreams map[string]*upstream
 	client    *http.Client
 
@@ -123,6 +125,7 @@ func New(cfg Config, ups ...Upstream) (*Proxy, error) {
 		cfg:       cfg,
 		log:       cfg.Logger,
 		keys:      newKeyCache(cfg.DB.KeyAuthByPrefix, cfg.Box),
+		limits:    ratelimit.New(cfg.Now),
 		upstreams: map[string]*upstream{},
 		client:    cfg.Client,
 		touchDue:  map[int64]int64{},
