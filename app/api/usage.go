@@ -14,8 +14,9 @@ import (
 	"tokenguard/store"
 )
 
-// listUsage: GET /api/usage?from=&to=&provider=&projectId=&model=&status=&limit=&cursor= →
-// {data:[row…],nextCursor} of the request's workspace, newest first (DESIGN §4).
+// listUsage: GET /api/usage?from=&to=&provider=&projectId=&model=&status=&endUser=&limit=&cursor=
+// → {data:[row…],nextCursor} of the request's workspace, newest first (DESIGN §4); endUser is
+// an exact match.
 func (a *API) listUsage(w http.ResponseWriter, r *http.Request, _ httprouter.Params, c Caller) error {
 	if a.usage == nil {
 		return apperr.New(apperr.NotFound, "usage log is not available")
@@ -28,7 +29,11 @@ func (a *API) listUsage(w http.ResponseWriter, r *http.Request, _ httprouter.Par
 		return err
 	}
 	q := r.URL.Query()
-	f := store.UsageFilter{WorkspaceID: wsID, Provider: q.Get("provider"), Model: q.Get("model"), Cursor: q.Get("cursor")}
+	f := store.UsageFilter{WorkspaceID: wsID, Provider: q.Get("provider"), Model: q.Get("model"), Cursor: q.Get("cursor"),
+		EndUser: q.Get("endUser")}
+	if len(f.EndUser) > store.MaxEndUser {
+		return invalid("endUser must be at most %d bytes", store.MaxEndUser)
+	}
 	switch f.Provider {
 	case "", "openai", "anthropic", "gemini":
 	default:
