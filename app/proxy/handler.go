@@ -213,7 +213,6 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, u *upstream, path 
 	if call.Metered {
 		cost = budget.Cost{WorstCase: wc.cost, MaxOutput: wc.ownCap, MinOutput: wc.minOutput()}
 	}
-	ticket, decision := p.cfg.Budget.AdmitCost(proj.subject, cost)
 	limit, err := p.gate(w.Header(), proj, &call, &wc)
 	if err != nil {
 		w.Header().Set("X-Tokenguard-Request-Id", requestID)
@@ -221,9 +220,10 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, u *upstream, path 
 		p.record(slot, proj, u, &call, requestID, start, model, false, outcome{status: apperr.Status(err), errorCode: apperr.Code(err)}, pricing.Quote{})
 		return
 	}
+	ticket, decision := p.cfg.Budget.AdmitCost(proj.subject, cost)
 	if decision.Blocked {
-		w.Header().Set("X-Tokenguard-Request-Id", requestID)
 		limit.Cancel()
+		w.Header().Set("X-Tokenguard-Request-Id", requestID)
 		apperr.WriteJSON(w, &apperr.Error{Code: apperr.BudgetExceeded, Message: decision.Message,
 			RetryAfter: decision.RetryAfter, ResetAt: decision.ResetAt})
 		p.record(slot, proj, u, &call, requestID, start, model, false, outcome{status: http.StatusTooManyRequests, errorCode: apperr.BudgetExceeded}, pricing.Quote{})
