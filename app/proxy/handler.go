@@ -237,9 +237,8 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, u *upstream, path 
 	}
 	fallback := decision.Fallback && proj.fallback != "" && call.Metered && proj.fallback != call.Model && proj.allowed.Allows(proj.fallback)
 	if fallback {
-		// Same provider or not, the fallback is what gets sent: a model of another provider
-		// goes to this provider, which answers as it does for any model it lacks, and the row
-		// records exactly that (DESIGN §3, PRODUCT-DOCS "Fallback model").
+		// The fallback is what gets sent; a model the price table places at another provider
+		// is sent there, translated (crossprovider.go), and an unknown one to this provider.
 		model = proj.fallback
 	}
 
@@ -261,6 +260,19 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, u *upstream, path 
 		p.record(slot, proj, u, &call, requestID, start, model, fallback, out, q)
 	}()
 
+	if fallback {
+		x, err := p.crossProvider(proj, u, &call, model)
+		if err != nil {
+			out = outcome{status: apperr.Status(err), errorCode: apperr.Code(err)}
+			p.fail(w, r, err)
+			return
+		}
+		if x != nil {
+			u = x.up // the row names the provider that served
+			p.forward(w, r, u, &x.call, x.key, model, fallback, &out, x)
+			return
+		}
+	}
 	if call.Metered {
 		if err := u.adapter.Prepare(&call, model); err != nil {
 			out = outcome{status: apperr.Status(err), errorCode: apperr.Code(err)}
@@ -268,7 +280,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, u *upstream, path 
 			return
 		}
 	}
-	p.forward(w, r, u, &call, upKey, model, fallback, &out)
+	p.forward(w, r, u, &call, upKey, model, fallback, &out, nil)
 }
 
 // StrictMinOutputTokens is the smallest output cap a strict budget lowers a request to: below
@@ -327,8 +339,9 @@ func atPercent(n pricing.NanoUSD, percent int64) pricing.NanoUSD {
 	return n * pricing.NanoUSD(percent) / 100
 }
 
-// forward sends call upstream and relays the answer, filling out.
-func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, u *upstream, call *provider.Call, upKey, model string, fallback bool, out *outcome) {
+// forward sends call upstream and relays the answer, filling out. x is not nil when call is a
+// translation for another provider than the caller's, whose answer is translated back.
+func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, u *upstream, call *provider.Call, upKey, model string, fallback bool, out *outcome, x *crossCall) {
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
 
@@ -346,7 +359,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, u *upstream, cal
 		apperr.WriteJSON(w, apperr.New(apperr.InvalidRequest, "cannot build the upstream request for this path"))
 		return
 	}
-	req.Header = upstreamHeader(r.Header)
+	req.Header = x.header(r.Header)
 	u.adapter.SetKey(req.Header, upKey)
 
 	// One timer per request: first it bounds the wait for the response headers
@@ -370,6 +383,10 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, u *upstream, cal
 	reading.Store(true)
 	timer.Reset(idle)
 	tick := func() { timer.Reset(idle) }
+	if x != nil {
+		p.relayTranslated(w, r, ctx, resp, x, model, out, tick)
+		return
+	}
 
 	h := w.Header()
 	for k, vs := range resp.Header {

@@ -252,8 +252,8 @@ func TestProviderStreamFailuresMetered(t *testing.T) {
 }
 
 // The project's fallback applies to both providers: the model is swapped in Anthropic's body
-// and in Gemini's path. A fallback of another provider is forwarded as is and the provider
-// answers for it; the row records what was sent.
+// and in Gemini's path. A fallback of another provider is sent to that provider, translated
+// (crossprovider_test.go tests the translation); the row records what was sent.
 func TestProviderFallback(t *testing.T) {
 	m := newMultiApp(t, 0)
 	tests := []struct {
@@ -263,11 +263,11 @@ func TestProviderFallback(t *testing.T) {
 		{"anthropic same provider", "claude-haiku-4-5", "/proxy/anthropic/v1/messages", anthropicBody("claude-opus-4-1", false),
 			func() string { return gjson.GetBytes(m.anth.Last().Body, "model").Str }},
 		{"anthropic other provider", "gemini-2.0-flash-lite", "/proxy/anthropic/v1/messages", anthropicBody("claude-opus-4-1", true),
-			func() string { return gjson.GetBytes(m.anth.Last().Body, "model").Str }},
+			func() string { return m.gem.Last().Path }},
 		{"gemini same provider", "gemini-2.0-flash-lite", "/proxy/gemini/v1beta/models/gemini-2.5-pro/generateContent", geminiBody,
 			func() string { return m.gem.Last().Path }},
 		{"gemini other provider", "claude-haiku-4-5", "/proxy/gemini/v1beta/models/gemini-2.5-pro:streamGenerateContent?alt=sse", geminiBody,
-			func() string { return m.gem.Last().Path }},
+			func() string { return gjson.GetBytes(m.anth.Last().Body, "model").Str }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
