@@ -737,9 +737,13 @@ func knownTokens(n int64) string {
 	return Int(n)
 }
 
-// perMillion formats micro-dollars per million tokens as dollars.
+// perMillion formats micro-dollars per million tokens as dollars, to the cent at least.
 func perMillion(micro int64) string {
-	return "$" + strconv.FormatFloat(float64(micro)/1e6, 'f', -1, 64)
+	prec := -1
+	if micro%10_000 == 0 {
+		prec = 2
+	}
+	return "$" + strconv.FormatFloat(float64(micro)/1e6, 'f', prec, 64)
 }
 
 var _ = templruntime.GeneratedTemplate

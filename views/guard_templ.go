@@ -489,14 +489,14 @@ func GuardBanner(g Guard) templ.Component {
 	})
 }
 
-// until is "HH:MM UTC (in 3 h 12 min)", with the date first when the time is not today.
+// until is "HH:MM UTC (in 3 h 12 min)", with the date first when the time is a day or more
+// away (a monthly reset).
 func until(at, now time.Time) string {
-	at, now = at.UTC(), now.UTC()
-	s := at.Format("15:04") + " UTC"
-	if y, m, d := at.Date(); y != now.Year() || m != now.Month() || d != now.Day() {
-		s = at.Format("2 Jan 15:04") + " UTC"
+	layout := "15:04"
+	if at.Sub(now) >= 24*time.Hour {
+		layout = "2 Jan 15:04"
 	}
-	return s + " (in " + inDuration(at.Sub(now)) + ")"
+	return at.UTC().Format(layout) + " UTC (in " + inDuration(at.Sub(now)) + ")"
 }
 
 // inDuration is a coarse, readable duration: "3 h 12 min", "2 d 4 h", "under a minute".

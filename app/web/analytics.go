@@ -208,20 +208,13 @@ func seriesCharts(s analytics.Series) (spend, requests, tokens views.Chart) {
 		}
 		spend.Keys = append(spend.Keys, views.ChartKey{Name: name, Class: "s" + strconv.Itoa(i)})
 	}
-	requests = views.Chart{ID: "requests", Title: "Requests", Keys: []views.ChartKey{
+	requests = views.Chart{ID: "requests", Title: "Requests", Compact: true, Keys: []views.ChartKey{
 		{Name: "served", Class: "s-ok"}, {Name: "errors", Class: "s-bad"}, {Name: "blocked", Class: "s-warn"}}}
-	tokens = views.Chart{ID: "tokens", Title: "Tokens", Keys: []views.ChartKey{{Name: "in", Class: "s0"}, {Name: "out", Class: "s1"}}}
-	every := max(1, len(s.Data)/8) // at most about eight axis labels, whatever the range
-	for i, b := range s.Data {
-		bar := views.ChartBar{Key: b.Start.Format("2006-01-02"), Title: b.Start.Format("Mon 2 Jan 2006")}
+	tokens = views.Chart{ID: "tokens", Title: "Tokens", Compact: true, Keys: []views.ChartKey{{Name: "in", Class: "s0"}, {Name: "out", Class: "s1"}}}
+	for _, b := range s.Data {
+		bar := views.ChartBar{Key: b.Start.Format("2006-01-02"), Title: b.Start.Format("Mon 2 Jan 2006"), Label: b.Start.Format("2 Jan")}
 		if hourly {
-			bar.Key, bar.Title = b.Start.Format("2006-01-02T15"), b.Start.Format("Mon 2 Jan 15:00")+" UTC"
-		}
-		if i%every == 0 {
-			bar.Label = b.Start.Format("2 Jan")
-			if hourly {
-				bar.Label = b.Start.Format("15:00")
-			}
+			bar.Key, bar.Title, bar.Label = b.Start.Format("2006-01-02T15"), b.Start.Format("Mon 2 Jan 15:00")+" UTC", b.Start.Format("15:00")
 		}
 		sp, rq, tk := bar, bar, bar
 		sp.Parts, sp.Total = b.Parts, b.CostNano

@@ -18,6 +18,7 @@ import (
 	"github.com/julienschmidt/httprouter"
 
 	"tokenguard/app/account"
+	"tokenguard/app/analytics"
 	"tokenguard/app/api"
 	"tokenguard/app/budget"
 	"tokenguard/app/invite"
@@ -106,7 +107,7 @@ func newApp(tb testing.TB) *testApp {
 	router := httprouter.New()
 	dash.Register(router)
 	px.Register(router)
-	api.New(api.Deps{Accounts: accounts, Logger: log}).Register(router)
+	api.New(api.Deps{Accounts: accounts, Analytics: analytics.New(analytics.Options{Store: db, Accounts: accounts}), Logger: log}).Register(router)
 	srv.Config.Handler = router
 	srv.Start()
 	tb.Cleanup(func() {
