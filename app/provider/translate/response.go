@@ -252,19 +252,20 @@ func geminiContent(b []byte, parts []Part) []byte {
 	return o.str("role", "model").close()
 }
 
-// openaiID and anthropicID give an answer the id prefix its caller's SDK and logs expect.
+// openaiID and anthropicID are the answer's id as the serving provider gave it, or one in
+// the caller's style when it gave none.
 func openaiID(id string) string {
 	if id == "" {
-		return "chatcmpl-tg"
+		return "chatcmpl-tokenguard"
 	}
-	return "chatcmpl-" + id
+	return id
 }
 
 func anthropicID(id string) string {
 	if id == "" {
-		return "msg_tg"
+		return "msg_tokenguard"
 	}
-	return "msg_" + id
+	return id
 }
 
 func openaiReason(f Finish) string {
