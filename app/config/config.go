@@ -45,7 +45,26 @@ type Config struct {
 	// HourlyRetention (ROLLUP_HOURLY_RETENTION) is how long hourly rollups are kept; 0 keeps
 	// them all. Daily rollups are always kept.
 	HourlyRetention Retention `toml:"rollup_hourly_retention"`
+
+	// Metrics exposes /metrics; off unless its token or its address is set.
+	Metrics Metrics `toml:"metrics"`
+	// Tracing is true when OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is
+	// set (and OTEL_SDK_DISABLED / OTEL_TRACES_EXPORTER=none do not turn it off): spans go to
+	// that collector, configured by the standard OTEL_* variables, which have no TOML keys.
+	Tracing bool `toml:"-"`
 }
+
+// Metrics says where /metrics is served. With Token (METRICS_TOKEN) set it is served on the
+// public port to requests bearing it; with Addr (METRICS_ADDR) set, on a listener of its own
+// (with the token too when both are set); with neither, not at all.
+type Metrics struct {
+	Token string `toml:"token"`
+	Addr  string `toml:"addr"`
+}
+
+// MinMetricsToken is the shortest METRICS_TOKEN accepted: the token guards spend and budget
+// figures of every project.
+const MinMetricsToken = 16
 
 // SMTP is the outgoing mail server. An empty Host means mail is skipped (and recorded so).
 type SMTP struct {
@@ -221,6 +240,8 @@ func (c *Config) applyEnv(getenv func(string) (string, bool)) error {
 		"ANTHROPIC_UPSTREAM_URL": &c.Upstreams.Anthropic,
 		"GEMINI_UPSTREAM_URL":    &c.Upstreams.Gemini,
 		"PRICES_FILE":            &c.Pricing.File,
+		"METRICS_TOKEN":          &c.Metrics.Token,
+		"METRICS_ADDR":           &c.Metrics.Addr,
 	}
 	for name, dst := range str {
 		if v, ok := getenv(name); ok {
@@ -267,6 +288,7 @@ func (c *Config) applyEnv(getenv func(string) (string, bool)) error {
 		}
 		c.UsageQueueMax = n
 	}
+	c.Tracing = tracingEnabled(getenv)
 	if v, ok := getenv("ALLOW_SIGNUP"); ok {
 		b, err := strconv.ParseBool(strings.TrimSpace(v))
 		if err != nil {
@@ -335,6 +357,16 @@ func (c *Config) validate() error {
 			errs = append(errs, fmt.Errorf("%s %s: want 0 (keep everything) or 1d-36500d", name, r.Duration))
 		}
 	}
+	if c.Metrics.Token != "" && len(c.Metrics.Token) < MinMetricsToken {
+		errs = append(errs, fmt.Errorf("METRICS_TOKEN must be at least %d characters", MinMetricsToken))
+	}
+	if c.Metrics.Addr != "" {
+		if _, _, err := net.SplitHostPort(c.Metrics.Addr); err != nil {
+			errs = append(errs, fmt.Errorf("METRICS_ADDR %q: want host:port", c.Metrics.Addr))
+		} else if c.Metrics.Addr == c.ListenAddr {
+			errs = append(errs, errors.New("METRICS_ADDR must differ from LISTEN_ADDR: set METRICS_TOKEN to serve /metrics on the public port"))
+		}
+	}
 	if c.Pricing.DefaultMaxOutputTokens <= 0 {
 		errs = append(errs, errors.New("pricing.default_max_output_tokens must be positive"))
 	}
@@ -359,4 +391,15 @@ func checkURL(s string) error {
 		return fmt.Errorf("%q is not an http(s) URL", s)
 	}
 	return nil
+}
+
+// tracingEnabled reports whether the OTEL_* variables ask for traces: an OTLP endpoint for
+// traces or for every signal, not turned off by OTEL_SDK_DISABLED=true or
+// OTEL_TRACES_EXPORTER=none.
+func tracingEnabled(getenv func(string) (string, bool)) bool {
+	val := func(name string) string { v, _ := getenv(name); return strings.TrimSpace(v) }
+	if strings.EqualFold(val("OTEL_SDK_DISABLED"), "true") || strings.EqualFold(val("OTEL_TRACES_EXPORTER"), "none") {
+		return false
+	}
+	return val("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || val("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != ""
 }

@@ -117,12 +117,46 @@ func TestLoadRejectsBadInput(t *testing.T) {
 		{"retention past a century", map[string]string{"ROLLUP_HOURLY_RETENTION": "99999999999999999d"}, "", "ROLLUP_HOURLY_RETENTION"},
 		{"retention in file", nil, "usage_retention = \"12x\"\n", "usage_retention"},
 		{"free default", nil, "[pricing.default]\ninput = 0\noutput = 0\n", "must not be free"},
+		{"short metrics token", map[string]string{"METRICS_TOKEN": "short"}, "", "METRICS_TOKEN"},
+		{"metrics addr", map[string]string{"METRICS_ADDR": "9090"}, "", "METRICS_ADDR"},
+		{"metrics on the public port", map[string]string{"METRICS_ADDR": "127.0.0.1:8080"}, "", "METRICS_ADDR must differ"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := load(t, tt.file, tt.env)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want one naming %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestObservability ensures metrics stay off unless METRICS_TOKEN or METRICS_ADDR is set, and
+// tracing unless an OTLP endpoint is, with the SDK's own switches turning it off again.
+func TestObservability(t *testing.T) {
+	tests := []struct {
+		name        string
+		env         map[string]string
+		wantMetrics config.Metrics
+		wantTracing bool
+	}{
+		{"defaults", nil, config.Metrics{}, false},
+		{"metrics token", map[string]string{"METRICS_TOKEN": " 0123456789abcdef "}, config.Metrics{Token: "0123456789abcdef"}, false},
+		{"metrics listener", map[string]string{"METRICS_ADDR": "127.0.0.1:9464"}, config.Metrics{Addr: "127.0.0.1:9464"}, false},
+		{"otlp endpoint", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}, config.Metrics{}, true},
+		{"otlp traces endpoint", map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4318/v1/traces"}, config.Metrics{}, true},
+		{"empty endpoint", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": " "}, config.Metrics{}, false},
+		{"sdk disabled", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_SDK_DISABLED": "TRUE"}, config.Metrics{}, false},
+		{"traces exporter none", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_TRACES_EXPORTER": "none"}, config.Metrics{}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := load(t, "", tt.env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Metrics != tt.wantMetrics || cfg.Tracing != tt.wantTracing {
+				t.Errorf("metrics %+v tracing %v, want %+v %v", cfg.Metrics, cfg.Tracing, tt.wantMetrics, tt.wantTracing)
 			}
 		})
 	}

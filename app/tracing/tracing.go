@@ -1,10 +1,10 @@
 // Package tracing owns TokenGuard's opt-in OpenTelemetry traces: one span per proxied request
 // that leaves a usage row, with the GenAI semantic-convention attributes and TokenGuard's own,
-// exported over OTLP/HTTP. It is enabled only when OTEL_EXPORTER_OTLP_ENDPOINT or
-// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set; every other standard OTEL_* variable (headers,
-// compression, timeout, sampler, batch processor, service name, resource attributes) is read by
-// the OpenTelemetry SDK and exporter themselves. When it is not enabled nothing is built, and
-// the proxy has no observer to call.
+// exported over OTLP/HTTP. It is built only when OTEL_EXPORTER_OTLP_ENDPOINT or
+// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set (config.Config.Tracing); every other standard
+// OTEL_* variable (headers, compression, timeout, sampler, batch processor, service name,
+// resource attributes) is read by the OpenTelemetry SDK and exporter themselves. When it is
+// not built the proxy has no observer to call, so disabled tracing costs nothing.
 package tracing
 
 import (
@@ -22,21 +22,6 @@ import (
 
 	"tokenguard/app/usage"
 )
-
-// Enabled reports whether the environment, read through getenv, asks for traces: an OTLP
-// endpoint is set (for traces or for every signal) and neither OTEL_SDK_DISABLED=true nor
-// OTEL_TRACES_EXPORTER=none turns them off.
-func Enabled(getenv func(string) (string, bool)) bool {
-	set := func(name string) bool { v, _ := getenv(name); return strings.TrimSpace(v) != "" }
-	is := func(name, want string) bool {
-		v, _ := getenv(name)
-		return strings.EqualFold(strings.TrimSpace(v), want)
-	}
-	if is("OTEL_SDK_DISABLED", "true") || is("OTEL_TRACES_EXPORTER", "none") {
-		return false
-	}
-	return set("OTEL_EXPORTER_OTLP_ENDPOINT") || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-}
 
 // Tracer turns usage rows into spans and exports them in batches. Close flushes it.
 type Tracer struct {
