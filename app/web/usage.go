@@ -19,7 +19,8 @@ const usagePageSize = 50
 // to show back in the form. A bad value is reported, not silently dropped.
 func usageQuery(q url.Values, wsID int64) (store.UsageFilter, views.UsageFilters, string) {
 	f := store.UsageFilter{WorkspaceID: wsID, Limit: usagePageSize, Cursor: q.Get("cursor")}
-	v := views.UsageFilters{From: q.Get("from"), To: q.Get("to"), Provider: q.Get("provider"), Model: strings.TrimSpace(q.Get("model")), Status: strings.TrimSpace(q.Get("status"))}
+	v := views.UsageFilters{From: q.Get("from"), To: q.Get("to"), Provider: q.Get("provider"), Model: strings.TrimSpace(q.Get("model")), Status: strings.TrimSpace(q.Get("status")),
+		EndUser: strings.TrimSpace(q.Get("endUser"))}
 	var problems []string
 	if v.From != "" {
 		t, err := time.Parse("2006-01-02", v.From)
@@ -56,6 +57,11 @@ func usageQuery(q url.Values, wsID int64) (store.UsageFilter, views.UsageFilters
 		v.Model = v.Model[:200]
 	}
 	f.Model = v.Model
+	if len(v.EndUser) > store.MaxEndUser {
+		problems = append(problems, "End user must be at most 256 bytes.")
+	} else {
+		f.EndUser = v.EndUser
+	}
 	if v.Status != "" {
 		n, err := strconv.Atoi(v.Status)
 		if err != nil || n < 100 || n > 599 {
@@ -76,7 +82,7 @@ func usageRows(rows []store.UsageRow, names map[int64]string) []views.UsageView 
 			Provider: r.Provider, OriginalModel: r.OriginalModel, FinalModel: r.FinalModel, WasFallback: r.WasFallback,
 			Status: r.Status, ErrorCode: r.ErrorCode, InputTokens: r.InputTokens, OutputTokens: r.OutputTokens,
 			Cost: r.CostNano, LatencyMs: r.LatencyMs, Stream: r.Stream, UsageEstimated: r.UsageEstimated, PricedByDefault: r.PricedByDefault,
-			PricesVersion: r.PricesVersion,
+			PricesVersion: r.PricesVersion, EndUser: r.EndUser,
 		}
 	}
 	return out
@@ -182,8 +188,12 @@ func (s *Server) usageTotals(r *http.Request, f store.UsageFilter) (*views.Usage
 	if to <= f.From {
 		return &views.UsageTotals{}, "", nil
 	}
-	aggs, err := s.opt.DB.AggregateUsage(r.Context(), store.AnalyticsFilter{WorkspaceID: f.WorkspaceID, From: f.From, To: to,
-		ProjectID: f.ProjectID, Provider: f.Provider, Model: f.Model}, store.GroupNone, 0)
+	af := store.AnalyticsFilter{WorkspaceID: f.WorkspaceID, From: f.From, To: to, ProjectID: f.ProjectID, Provider: f.Provider, Model: f.Model}
+	aggs, err := s.opt.DB.AggregateUsage(r.Context(), af, store.GroupNone, 0)
+	if f.EndUser != "" {
+		// The rollups have no end-user key: these totals sum the end user's raw rows.
+		aggs, err = s.opt.DB.AggregateEndUserUsage(r.Context(), af, f.EndUser, store.GroupNone, 0)
+	}
 	if err != nil || len(aggs) == 0 {
 		return nil, "", err
 	}
@@ -224,7 +234,7 @@ func (n usageNext) empty() bool { return n.cursor == "" && n.scan == 0 }
 
 func (s *Server) listUsage(r *http.Request, f store.UsageFilter, scanParam string) ([]store.UsageRow, usageNext, error) {
 	ctx := r.Context()
-	if f.Provider == "" && f.Model == "" && f.Status == 0 {
+	if f.Provider == "" && f.Model == "" && f.Status == 0 && f.EndUser == "" {
 		rows, next, err := s.opt.DB.ListUsage(ctx, f)
 		return rows, usageNext{cursor: next}, err
 	}
