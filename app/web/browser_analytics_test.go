@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
 	"tokenguard/app/provider/openai/openaitest"
@@ -354,6 +356,25 @@ func TestBrowserAnalytics(t *testing.T) {
 		t.Errorf("forecast reads %q", f)
 	}
 	checkWidths(t, b, o.app.URL+o.ws+"/analytics?range=30d", "a5-analytics")
+
+	// In the dark scheme the axis labels still read against their panel (WCAG AA, 4.5:1).
+	for _, scheme := range []string{"dark", "light"} {
+		b.run(chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := cdp.Call(ctx, tg, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+				Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}}})
+			return err
+		}), chromedp.Navigate(o.app.URL+o.ws+"/analytics?range=30d"), chromedp.WaitVisible(chromedp.CSS("#chart-spend svg")))
+		if ratio := eval[float64](b, `(() => {
+			const rgb = c => c.match(/\d+(\.\d+)?/g).slice(0, 3).map(Number).map(v => v / 255).map(v => v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4);
+			const lum = c => { const [r, g, b] = rgb(c); return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+			const fg = lum(getComputedStyle(document.querySelector("#chart-spend .tick")).fill);
+			const bg = lum(getComputedStyle(document.querySelector("#chart-spend").closest(".panel")).backgroundColor);
+			return (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+		})()`); ratio < 4.5 {
+			t.Errorf("%s scheme: the chart's labels have a contrast of %.2f:1 against their panel", scheme, ratio)
+		}
+		b.shot("a6-analytics-" + scheme)
+	}
 	b.noProblems()
 }
 
