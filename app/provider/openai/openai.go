@@ -363,11 +363,11 @@ func (m *meter) Event(name, data []byte) bool {
 		m.responsesEvent(name, js)
 		return true
 	}
-	// One pass over the top level (and one over each choice and its delta) instead of a
-	// lookup per key: this runs for every chunk of every stream. The first of duplicated keys
-	// counts, as with gjson.Get.
-	var e, choices, usage gjson.Result
-	eachKey(topLevel(js), func(k string, v gjson.Result) {
+	// One pass over the top level (and one over each choice and its delta) that parses no
+	// value it does not need: this runs for every chunk of every stream. The first of
+	// duplicated keys counts, as with gjson.Get.
+	var e, choices, usage string
+	provider.EachField(js, func(k, v string) {
 		switch k {
 		case "error":
 			first(&e, v)
@@ -377,18 +377,17 @@ func (m *meter) Event(name, data []byte) bool {
 			first(&usage, v)
 		}
 	})
-	if e.Exists() && e.Type != gjson.Null {
-		m.res.ErrorCode = errorCode(e)
+	if e != "" && e != "null" {
+		m.res.ErrorCode = errorCode(gjson.Parse(e))
 		return true
 	}
 	empty := true
-	choices.ForEach(func(_, ch gjson.Result) bool {
+	provider.EachElement(choices, func(ch string) {
 		empty = false
 		m.res.OutputBytes += choiceOutput(ch)
-		return true
 	})
-	if usage.IsObject() {
-		m.res.Usage = chatUsage(usage)
+	if strings.HasPrefix(usage, "{") {
+		m.res.Usage = chatUsage(gjson.Parse(usage))
 		m.res.Complete = true
 		// The usage chunk has "choices": []. Drop it when only we asked for it, so the
 		// client sees the stream it requested.
@@ -401,10 +400,9 @@ func (m *meter) Event(name, data []byte) bool {
 
 // choiceOutput is the output a streamed choice carries: chat deltas' content, refusals,
 // reasoning and tool-call arguments, and legacy completions' text.
-func choiceOutput(ch gjson.Result) int64 {
-	var n int64
-	var delta, text gjson.Result
-	eachKey(ch, func(k string, v gjson.Result) {
+func choiceOutput(ch string) int64 {
+	var delta, text string
+	provider.EachField(ch, func(k, v string) {
 		switch k {
 		case "delta":
 			first(&delta, v)
@@ -412,9 +410,9 @@ func choiceOutput(ch gjson.Result) int64 {
 			first(&text, v)
 		}
 	})
-	n += strLen(text)
-	var content, refusal, reasoning, tools gjson.Result
-	eachKey(delta, func(k string, v gjson.Result) {
+	n := rawStrLen(text)
+	var content, refusal, reasoning, tools string
+	provider.EachField(delta, func(k, v string) {
 		switch k {
 		case "content":
 			first(&content, v)
@@ -426,39 +424,35 @@ func choiceOutput(ch gjson.Result) int64 {
 			first(&tools, v)
 		}
 	})
-	n += strLen(content) + strLen(refusal) + strLen(reasoning)
-	tools.ForEach(func(_, tc gjson.Result) bool {
-		n += strLen(tc.Get("function.arguments"))
-		return true
+	n += rawStrLen(content) + rawStrLen(refusal) + rawStrLen(reasoning)
+	provider.EachElement(tools, func(tc string) {
+		var fn string
+		provider.EachField(tc, func(k, v string) {
+			if k == "function" {
+				first(&fn, v)
+			}
+		})
+		provider.EachField(fn, func(k, v string) {
+			if k == "arguments" {
+				n += rawStrLen(v)
+			}
+		})
 	})
 	return n
 }
 
-// topLevel is the object a gjson.Get path would search in js: gjson skips whatever precedes
-// the first '{' or '[', so a chunk with stray bytes before its object meters as before.
-func topLevel(js string) gjson.Result {
-	i := strings.IndexAny(js, "{[")
-	if i < 0 || js[i] != '{' {
-		return gjson.Result{}
+// rawStrLen is the length of a raw JSON string value as sent (escapes counted as sent; close
+// enough for an estimate), 0 for anything else.
+func rawStrLen(raw string) int64 {
+	if len(raw) < 2 || raw[0] != '"' {
+		return 0
 	}
-	return gjson.Result{Type: gjson.JSON, Raw: js[i:]}
-}
-
-// eachKey calls f with every key and value of the object o, in order; nothing when o is not
-// an object.
-func eachKey(o gjson.Result, f func(k string, v gjson.Result)) {
-	if !o.IsObject() {
-		return
-	}
-	o.ForEach(func(k, v gjson.Result) bool {
-		f(k.Str, v)
-		return true
-	})
+	return int64(len(raw) - 2)
 }
 
 // first sets *dst to v unless an earlier key already set it.
-func first(dst *gjson.Result, v gjson.Result) {
-	if !dst.Exists() {
+func first(dst *string, v string) {
+	if *dst == "" {
 		*dst = v
 	}
 }
@@ -471,7 +465,7 @@ func (m *meter) responsesEvent(name []byte, data string) {
 	switch typ {
 	case "response.output_text.delta", "response.refusal.delta", "response.reasoning_summary_text.delta",
 		"response.reasoning_text.delta", "response.function_call_arguments.delta":
-		m.res.OutputBytes += strLen(gjson.Get(data, "delta"))
+		m.res.OutputBytes += rawStrLen(gjson.Get(data, "delta").Raw)
 	case "response.completed", "response.incomplete", "response.failed":
 		resp := gjson.Get(data, "response")
 		if u := resp.Get("usage"); u.IsObject() {
@@ -484,15 +478,6 @@ func (m *meter) responsesEvent(name []byte, data string) {
 	case "error":
 		m.res.ErrorCode = errorCode(gjson.Parse(data))
 	}
-}
-
-// strLen is the length of a JSON string value as sent (escapes counted as sent; close enough
-// for an estimate), 0 for anything else.
-func strLen(r gjson.Result) int64 {
-	if r.Type != gjson.String || len(r.Raw) < 2 {
-		return 0
-	}
-	return int64(len(r.Raw) - 2)
 }
 
 // errorCode names a provider error object, bounded (provider.ErrorCode).
