@@ -20,6 +20,7 @@ import (
 	"tokenguard/app/apikey"
 	"tokenguard/app/apperr"
 	"tokenguard/app/budget"
+	"tokenguard/app/enduser"
 	"tokenguard/app/pricing"
 	"tokenguard/app/provider"
 	"tokenguard/app/usage"
@@ -172,7 +173,8 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, u *upstream, path 
 		return
 	}
 	var call provider.Call
-	if err := u.adapter.Parse(&provider.Request{Method: r.Method, Path: path, Query: query, Body: body}, &call); err != nil {
+	if err := u.adapter.Parse(&provider.Request{Method: r.Method, Path: path, Query: query, Body: body,
+		EndUser: r.Header.Get(provider.EndUserHeader)}, &call); err != nil {
 		p.fail(w, r, err)
 		return
 	}
@@ -241,6 +243,19 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, u *upstream, path 
 		// is sent there, translated (crossprovider.go), and an unknown one to this provider.
 		model = proj.fallback
 	}
+	// The end user's daily budget (the project's endUserDailyBudgetUsd) is held like the
+	// project's: the worst case of what will be sent is reserved while the request is in flight.
+	var endUser enduser.Ticket
+	if call.Metered {
+		if endUser, err = p.endUsers.Admit(proj.id, call.EndUser, proj.endUserDaily, wc.cost(fallback, call.OutputCap)); err != nil {
+			limit.Cancel()
+			ticket.Settle(start, 0)
+			w.Header().Set("X-Tokenguard-Request-Id", requestID)
+			apperr.WriteJSON(w, err)
+			p.record(slot, proj, u, &call, requestID, start, call.Model, false, outcome{status: http.StatusTooManyRequests, errorCode: apperr.BudgetExceeded}, pricing.Quote{})
+			return
+		}
+	}
 
 	// From here on the reservation is settled whatever happens.
 	out := outcome{}
@@ -254,6 +269,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, u *upstream, path 
 		q := p.cfg.Prices.Quote(model, out.usage)
 		q.Cost = atPercent(q.Cost, call.PricePercent)
 		limit.Settle(out.usage.Input + out.usage.CacheRead + out.usage.CacheWrite + out.usage.Output)
+		endUser.Settle(q.Cost)
 		if cr := ticket.Settle(start, q.Cost); len(cr) > 0 && p.cfg.OnCrossing != nil {
 			p.cfg.OnCrossing(cr)
 		}
@@ -659,6 +675,7 @@ func (p *Proxy) record(slot *usage.Slot, proj *project, u *upstream, call *provi
 		ReasoningTokens:  out.usage.Reasoning,
 		TTFBMs:           ttfb,
 		ErrorMessage:     out.errorMessage,
+		EndUser:          call.EndUser,
 	}
 	// Observed first, so anything that can read the stored row sees its metrics too.
 	for _, o := range p.cfg.Observers {

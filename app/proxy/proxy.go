@@ -21,6 +21,7 @@ import (
 	"github.com/julienschmidt/httprouter"
 
 	"tokenguard/app/budget"
+	"tokenguard/app/enduser"
 	"tokenguard/app/pricing"
 	"tokenguard/app/provider"
 	"tokenguard/app/ratelimit"
@@ -59,6 +60,9 @@ type Config struct {
 	OnCrossing func([]budget.Crossing)
 	// Observers, when set, are told of every usage row the proxy records (metrics, traces).
 	Observers []Observer
+	// EndUsers holds end users to their project's daily budget, loaded with the day's spend
+	// (enduser.Counter.Load) before the proxy serves; nil starts with empty counters.
+	EndUsers *enduser.Counter
 }
 
 // Observer is told of every usage row the proxy records, with the endpoint pattern of its call
@@ -83,6 +87,7 @@ type Proxy struct {
 	log       *slog.Logger
 	keys      *keyCache
 	limits    *ratelimit.Limiter
+	endUsers  *enduser.Counter
 	upstreams map[string]*upstream
 	client    *http.Client
 
@@ -126,6 +131,7 @@ func New(cfg Config, ups ...Upstream) (*Proxy, error) {
 		log:       cfg.Logger,
 		keys:      newKeyCache(cfg.DB.KeyAuthByPrefix, cfg.Box),
 		limits:    ratelimit.New(cfg.Now),
+		endUsers:  cfg.EndUsers,
 		upstreams: map[string]*upstream{},
 		client:    cfg.Client,
 		touchDue:  map[int64]int64{},
@@ -134,6 +140,9 @@ func New(cfg Config, ups ...Upstream) (*Proxy, error) {
 	}
 	if p.client == nil {
 		p.client = &http.Client{Transport: defaultTransport()}
+	}
+	if p.endUsers == nil {
+		p.endUsers = enduser.New(cfg.Now, 0)
 	}
 	for _, u := range ups {
 		if err := p.add(u); err != nil {
