@@ -199,47 +199,82 @@ func (s *Stream) start() {
 	}
 }
 
+// topLevel reads the keys of a chunk's object in one pass (a Get per key would scan it once
+// each, and this runs for every event).
+func topLevel(js string, keys *[4]string, vals *[4]gjson.Result) {
+	gjson.Parse(js).ForEach(func(k, v gjson.Result) bool {
+		for i, want := range keys {
+			if k.Str == want && !vals[i].Exists() {
+				vals[i] = v
+			}
+		}
+		return true
+	})
+}
+
+var openaiKeys = [4]string{"error", "id", "choices", "usage"}
+
 func (s *Stream) fromOpenAI(js string) {
-	root := gjson.Parse(js)
-	if e := root.Get("error"); e.Exists() && e.Type != gjson.Null {
+	var v [4]gjson.Result
+	topLevel(js, &openaiKeys, &v)
+	if e := v[0]; e.Exists() && e.Type != gjson.Null {
 		s.emit(&Event{Kind: EvError, Message: bound(e.Get("message").Str, MaxErrorMessage)})
 		return
 	}
 	if !s.started {
-		s.emit(&Event{Kind: EvStart, ID: root.Get("id").Str})
+		s.emit(&Event{Kind: EvStart, ID: v[1].Str})
 	}
 	var ev Event
-	ch := root.Get("choices.0")
-	if ch.Exists() {
-		d := ch.Get("delta")
-		for _, k := range [...]string{"content", "refusal"} {
-			if c := d.Get(k); c.Type == gjson.String && len(c.Raw) > 2 {
-				ev = Event{Kind: EvText, Lit: c.Raw}
-				s.emit(&ev)
-			}
-		}
-		d.Get("tool_calls").ForEach(func(_, tc gjson.Result) bool {
-			i := int(tc.Get("index").Int())
-			if i < 0 || i >= MaxToolCalls {
-				return true
-			}
-			if id := tc.Get("id").Str; id != "" {
-				ev = Event{Kind: EvToolStart, Index: i, ID: id, Name: tc.Get("function.name").Str}
-				s.emit(&ev)
-			}
-			if a := tc.Get("function.arguments"); a.Type == gjson.String && len(a.Raw) > 2 {
-				ev = Event{Kind: EvToolArgs, Index: i, Lit: a.Raw}
-				s.emit(&ev)
+	if ch := v[2].Get("0"); ch.Exists() {
+		var delta, finish gjson.Result
+		ch.ForEach(func(k, e gjson.Result) bool {
+			switch k.Str {
+			case "delta":
+				delta = e
+			case "finish_reason":
+				finish = e
 			}
 			return true
 		})
-		if fr := ch.Get("finish_reason"); fr.Type == gjson.String {
-			ev = Event{Kind: EvFinish, Finish: openaiFinish(fr.Str)}
+		delta.ForEach(func(k, d gjson.Result) bool {
+			switch k.Str {
+			case "content", "refusal":
+				if d.Type == gjson.String && len(d.Raw) > 2 {
+					ev = Event{Kind: EvText, Lit: d.Raw}
+					s.emit(&ev)
+				}
+			case "tool_calls":
+				d.ForEach(func(_, tc gjson.Result) bool {
+					s.openaiToolDelta(tc)
+					return true
+				})
+			}
+			return true
+		})
+		if finish.Type == gjson.String {
+			ev = Event{Kind: EvFinish, Finish: openaiFinish(finish.Str)}
 			s.emit(&ev)
 		}
 	}
-	if u := root.Get("usage"); u.IsObject() {
+	if u := v[3]; u.IsObject() {
 		ev = Event{Kind: EvUsage, Usage: openaiUsage(u)}
+		s.emit(&ev)
+	}
+}
+
+func (s *Stream) openaiToolDelta(tc gjson.Result) {
+	i := int(tc.Get("index").Int())
+	if i < 0 || i >= MaxToolCalls {
+		return
+	}
+	var ev Event
+	fn := tc.Get("function")
+	if id := tc.Get("id").Str; id != "" {
+		ev = Event{Kind: EvToolStart, Index: i, ID: id, Name: fn.Get("name").Str}
+		s.emit(&ev)
+	}
+	if a := fn.Get("arguments"); a.Type == gjson.String && len(a.Raw) > 2 {
+		ev = Event{Kind: EvToolArgs, Index: i, Lit: a.Raw}
 		s.emit(&ev)
 	}
 }
@@ -310,44 +345,71 @@ func (s *Stream) fromAnthropic(name []byte, js string) {
 	}
 }
 
+var geminiKeys = [4]string{"error", "usageMetadata", "responseId", "candidates"}
+
 func (s *Stream) fromGemini(js string) {
-	root := gjson.Parse(js)
+	var v [4]gjson.Result
+	topLevel(js, &geminiKeys, &v)
 	var ev Event
-	if e := root.Get("error"); e.Exists() {
+	if e := v[0]; e.Exists() {
 		ev = Event{Kind: EvError, Message: bound(e.Get("message").Str, MaxErrorMessage)}
 		s.emit(&ev)
 		return
 	}
-	if u := root.Get("usageMetadata"); u.IsObject() {
+	if u := v[1]; u.IsObject() {
 		s.usage = geminiUsage(u)
 	}
 	if !s.started {
-		ev = Event{Kind: EvStart, ID: root.Get("responseId").Str}
+		ev = Event{Kind: EvStart, ID: v[2].Str}
 		s.emit(&ev)
 	}
-	cand := root.Get("candidates.0")
-	cand.Get("content.parts").ForEach(func(_, p gjson.Result) bool {
-		switch {
-		case p.Get("thought").Bool():
-		case p.Get("functionCall").Exists():
-			call := geminiCall(p, &s.geminiN)
-			ev = Event{Kind: EvToolStart, Index: s.tools, ID: call.ID, Name: call.Name}
-			i := s.tools
-			s.emit(&ev)
-			// Gemini sends a call whole; the caller's formats stream arguments as a string.
-			s.scratch = appendString(s.scratch[:0], call.Args)
-			ev = Event{Kind: EvToolArgs, Index: i, Lit: unsafe.String(unsafe.SliceData(s.scratch), len(s.scratch))}
-			s.emit(&ev)
-		default:
-			if t := p.Get("text"); t.Type == gjson.String && len(t.Raw) > 2 {
-				ev = Event{Kind: EvText, Lit: t.Raw}
-				s.emit(&ev)
-			}
+	var content, finish gjson.Result
+	v[3].Get("0").ForEach(func(k, e gjson.Result) bool {
+		switch k.Str {
+		case "content":
+			content = e
+		case "finishReason":
+			finish = e
 		}
 		return true
 	})
-	if fr := cand.Get("finishReason"); fr.Type == gjson.String {
-		ev = Event{Kind: EvFinish, Finish: geminiFinish(fr.Str)}
+	content.Get("parts").ForEach(func(_, p gjson.Result) bool {
+		s.geminiPart(p)
+		return true
+	})
+	if finish.Type == gjson.String {
+		ev = Event{Kind: EvFinish, Finish: geminiFinish(finish.Str)}
+		s.emit(&ev)
+	}
+}
+
+func (s *Stream) geminiPart(p gjson.Result) {
+	var text, thought, call gjson.Result
+	p.ForEach(func(k, e gjson.Result) bool {
+		switch k.Str {
+		case "text":
+			text = e
+		case "thought":
+			thought = e
+		case "functionCall":
+			call = e
+		}
+		return true
+	})
+	var ev Event
+	switch {
+	case thought.Bool():
+	case call.Exists():
+		c := geminiCall(p, &s.geminiN)
+		i := s.tools
+		ev = Event{Kind: EvToolStart, Index: i, ID: c.ID, Name: c.Name}
+		s.emit(&ev)
+		// Gemini sends a call whole; the caller's formats stream arguments as a string.
+		s.scratch = appendString(s.scratch[:0], c.Args)
+		ev = Event{Kind: EvToolArgs, Index: i, Lit: unsafe.String(unsafe.SliceData(s.scratch), len(s.scratch))}
+		s.emit(&ev)
+	case text.Type == gjson.String && len(text.Raw) > 2:
+		ev = Event{Kind: EvText, Lit: text.Raw}
 		s.emit(&ev)
 	}
 }
