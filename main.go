@@ -285,6 +285,8 @@ type Main struct {
 
 	listener net.Listener
 	server   *http.Server
+	// obs is the metrics and traces the server reports to (observability.go).
+	obs *observability
 	// closers run in order on Close, after the HTTP server has drained.
 	closers []func(context.Context) error
 }
@@ -370,11 +372,18 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.closers = append(m.closers, watchPrices(m.Prices, cfg.Pricing, m.Logger))
+	// Metrics and traces, when configured; closed after the proxy, so every request's span is
+	// flushed.
+	if m.obs, err = newObservability(ctx, cfg, m.Prices); err != nil {
+		return err
+	}
+	m.closers = append(m.closers, m.obs.close)
 	m.Budget = budget.New(m.Now)
 	if err := usagelog.LoadCounters(ctx, m.DB, m.Budget, m.Now()); err != nil {
 		return fmt.Errorf("refusing to start without budget counters: %w", err)
 	}
-	m.Usage = usagelog.NewWriter(m.DB, m.Logger, usagelog.WriterOptions{FlushInterval: cfg.FlushInterval.Duration, MaxQueue: cfg.UsageQueueMax})
+	m.Usage = usagelog.NewWriter(m.DB, m.Logger, usagelog.WriterOptions{FlushInterval: cfg.FlushInterval.Duration, MaxQueue: cfg.UsageQueueMax,
+		OnBatch: m.obs.onBatch()})
 	m.closers = append(m.closers, m.Usage.Close)
 	// Retention prunes in the background beside the writer; closed before it. New converts the
 	// file for incremental vacuum first when USAGE_RETENTION is newly set, before anything is
@@ -410,6 +419,7 @@ func (m *Main) Run(ctx context.Context) error {
 		DB: m.DB, Prices: m.Prices, Budget: m.Budget, Usage: m.Usage, Logger: m.Logger, Box: box, Now: m.Now,
 		MaxBodyBytes: cfg.MaxBodyBytes, UpstreamTimeout: cfg.UpstreamTimeout.Duration,
 		StreamIdleTimeout: cfg.StreamIdleTimeout.Duration, OnCrossing: m.Alerts.OnCrossing,
+		Observers: m.obs.observers(),
 	},
 		proxy.Upstream{Adapter: openai.New(), BaseURL: cfg.Upstreams.OpenAI, EnvKey: cfg.ProviderKeys.OpenAI},
 		proxy.Upstream{Adapter: anthropic.New(), BaseURL: cfg.Upstreams.Anthropic, EnvKey: cfg.ProviderKeys.Anthropic},
@@ -445,11 +455,13 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 
 	router := httprouter.New()
-	router.GET("/healthz", func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-		w.Header().Set("Content-Type", "text/plain")
-		io.WriteString(w, "ok\n")
-	})
-	router.Handler(http.MethodGet, "/readyz", health.Ready(health.Database(m.DB), health.UsageWriter(m.Usage)))
+	router.Handler(http.MethodGet, "/healthz", health.Live())
+	router.Handler(http.MethodGet, "/readyz", health.Ready(health.Database(m.DB), health.UsageWriter(m.Usage),
+		health.UpstreamDNS(nil, cfg.Upstreams.OpenAI, cfg.Upstreams.Anthropic, cfg.Upstreams.Gemini)))
+	if err := m.obs.watch(m); err != nil {
+		return err
+	}
+	m.obs.register(router)
 	m.Proxy.Register(router)
 	apiServer.Register(router)
 	invite.NewHandler(m.Invites, apiServer, m.Logger).Register(router)
@@ -468,6 +480,7 @@ func (m *Main) Run(ctx context.Context) error {
 			m.Logger.Error("http server stopped", "err", err)
 		}
 	}()
+	m.obs.serve(m.Logger)
 	m.Logger.Info("TokenGuard is serving", "addr", m.Addr(), "dashboard", cfg.FrontendURL, "database", cfg.DatabaseURL, "version", Version)
 	return nil
 }

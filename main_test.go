@@ -122,14 +122,17 @@ const (
 )
 
 // testEnv is a complete environment for the server: a temp database, the given OpenAI
-// upstream with an env provider key, and a short flush interval.
+// upstream with an env provider key, and a short flush interval. The other providers' upstreams
+// are the same local address, so /readyz resolves no outside host.
 func testEnv(dbPath, upstreamURL string) map[string]string {
 	return map[string]string{
-		"LISTEN_ADDR":         "127.0.0.1:0",
-		"DATABASE_URL":        dbPath,
-		"OPENAI_UPSTREAM_URL": upstreamURL,
-		"OPENAI_API_KEY":      testProviderKey,
-		"FLUSH_INTERVAL":      "50ms",
+		"LISTEN_ADDR":            "127.0.0.1:0",
+		"DATABASE_URL":           dbPath,
+		"OPENAI_UPSTREAM_URL":    upstreamURL,
+		"ANTHROPIC_UPSTREAM_URL": upstreamURL,
+		"GEMINI_UPSTREAM_URL":    upstreamURL,
+		"OPENAI_API_KEY":         testProviderKey,
+		"FLUSH_INTERVAL":         "50ms",
 	}
 }
 
@@ -958,8 +961,8 @@ func TestDefaultsStart(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 200 || strings.TrimSpace(string(body)) != "ok" {
-		t.Errorf("/healthz = %d %q, want 200 ok", resp.StatusCode, body)
+	if resp.StatusCode != 200 || strings.TrimSpace(string(body)) != `{"status":"ok"}` {
+		t.Errorf("/healthz = %d %q, want 200 {\"status\":\"ok\"}", resp.StatusCode, body)
 	}
 	secrets, err := os.ReadFile(filepath.Join(dir, "tokenguard.secrets"))
 	if err != nil {

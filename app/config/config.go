@@ -361,9 +361,9 @@ func (c *Config) validate() error {
 		errs = append(errs, fmt.Errorf("METRICS_TOKEN must be at least %d characters", MinMetricsToken))
 	}
 	if c.Metrics.Addr != "" {
-		if _, _, err := net.SplitHostPort(c.Metrics.Addr); err != nil {
+		if _, port, err := net.SplitHostPort(c.Metrics.Addr); err != nil {
 			errs = append(errs, fmt.Errorf("METRICS_ADDR %q: want host:port", c.Metrics.Addr))
-		} else if c.Metrics.Addr == c.ListenAddr {
+		} else if c.Metrics.Addr == c.ListenAddr && port != "0" {
 			errs = append(errs, errors.New("METRICS_ADDR must differ from LISTEN_ADDR: set METRICS_TOKEN to serve /metrics on the public port"))
 		}
 	}
