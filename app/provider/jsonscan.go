@@ -149,3 +149,15 @@ func valueEnd(s string, i int) int {
 	}
 	return j
 }
+
+// StringLen is the length of the string a raw JSON string value holds, once unescaped; 0 for a
+// value that is not a string.
+func StringLen(raw string) int64 {
+	if len(raw) < 2 || raw[0] != '"' {
+		return 0
+	}
+	if strings.IndexByte(raw, '\\') < 0 {
+		return int64(len(raw) - 2)
+	}
+	return int64(len(gjson.Parse(raw).Str))
+}

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 
@@ -445,9 +446,9 @@ func (m *meter) Event(_, data []byte) bool {
 	if len(data) == 0 || data[0] != '{' {
 		return true
 	}
-	var usage, e, candidates gjson.Result
-	gjson.ParseBytes(data).ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
+	var usage, e, candidates string
+	provider.EachField(view(data), func(k, v string) {
+		switch k {
 		case "usageMetadata":
 			usage = v
 		case "error":
@@ -455,11 +456,13 @@ func (m *meter) Event(_, data []byte) bool {
 		case "candidates":
 			candidates = v
 		}
-		return true
 	})
 	m.chunk(usage, e, candidates)
 	return true
 }
+
+// view is a string view of b, valid while b is: the meter reads each event in place.
+func view(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 func (m *meter) Raw(p []byte) {
 	if m.arr == nil {
@@ -475,52 +478,50 @@ func (m *meter) Raw(p []byte) {
 
 // element meters one chunk of the JSON array, from the values the scanner captured.
 func (m *meter) element(vals [][]byte) {
-	var r [3]gjson.Result
-	for i, v := range vals {
-		if v != nil {
-			r[i] = gjson.ParseBytes(v)
-		}
-	}
-	m.chunk(r[0], r[1], r[2])
+	m.chunk(view(vals[0]), view(vals[1]), view(vals[2]))
 }
 
-func (m *meter) chunk(usage, e, candidates gjson.Result) {
-	if usage.IsObject() {
-		m.usage = append(m.usage[:0], usage.Raw...)
+// chunk meters one chunk from the raw values of its usageMetadata, error and candidates ("" for
+// each it lacks). Of duplicated keys the last counts, as Google's JSON parsing takes it.
+func (m *meter) chunk(usage, e, candidates string) {
+	if strings.HasPrefix(usage, "{") {
+		m.usage = append(m.usage[:0], usage...)
 	}
-	if e.IsObject() {
+	if strings.HasPrefix(e, "{") {
 		m.res.ErrorCode = "upstream_error"
+		ej := gjson.Parse(e)
 		for _, k := range [...]string{"status", "code"} {
-			if v := e.Get(k); v.Exists() && v.String() != "" {
+			if v := ej.Get(k); v.Exists() && v.String() != "" {
 				m.res.ErrorCode = provider.ErrorCode(v.String())
 				break
 			}
 		}
 	}
-	candidates.ForEach(func(_, cand gjson.Result) bool {
-		cand.ForEach(func(k, v gjson.Result) bool {
-			switch k.Str {
+	provider.EachElement(candidates, func(cand string) {
+		provider.EachField(cand, func(k, v string) {
+			switch k {
 			case "content":
-				v.Get("parts").ForEach(func(_, part gjson.Result) bool {
-					part.ForEach(func(pk, pv gjson.Result) bool {
-						switch pk.Str {
-						case "text":
-							m.res.OutputBytes += int64(len(pv.Str))
-						case "functionCall":
-							m.res.OutputBytes += int64(len(pv.Raw))
-						}
-						return true
+				provider.EachField(v, func(ck, parts string) {
+					if ck != "parts" {
+						return
+					}
+					provider.EachElement(parts, func(part string) {
+						provider.EachField(part, func(pk, pv string) {
+							switch pk {
+							case "text":
+								m.res.OutputBytes += provider.StringLen(pv)
+							case "functionCall":
+								m.res.OutputBytes += int64(len(pv))
+							}
+						})
 					})
-					return true
 				})
 			case "finishReason":
-				if v.Type == gjson.String && v.Str != "" {
+				if len(v) > 2 && v[0] == '"' {
 					m.finished = true
 				}
 			}
-			return true
 		})
-		return true
 	})
 }
 

@@ -410,7 +410,7 @@ func choiceOutput(ch string) int64 {
 			first(&text, v)
 		}
 	})
-	n := rawStrLen(text)
+	n := provider.StringLen(text)
 	var content, refusal, reasoning, tools string
 	provider.EachField(delta, func(k, v string) {
 		switch k {
@@ -424,7 +424,7 @@ func choiceOutput(ch string) int64 {
 			first(&tools, v)
 		}
 	})
-	n += rawStrLen(content) + rawStrLen(refusal) + rawStrLen(reasoning)
+	n += provider.StringLen(content) + provider.StringLen(refusal) + provider.StringLen(reasoning)
 	provider.EachElement(tools, func(tc string) {
 		var fn string
 		provider.EachField(tc, func(k, v string) {
@@ -434,20 +434,11 @@ func choiceOutput(ch string) int64 {
 		})
 		provider.EachField(fn, func(k, v string) {
 			if k == "arguments" {
-				n += rawStrLen(v)
+				n += provider.StringLen(v)
 			}
 		})
 	})
 	return n
-}
-
-// rawStrLen is the length of a raw JSON string value as sent (escapes counted as sent; close
-// enough for an estimate), 0 for anything else.
-func rawStrLen(raw string) int64 {
-	if len(raw) < 2 || raw[0] != '"' {
-		return 0
-	}
-	return int64(len(raw) - 2)
 }
 
 // first sets *dst to v unless an earlier key already set it.
@@ -465,7 +456,7 @@ func (m *meter) responsesEvent(name []byte, data string) {
 	switch typ {
 	case "response.output_text.delta", "response.refusal.delta", "response.reasoning_summary_text.delta",
 		"response.reasoning_text.delta", "response.function_call_arguments.delta":
-		m.res.OutputBytes += rawStrLen(gjson.Get(data, "delta").Raw)
+		m.res.OutputBytes += provider.StringLen(gjson.Get(data, "delta").Raw)
 	case "response.completed", "response.incomplete", "response.failed":
 		resp := gjson.Get(data, "response")
 		if u := resp.Get("usage"); u.IsObject() {
