@@ -84,11 +84,11 @@
     });
   });
 
-  // Every table in a page becomes card rows on a phone (CSS, table.cards): cells without a
-  // data-label get their column's header as one, so each value shows what it is. Run on load and
-  // on every HTMX swap.
+  // Every table in a page becomes card rows on a phone (CSS, table.cards). Tables not written as
+  // cards get their column headers as the cells' labels, so each value shows what it is; tables
+  // written as cards keep their own. Run on load and on every HTMX swap.
   function cardTables(root) {
-    root.querySelectorAll("table").forEach(function (table) {
+    root.querySelectorAll("table:not(.cards)").forEach(function (table) {
       var heads = table.tHead ? [].map.call(table.tHead.rows[0].cells, function (th) { return th.textContent.trim(); }) : [];
       [].forEach.call(table.tBodies, function (body) {
         [].forEach.call(body.rows, function (tr) {

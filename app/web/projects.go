@@ -136,10 +136,10 @@ func fieldError(err error, fields ...string) (views.FieldErrors, bool) {
 	msg := apperr.Message(err)
 	for _, f := range fields {
 		if strings.HasPrefix(msg, f+" ") {
-			return views.FieldErrors{f: msg}, true
+			return views.FieldErrors{f: readable(msg)}, true
 		}
 	}
-	return views.FieldErrors{fields[0]: msg}, true
+	return views.FieldErrors{fields[0]: readable(msg)}, true
 }
 
 var projectFields = []string{"name", "dailyBudgetUsd", "monthlyBudgetUsd", "budgetMode", "fallbackModel", "alertEmail"}
@@ -156,6 +156,7 @@ func formBudgetMode(r *http.Request) *string {
 
 func (s *Server) createProject(w http.ResponseWriter, r *http.Request, c *reqCtx) error {
 	f, daily, monthly := projectForm(r)
+	s.checkProjectFields(r, &f)
 	f.Models = s.opt.Prices.Models()
 	if len(f.Errors) == 0 {
 		p, key, err := s.opt.Accounts.CreateProject(r.Context(), c.actor(r), c.ws.ID, account.ProjectInput{
@@ -267,6 +268,7 @@ func (s *Server) updateProject(w http.ResponseWriter, r *http.Request, c *reqCtx
 		return err
 	}
 	f, daily, monthly := projectForm(r)
+	s.checkProjectFields(r, &f)
 	if len(f.Errors) == 0 {
 		_, err := s.opt.Accounts.UpdateProject(r.Context(), c.actor(r), p.ID, account.ProjectPatch{
 			Name: &f.Name, DailyBudget: daily, MonthlyBudget: monthly, BudgetMode: formBudgetMode(r),

@@ -32,7 +32,7 @@ func parseBudget(field, raw string) (account.Budget, string) {
 		return account.Budget{}, "Enter an amount in USD, like 25 or 12.50, or leave empty for no limit."
 	}
 	if _, err := account.BudgetFromUSD(field, v); err != nil {
-		return account.Budget{}, apperr.Message(err)
+		return account.Budget{}, readable(apperr.Message(err))
 	}
 	return account.Budget{Set: true, Value: &v}, ""
 }
