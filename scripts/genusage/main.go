@@ -9,7 +9,8 @@
 // the -days days before -end, in time order and in batches of the usage writer's default size:
 // three providers and their current models (each project uses a few), 40% streamed, about 5%
 // fallbacks, 3% blocked by budgets, 4% provider or client errors, 2% estimated usage, with a
-// daily rhythm. Request ids are the proxy's own (usage.NewRequestID: time first, so the unique
+// daily rhythm; a third of prompts partly cached, reasoning on reasoning models, time to first
+// byte on streams and the provider's message on its errors. Request ids are the proxy's own (usage.NewRequestID: time first, so the unique
 // index grows at its end as it does in production); the same -seed makes the same rows but for
 // their ids.
 package main
@@ -23,6 +24,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"time"
 
 	"tokenguard/app/usage"
@@ -171,11 +173,22 @@ func fill(ctx context.Context, db *store.DB, rng *rand.Rand, wsID int64, project
 		r.InputTokens = int64(50 + rng.ExpFloat64()*1500)
 		r.OutputTokens = int64(10 + rng.ExpFloat64()*400)
 		r.LatencyMs = m.latencyMs + int64(rng.Float64()*float64(m.spreadMs))
+		// About a third of prompts hit the provider's cache; reasoning models think.
+		if rng.IntN(3) == 0 {
+			r.CacheReadTokens = r.InputTokens / 2
+		}
+		if strings.HasPrefix(m.name, "o") || strings.Contains(m.name, "2.5") {
+			r.ReasoningTokens = r.OutputTokens / 3
+		}
+		if r.Stream {
+			r.TTFBMs = r.LatencyMs / 5
+		}
 		switch k := rng.IntN(100); {
 		case k < 3:
 			r.Status, r.ErrorCode, r.OutputTokens, r.InputTokens, r.LatencyMs = 429, store.BlockedErrorCode, 0, 0, 1
 		case k < 5:
 			r.Status, r.ErrorCode, r.OutputTokens = 502, "UPSTREAM_ERROR", 0
+			r.ErrorMessage = "The server had an error while processing your request. Sorry about that!"
 		case k < 6:
 			r.Status, r.ErrorCode, r.OutputTokens = 429, "RATE_LIMITED", 0
 		case k < 7:
