@@ -206,8 +206,9 @@ func (s *Server) auditPage(w http.ResponseWriter, r *http.Request, c *reqCtx) er
 	ctx, actor := r.Context(), c.actor(r)
 	q := r.URL.Query()
 	a := views.Audit{Action: q.Get("action"), From: q.Get("from"), To: q.Get("to"), Actions: auditActions}
-	aq := account.AuditQuery{Cursor: q.Get("cursor"), Limit: 50}
 	var problems []string
+	aq := account.AuditQuery{Cursor: q.Get("cursor"), Limit: 50}
+	aq.From, aq.To, problems = dayRange(a.From, a.To)
 	if a.Action != "" && !slices.Contains(auditActions, a.Action) {
 		problems, a.Action = append(problems, "Unknown action."), ""
 	}
@@ -219,20 +220,6 @@ func (s *Server) auditPage(w http.ResponseWriter, r *http.Request, c *reqCtx) er
 		} else {
 			aq.ActorUserID, a.Actor = id, id
 		}
-	}
-	if a.From != "" {
-		t, err := time.Parse(time.DateOnly, a.From)
-		if err != nil {
-			problems = append(problems, "From must be a date.")
-		}
-		aq.From = t
-	}
-	if a.To != "" {
-		t, err := time.Parse(time.DateOnly, a.To)
-		if err != nil {
-			problems = append(problems, "To must be a date.")
-		}
-		aq.To = t.AddDate(0, 0, 1) // the whole "to" day is included
 	}
 	members, err := s.opt.Accounts.Members(ctx, actor, c.ws.ID)
 	if err != nil {

@@ -21,22 +21,12 @@ func usageQuery(q url.Values, wsID int64) (store.UsageFilter, views.UsageFilters
 	f := store.UsageFilter{WorkspaceID: wsID, Limit: usagePageSize, Cursor: q.Get("cursor")}
 	v := views.UsageFilters{From: q.Get("from"), To: q.Get("to"), Provider: q.Get("provider"), Model: strings.TrimSpace(q.Get("model")), Status: strings.TrimSpace(q.Get("status")),
 		EndUser: strings.TrimSpace(q.Get("endUser"))}
-	var problems []string
-	if v.From != "" {
-		t, err := time.Parse("2006-01-02", v.From)
-		if err != nil {
-			problems = append(problems, "From must be a date.")
-		} else {
-			f.From = t.UnixMilli()
-		}
+	from, to, problems := dayRange(v.From, v.To)
+	if !from.IsZero() {
+		f.From = from.UnixMilli()
 	}
-	if v.To != "" {
-		t, err := time.Parse("2006-01-02", v.To)
-		if err != nil {
-			problems = append(problems, "To must be a date.")
-		} else {
-			f.To = t.AddDate(0, 0, 1).UnixMilli() // the whole "to" day is included
-		}
+	if !to.IsZero() {
+		f.To = to.UnixMilli()
 	}
 	if p := q.Get("projectId"); p != "" {
 		id, err := strconv.ParseInt(p, 10, 64)
@@ -71,6 +61,28 @@ func usageQuery(q url.Values, wsID int64) (store.UsageFilter, views.UsageFilters
 		}
 	}
 	return f, v, strings.Join(problems, " ")
+}
+
+// dayRange reads a filter's From and To days (YYYY-MM-DD, each optional, To inclusive) as the
+// instants from (inclusive) and to (exclusive): zero where a day is not given, and a problem to
+// show for each day that does not parse.
+func dayRange(fromDay, toDay string) (from, to time.Time, problems []string) {
+	if fromDay != "" {
+		t, err := time.Parse(time.DateOnly, fromDay)
+		if err != nil {
+			problems = append(problems, "From must be a date.")
+		}
+		from = t
+	}
+	if toDay != "" {
+		t, err := time.Parse(time.DateOnly, toDay)
+		if err != nil {
+			problems = append(problems, "To must be a date.")
+		} else {
+			to = t.AddDate(0, 0, 1) // the whole "to" day is included
+		}
+	}
+	return from, to, problems
 }
 
 // usageRows turns store rows into view rows, naming their projects.
