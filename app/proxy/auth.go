@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -43,6 +44,37 @@ type project struct {
 	// lastUsed is the unix ms of the latest request; flushed to SQL in batches.
 	lastUsed atomic.Int64
 	flushed  atomic.Int64
+}
+
+// authenticate finds the request's TokenGuard key (credentials: the slots of DESIGN §3, in
+// order) and returns its project and the caller's own provider key, if any. When the key must
+// not pass it answers the request itself — MISSING_KEY, INVALID_KEY, KEY_DEACTIVATED, or the
+// key cache's error — and returns false.
+func (p *Proxy) authenticate(w http.ResponseWriter, r *http.Request) (*project, string, bool) {
+	tgKey, callerKey := credentials(r)
+	if tgKey == "" {
+		apperr.WriteJSON(w, apperr.New(apperr.MissingKey, "Missing TokenGuard key: send it in x-tokenguard-key or Authorization: Bearer"))
+		return nil, "", false
+	}
+	prefix, ok := apikey.Parse(tgKey)
+	if !ok {
+		apperr.WriteJSON(w, errInvalidKey)
+		return nil, "", false
+	}
+	proj, err := p.keys.get(r.Context(), tgKey, prefix)
+	if err != nil {
+		p.fail(w, r, err)
+		return nil, "", false
+	}
+	switch proj.deny {
+	case apperr.KeyDeactivated:
+		apperr.WriteJSON(w, apperr.New(apperr.KeyDeactivated, "This project is deactivated"))
+		return nil, "", false
+	case apperr.InvalidKey:
+		apperr.WriteJSON(w, errInvalidKey)
+		return nil, "", false
+	}
+	return proj, callerKey, true
 }
 
 // keyLoader reads a key's project on a cache miss (store.DB.KeyAuthByPrefix in production).

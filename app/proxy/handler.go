@@ -128,27 +128,8 @@ type outcome struct {
 func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, u *upstream, path string) {
 	start := p.cfg.Now()
 
-	tgKey, callerKey := credentials(r)
-	if tgKey == "" {
-		apperr.WriteJSON(w, apperr.New(apperr.MissingKey, "Missing TokenGuard key: send it in x-tokenguard-key or Authorization: Bearer"))
-		return
-	}
-	prefix, ok := apikey.Parse(tgKey)
+	proj, callerKey, ok := p.authenticate(w, r)
 	if !ok {
-		apperr.WriteJSON(w, apperr.New(apperr.InvalidKey, "Invalid API key"))
-		return
-	}
-	proj, err := p.keys.get(r.Context(), tgKey, prefix)
-	if err != nil {
-		p.fail(w, r, err)
-		return
-	}
-	switch proj.deny {
-	case apperr.KeyDeactivated:
-		apperr.WriteJSON(w, apperr.New(apperr.KeyDeactivated, "This project is deactivated"))
-		return
-	case apperr.InvalidKey:
-		apperr.WriteJSON(w, apperr.New(apperr.InvalidKey, "Invalid API key"))
 		return
 	}
 	proj.lastUsed.Store(start.UnixMilli())

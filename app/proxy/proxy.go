@@ -179,13 +179,15 @@ func (p *Proxy) add(u Upstream) error {
 }
 
 // Register adds the proxy's routes to r: GET and POST on /proxy/<provider>/*path for every
-// provider given to New. The adapter decides which paths it serves (404 otherwise).
+// provider given to New (the adapter decides which paths it serves, 404 otherwise), and GET
+// /proxy/budget.
 func (p *Proxy) Register(r *httprouter.Router) {
 	for name, u := range p.upstreams {
 		h := p.handler(u)
 		r.Handle(http.MethodPost, "/proxy/"+name+"/*path", h)
 		r.Handle(http.MethodGet, "/proxy/"+name+"/*path", h)
 	}
+	r.GET("/proxy/budget", p.serveBudget)
 }
 
 // EvictProject drops the cached key of project id, so the next request re-reads it. The
