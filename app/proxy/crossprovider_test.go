@@ -3,8 +3,10 @@ package proxy_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -455,4 +457,64 @@ func compactJSON(t *testing.T, s string) string {
 		t.Fatalf("%q is not JSON: %v", s, err)
 	}
 	return b.String()
+}
+
+// With fallbackOnError, a 429 or 5xx of the requested model's provider, before anything was
+// relayed, is retried once on the fallback model (here another provider's, translated): the
+// client gets the fallback's answer, told in X-Tokenguard-Failover, and the failed attempt is a
+// row of its own at no cost. Other errors, and projects without the setting, pass through.
+func TestFailoverOnError(t *testing.T) {
+	tests := []struct {
+		name       string
+		status     int
+		onError    bool
+		wantStatus int
+	}{
+		{"503 fails over", 503, true, 200},
+		{"429 fails over", 429, true, 200},
+		{"500 without fallbackOnError passes through", 500, false, 500},
+		{"400 passes through", 400, true, 400},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newCrossApp(t)
+			p := c.project(projectOptions{daily: 100, fallback: crossAnthropic})
+			if tt.onError {
+				err := c.db.WriteTx(context.Background(), func(tx *sql.Tx) error {
+					_, err := tx.Exec(`UPDATE projects SET fallback_on_error = 1 WHERE id = ?`, p.id)
+					return err
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			c.ups["openai"].Fail(tt.status)
+			resp, b := c.chat(p.key, `{"model":"`+crossOpenAI+`","messages":[{"role":"user","content":"weather?"}]}`)
+			if resp.StatusCode != tt.wantStatus {
+				t.Fatalf("%d %s, want %d", resp.StatusCode, b, tt.wantStatus)
+			}
+			rows := c.waitRows(p, 1)
+			first := rows[0]
+			if first.Provider != "openai" || first.Status != tt.status || first.ErrorCode != "UPSTREAM_ERROR" || first.CostNano != 0 || first.WasFallback {
+				t.Errorf("first row %+v", first)
+			}
+			if tt.wantStatus != 200 {
+				if len(rows) != 1 || len(c.ups["anthropic"].Requests()) != 0 {
+					t.Errorf("%d rows, %d fallback requests; want no failover", len(rows), len(c.ups["anthropic"].Requests()))
+				}
+				return
+			}
+			if !strings.Contains(b, providertest.WireText) || resp.Header.Get("X-Tokenguard-Failover") != strconv.Itoa(tt.status) || resp.Header.Get("X-Tokenguard-Fallback") != "true" {
+				t.Errorf("answer %s, headers %v", b, resp.Header)
+			}
+			rows = c.waitRows(p, 2)
+			if len(rows) != 2 {
+				t.Fatalf("%d rows, want 2", len(rows))
+			}
+			checkServed(t, rows[1], "anthropic", crossOpenAI, crossAnthropic, false)
+			if rows[0].RequestID == rows[1].RequestID || resp.Header.Get("X-Tokenguard-Request-Id") != rows[1].RequestID {
+				t.Errorf("request ids %q %q, header %q", rows[0].RequestID, rows[1].RequestID, resp.Header.Get("X-Tokenguard-Request-Id"))
+			}
+		})
+	}
 }

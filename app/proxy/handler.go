@@ -123,6 +123,9 @@ type outcome struct {
 	errorCode    string
 	firstByte    time.Time // when a stream's first body bytes arrived (zero when not streamed)
 	errorMessage string    // the provider's message in an error answer (errorMessage)
+	// canRetry says the answer may be held back for a failover (failover.go); retry that it
+	// was: the provider failed before sending anything, and nothing was written.
+	canRetry, retry bool
 }
 
 func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, u *upstream, path string) {
@@ -154,8 +157,8 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, u *upstream, path 
 		return
 	}
 	var call provider.Call
-	if err := u.adapter.Parse(&provider.Request{Method: r.Method, Path: path, Query: query, Body: body,
-		EndUser: r.Header.Get(provider.EndUserHeader)}, &call); err != nil {
+	preq := &provider.Request{Method: r.Method, Path: path, Query: query, Body: body, EndUser: r.Header.Get(provider.EndUserHeader)}
+	if err := u.adapter.Parse(preq, &call); err != nil {
 		p.fail(w, r, err)
 		return
 	}
@@ -257,27 +260,48 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, u *upstream, path 
 		p.record(slot, proj, u, &call, requestID, start, model, fallback, out, q)
 	}()
 
-	if fallback {
-		x, err := p.crossProvider(proj, u, &call, model)
-		if err != nil {
+	out.canRetry = !fallback && call.Metered && proj.fallbackOnError && proj.fallback != "" &&
+		proj.fallback != call.Model && proj.allowed.Allows(proj.fallback)
+	served := p.send(w, r, proj, u, &call, upKey, model, fallback, &out)
+	if out.retry {
+		// The provider failed before a byte was relayed and the project fails over: the
+		// failed attempt is a row of its own, and the fallback is tried once.
+		model, fallback = proj.fallback, true
+		if err := p.failover(w, proj, u, &call, preq, start, &out); err != nil {
 			out = outcome{status: apperr.Status(err), errorCode: apperr.Code(err)}
 			p.fail(w, r, err)
 			return
 		}
+		served = p.send(w, r, proj, u, &call, upKey, model, fallback, &out)
+	}
+	u = served // the row names the provider that served
+}
+
+// send sends call on model and relays the answer, filling out: to the provider the price
+// table places the fallback model at, translated (crossprovider.go), or to u. It returns the
+// upstream that served.
+func (p *Proxy) send(w http.ResponseWriter, r *http.Request, proj *project, u *upstream, call *provider.Call, upKey, model string, fallback bool, out *outcome) *upstream {
+	if fallback {
+		x, err := p.crossProvider(proj, u, call, model)
+		if err != nil {
+			*out = outcome{status: apperr.Status(err), errorCode: apperr.Code(err)}
+			p.fail(w, r, err)
+			return u
+		}
 		if x != nil {
-			u = x.up // the row names the provider that served
-			p.forward(w, r, u, &x.call, x.key, model, fallback, &out, x)
-			return
+			p.forward(w, r, x.up, &x.call, x.key, model, fallback, out, x)
+			return x.up
 		}
 	}
 	if call.Metered {
-		if err := u.adapter.Prepare(&call, model); err != nil {
-			out = outcome{status: apperr.Status(err), errorCode: apperr.Code(err)}
+		if err := u.adapter.Prepare(call, model); err != nil {
+			*out = outcome{status: apperr.Status(err), errorCode: apperr.Code(err)}
 			p.fail(w, r, err)
-			return
+			return u
 		}
 	}
-	p.forward(w, r, u, &call, upKey, model, fallback, &out, nil)
+	p.forward(w, r, u, call, upKey, model, fallback, out, nil)
+	return u
 }
 
 // StrictMinOutputTokens is the smallest output cap a strict budget lowers a request to: below
@@ -372,6 +396,9 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, u *upstream, cal
 	defer timer.Stop()
 	resp, err := p.client.Do(req)
 	if err != nil {
+		if p.heldBack(r, nil, out, nil) {
+			return
+		}
 		*out = p.sendFailure(w, r, ctx, err)
 		return
 	}
@@ -380,6 +407,9 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, u *upstream, cal
 	reading.Store(true)
 	timer.Reset(idle)
 	tick := func() { timer.Reset(idle) }
+	if p.heldBack(r, resp, out, tick) {
+		return
+	}
 	if x != nil {
 		p.relayTranslated(w, r, ctx, resp, x, model, out, tick)
 		return
