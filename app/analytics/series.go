@@ -2,6 +2,7 @@ package analytics
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"time"
 
@@ -27,6 +28,9 @@ func ParseStack(v string) Stack {
 	}
 	return StackProvider
 }
+
+// providers are the providers a usage row can name.
+var providers = []string{"openai", "anthropic", "gemini"}
 
 // HourlyUpTo is the longest range a series answers by the hour; longer ranges go by the UTC day.
 const HourlyUpTo = 48 * time.Hour
@@ -69,9 +73,11 @@ type Series struct {
 	Data  []Bucket
 }
 
-// Series answers the dashboard's spend-over-time chart. Each bucket is one AggregateUsage read
-// grouped by the stacking, so its sums are exactly the rows' (see AggregateUsage); a range of
-// more than MaxTrendDays days is INVALID_REQUEST, as it is for Trends.
+// Series answers the dashboard's spend-over-time chart from AggregateUsage reads, so its sums
+// are exactly the rows' (see AggregateUsage): a daily series stacked by provider is one
+// GroupDay read per provider (there are three), any other one GroupProvider, GroupModel or
+// GroupProject read per bucket. A range of more than MaxTrendDays days is INVALID_REQUEST, as
+// it is for Trends.
 func (s *Service) Series(ctx context.Context, actor account.Actor, wsID int64, f Filter, by Stack) (Series, error) {
 	step := 24 * time.Hour
 	if f.To.Sub(f.From) <= HourlyUpTo {
@@ -85,22 +91,50 @@ func (s *Service) Series(ctx context.Context, actor account.Actor, wsID int64, f
 	if err != nil {
 		return Series{}, err
 	}
-	group := map[Stack]store.UsageGroup{StackProvider: store.GroupProvider, StackModel: store.GroupModel, StackProject: store.GroupProject}[by]
+	out := Series{Range: Range{f.From, f.To}, Step: step, Stack: by}
+	for start := first; start.Before(f.To); start = start.Add(step) {
+		out.Data = append(out.Data, Bucket{Start: start})
+	}
+	// raw[i] are bucket i's groups, each named as its stacking names it.
+	raw := make([][]store.UsageAggregate, len(out.Data))
+	if by == StackProvider && step == 24*time.Hour {
+		for _, p := range providers {
+			if f.Provider != "" && p != f.Provider {
+				continue
+			}
+			pf := sc.f
+			pf.Provider = p
+			days, err := s.db.AggregateUsage(ctx, pf, store.GroupDay, 0)
+			if err != nil {
+				return Series{}, err
+			}
+			for _, r := range days {
+				d, err := time.Parse("2006-01-02", r.Key)
+				i := int(d.Sub(first) / step)
+				if err != nil || i < 0 || i >= len(raw) {
+					return Series{}, fmt.Errorf("series: day %q outside the range", r.Key)
+				}
+				r.Key, r.Provider = p, p
+				raw[i] = append(raw[i], r)
+			}
+		}
+	} else {
+		group := map[Stack]store.UsageGroup{StackProvider: store.GroupProvider, StackModel: store.GroupModel, StackProject: store.GroupProject}[by]
+		for i, b := range out.Data {
+			bf := sc.f
+			bf.From, bf.To = max(bf.From, b.Start.UnixMilli()), min(bf.To, b.Start.Add(step).UnixMilli())
+			if raw[i], err = s.db.AggregateUsage(ctx, bf, group, 0); err != nil {
+				return Series{}, err
+			}
+		}
+	}
 	type keyed struct {
 		key  StackKey
 		cost int64
 	}
 	totals := map[StackKey]*keyed{}
-	var raw [][]store.UsageAggregate
-	out := Series{Range: Range{f.From, f.To}, Step: step, Stack: by}
-	for start := first; start.Before(f.To); start = start.Add(step) {
-		bf := sc.f
-		bf.From, bf.To = max(bf.From, start.UnixMilli()), min(bf.To, start.Add(step).UnixMilli())
-		rows, err := s.db.AggregateUsage(ctx, bf, group, 0)
-		if err != nil {
-			return Series{}, err
-		}
-		b := Bucket{Start: start}
+	for i, rows := range raw {
+		b := &out.Data[i]
 		for _, r := range rows {
 			b.CostNano += r.CostNano
 			b.Requests += r.Requests
@@ -114,8 +148,6 @@ func (s *Service) Series(ctx context.Context, actor account.Actor, wsID int64, f
 			}
 			totals[k].cost += r.CostNano
 		}
-		raw = append(raw, rows)
-		out.Data = append(out.Data, b)
 	}
 	ranked := make([]*keyed, 0, len(totals))
 	for _, k := range totals {
