@@ -31,6 +31,7 @@ import (
 	"tokenguard/app/secret"
 	"tokenguard/app/usage"
 	"tokenguard/app/web"
+	"tokenguard/app/webhook"
 	"tokenguard/static"
 	"tokenguard/store"
 	"tokenguard/store/storetest"
@@ -99,8 +100,14 @@ func newApp(tb testing.TB) *testApp {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	hooks, err := webhook.New(webhook.Options{DB: db, Box: box, Accounts: accounts, FrontendURL: base, Log: log})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { hooks.Close(context.Background()) })
 	dash, err := web.New(web.Options{FrontendURL: base, JWTSecret: testSecret, AllowSignup: true, Accounts: accounts,
-		Invites: web.InviteService(invites), Budget: eng, Prices: prices, DB: db, Assets: assets, MailConfigured: true, Logger: log, Refresh: time.Second})
+		Invites: web.InviteService(invites), Budget: eng, Prices: prices, DB: db, Assets: assets, MailConfigured: true, Logger: log, Refresh: time.Second,
+		Webhooks: hooks})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -116,7 +116,7 @@ func TestBrowserLayoutHolds(t *testing.T) {
 	}
 	labels := eval[[]string](b, `[...document.querySelector("tr[data-usage-id]").cells]
 		.filter(td => td.offsetParent !== null).map(td => getComputedStyle(td, "::before").content)`)
-	if want := []string{`"Time (UTC)"`, `"Project"`, `"Provider"`, `"Model"`, `"Status"`, `"Tokens in / out"`, `"Cost"`, `"Latency"`}; strings.Join(labels, ",") != strings.Join(want, ",") {
+	if want := []string{`"Time (UTC)"`, `"Project"`, `"Provider"`, `"Model"`, `"Status"`, `"End user"`, `"Tokens in / out"`, `"Cost"`, `"Latency"`}; strings.Join(labels, ",") != strings.Join(want, ",") {
 		t.Errorf("a usage card shows the labels %v, want %v", labels, want)
 	}
 	b.noProblems()

@@ -47,6 +47,9 @@ func (s *Server) routes() []route {
 		{post, "/w/:wid/settings", workspace, s.updateWorkspace},
 		{post, "/w/:wid/settings/billing", workspace, s.setPlan},
 		{post, "/w/:wid/settings/delete", workspace, s.deleteWorkspace},
+		{post, "/w/:wid/settings/webhook", workspace, s.saveWebhook},
+		{post, "/w/:wid/settings/webhook/test", workspace, s.testWebhook},
+		{post, "/w/:wid/settings/webhook/delete", workspace, s.deleteWebhook},
 
 		{get, "/w/:wid/quickstart", workspace, s.quickstartPage},
 	}

@@ -42,7 +42,7 @@ func (s *Server) settingsView(r *http.Request, c *reqCtx) (views.Settings, error
 	if err != nil {
 		return views.Settings{}, err
 	}
-	return views.Settings{
+	v := views.Settings{
 		Name:          c.ws.Name,
 		DailyBudget:   views.USDInput(nanoPtr64(c.ws.DailyBudget)),
 		MonthlyBudget: views.USDInput(nanoPtr64(c.ws.MonthlyBudget)),
@@ -50,7 +50,9 @@ func (s *Server) settingsView(r *http.Request, c *reqCtx) (views.Settings, error
 		Plan:          c.ws.Plan,
 		Plans:         account.Plans,
 		OnlyWorkspace: len(wss) <= 1,
-	}, nil
+	}
+	v.Webhook, err = s.webhookSettings(r, c)
+	return v, err
 }
 
 func (s *Server) settingsPage(w http.ResponseWriter, r *http.Request, c *reqCtx) error {

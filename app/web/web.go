@@ -26,6 +26,7 @@ import (
 	"tokenguard/app/apperr"
 	"tokenguard/app/budget"
 	"tokenguard/app/pricing"
+	"tokenguard/app/webhook"
 	"tokenguard/static"
 	"tokenguard/store"
 )
@@ -50,6 +51,8 @@ type Options struct {
 	// Analytics answers the analytics page's figures (the service /api/analytics uses); one
 	// over DB and Accounts when nil.
 	Analytics *analytics.Service
+	// Webhooks manages the workspaces' budget webhooks; nil hides the settings section.
+	Webhooks *webhook.Service
 	// MailConfigured says whether invite mail is sent (else the page says to copy the link).
 	MailConfigured bool
 	// Refresh is how often the projects page re-renders its spend in place; 10s when zero.
