@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"tokenguard/app/budget"
 	"tokenguard/app/metrics"
 	"tokenguard/app/metrics/metricstest"
@@ -23,20 +21,6 @@ import (
 	"tokenguard/store"
 	"tokenguard/store/storetest"
 )
-
-func newMetrics(t testing.TB) (*metrics.Metrics, *prometheus.Registry) {
-	t.Helper()
-	prices, err := pricing.New(nil, pricing.DefaultUnknownPrice())
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := prometheus.NewRegistry()
-	m, err := metrics.New(reg, prices)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m, reg
-}
 
 // TestObserve ensures each kind of usage row is counted under the outcome, status class and
 // reason an operator alerts on, with its tokens and cost, and that models are labelled by the
@@ -81,7 +65,7 @@ func TestObserve(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m, reg := newMetrics(t)
+			m, reg := metricstest.New(t)
 			m.Observe("", tt.rec)
 			m.Observe("", tt.rec)
 			f := metricstest.Scrape(t, metrics.Handler(reg, ""), "")
@@ -107,7 +91,7 @@ func TestObserve(t *testing.T) {
 		})
 	}
 
-	m, reg := newMetrics(t)
+	m, reg := metricstest.New(t)
 	m.Observe("", ok)
 	f := metricstest.Scrape(t, metrics.Handler(reg, ""), "")
 	for _, c := range []struct {
@@ -138,7 +122,7 @@ func with(r usage.Record, f func(*usage.Record)) usage.Record {
 // series: every name the price table does not know, dated variants of known names included,
 // shares one label.
 func TestModelLabelIsBounded(t *testing.T) {
-	m, reg := newMetrics(t)
+	m, reg := metricstest.New(t)
 	for i := range 500 {
 		m.Observe("", usage.Record{Provider: "openai", FinalModel: fmt.Sprintf("made-up-%d", i), PricedByDefault: true, Status: 200})
 		m.Observe("", usage.Record{Provider: "openai", FinalModel: fmt.Sprintf("gpt-4o-20%02d-01-01", i%100), Status: 200})
@@ -155,7 +139,7 @@ func TestModelLabelIsBounded(t *testing.T) {
 // TestHandlerAuth ensures /metrics behind a token answers only a request bearing it, with the
 // contract's 401 body otherwise, and that a handler without a token (its own listener) serves.
 func TestHandlerAuth(t *testing.T) {
-	_, reg := newMetrics(t)
+	_, reg := metricstest.New(t)
 	tests := []struct {
 		name, token, auth string
 		want              int
@@ -229,7 +213,7 @@ func budgetFixture(t testing.TB, n int) (*store.DB, *budget.Engine) {
 func TestBudgetGauges(t *testing.T) {
 	const n = metrics.MaxBudgetSeries + 20
 	db, engine := budgetFixture(t, n)
-	_, reg := newMetrics(t)
+	_, reg := metricstest.New(t)
 	if err := metrics.Watch(reg, metrics.Sources{Budgets: db.ListBudgetLimits, Spend: engine.Spend}); err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +253,7 @@ func TestBudgetGauges(t *testing.T) {
 // exposed as the writer and mailer report them.
 func TestQueueGauges(t *testing.T) {
 	db := storetest.Open(t)
-	m, reg := newMetrics(t)
+	m, reg := metricstest.New(t)
 	w := usage.NewWriter(db, slog.New(slog.NewTextHandler(io.Discard, nil)), usage.WriterOptions{FlushInterval: time.Hour, MaxQueue: 50, OnBatch: m.ObserveBatch})
 	t.Cleanup(func() { w.Close(context.Background()) })
 	if err := metrics.Watch(reg, metrics.Sources{Usage: w.Status, Mail: func() (int, int) { return 3, 2 }}); err != nil {
@@ -316,7 +300,7 @@ func TestQueueGauges(t *testing.T) {
 // Recording one request on the request path: a map lookup and a few atomic adds, no
 // allocation.
 func BenchmarkObserve(b *testing.B) {
-	m, _ := newMetrics(b)
+	m, _ := metricstest.New(b)
 	recs := []usage.Record{
 		{Provider: "openai", FinalModel: "gpt-4o-mini", Status: 200, InputTokens: 20, OutputTokens: 5, Cost: 1000, LatencyMs: 300, TTFBMs: 80},
 		{Provider: "anthropic", FinalModel: "claude-haiku-4-5", Status: 429, ErrorCode: "BUDGET_EXCEEDED"},
@@ -340,7 +324,7 @@ func BenchmarkObserve(b *testing.B) {
 // text encoding.
 func BenchmarkScrape(b *testing.B) {
 	db, engine := budgetFixture(b, 1000)
-	m, reg := newMetrics(b)
+	m, reg := metricstest.New(b)
 	if err := metrics.Watch(reg, metrics.Sources{Budgets: db.ListBudgetLimits, Spend: engine.Spend,
 		Usage: func() usage.Status { return usage.Status{Max: 10} }, Mail: func() (int, int) { return 0, 0 }}); err != nil {
 		b.Fatal(err)

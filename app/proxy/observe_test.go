@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
@@ -26,26 +25,11 @@ import (
 	"tokenguard/app/tracing"
 )
 
-// newMetrics is a metrics set on a fresh registry, labelling models by the embedded prices.
-func newMetrics(t testing.TB) (*metrics.Metrics, *prometheus.Registry) {
-	t.Helper()
-	prices, err := pricing.New(nil, pricing.DefaultUnknownPrice())
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := prometheus.NewRegistry()
-	m, err := metrics.New(reg, prices)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m, reg
-}
-
 // TestMetricsCountProxiedTraffic ensures /metrics, read with Prometheus's own text parser after
 // real traffic through the proxy to a wire-format upstream (streamed and not, refused by a
 // budget, failed by the provider), counts exactly what was sent and what the usage rows hold.
 func TestMetricsCountProxiedTraffic(t *testing.T) {
-	m, reg := newMetrics(t)
+	m, reg := metricstest.New(t)
 	a := newApp(t, appOptions{observers: []proxy.Observer{m}})
 	if err := metrics.Watch(reg, metrics.Sources{Usage: a.writer.Status, Budgets: a.db.ListBudgetLimits, Spend: a.engine.Spend}); err != nil {
 		t.Fatal(err)
@@ -264,12 +248,12 @@ func BenchmarkProxyObserved(b *testing.B) {
 		benchChat(b, a, p, body)
 	})
 	b.Run("observers=metrics", func(b *testing.B) {
-		m, _ := newMetrics(b)
+		m, _ := metricstest.New(b)
 		a, p, body := benchApp(b, m)
 		benchChat(b, a, p, body)
 	})
 	b.Run("observers=metrics+tracing", func(b *testing.B) {
-		m, _ := newMetrics(b)
+		m, _ := metricstest.New(b)
 		tr, _ := newTracer(b)
 		a, p, body := benchApp(b, m, tr)
 		benchChat(b, a, p, body)

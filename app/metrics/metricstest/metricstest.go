@@ -1,5 +1,5 @@
-// Package metricstest reads /metrics as Prometheus does, with the real text-format parser, for
-// tests of the packages that feed the metrics.
+// Package metricstest builds metrics on a fresh registry and reads /metrics as Prometheus does,
+// with the real text-format parser, for tests of the packages that feed the metrics.
 package metricstest
 
 import (
@@ -7,10 +7,29 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"tokenguard/app/metrics"
+	"tokenguard/app/pricing"
 )
+
+// New returns metrics on a fresh registry, labelling models by the embedded prices.
+func New(t testing.TB) (*metrics.Metrics, *prometheus.Registry) {
+	t.Helper()
+	prices, err := pricing.New(nil, pricing.DefaultUnknownPrice())
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg, prices)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, reg
+}
 
 // Families are the metric families of one scrape, by name.
 type Families map[string]*dto.MetricFamily
