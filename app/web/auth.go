@@ -169,6 +169,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request, c *reqCtx) error
 		return err
 	}
 	s.cookies.clearSession(w)
+	s.cookies.setFlash(w, "ok", "You are signed out.")
 	s.redirect(w, r, "/login")
 	return nil
 }

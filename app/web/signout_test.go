@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 
 	"tokenguard/app/account"
@@ -20,6 +21,9 @@ func TestSessionsEnd(t *testing.T) {
 		{"sign-out", func(t *testing.T, app *testApp, c *client) {
 			if r := c.post("/logout", nil); r.Status != http.StatusSeeOther || r.Header.Get("Location") != "/login" {
 				t.Fatalf("sign out: %d to %q", r.Status, r.Header.Get("Location"))
+			}
+			if r := c.get("/login"); !strings.Contains(r.Body, "You are signed out.") {
+				t.Error("the sign-in page does not say the user is signed out")
 			}
 		}},
 		{"password change", func(t *testing.T, app *testApp, c *client) {

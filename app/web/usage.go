@@ -201,10 +201,15 @@ func (s *Server) usageTotals(r *http.Request, f store.UsageFilter) (*views.Usage
 		return &views.UsageTotals{}, "", nil
 	}
 	af := store.AnalyticsFilter{WorkspaceID: f.WorkspaceID, From: f.From, To: to, ProjectID: f.ProjectID, Provider: f.Provider, Model: f.Model}
-	aggs, err := s.opt.DB.AggregateUsage(r.Context(), af, store.GroupNone, 0)
+	var (
+		aggs []store.UsageAggregate
+		err  error
+	)
 	if f.EndUser != "" {
 		// The rollups have no end-user key: these totals sum the end user's raw rows.
 		aggs, err = s.opt.DB.AggregateEndUserUsage(r.Context(), af, f.EndUser, store.GroupNone, 0)
+	} else {
+		aggs, err = s.opt.DB.AggregateUsage(r.Context(), af, store.GroupNone, 0)
 	}
 	if err != nil || len(aggs) == 0 {
 		return nil, "", err
