@@ -134,14 +134,9 @@ func (s *Service) Series(ctx context.Context, actor account.Actor, wsID int64, f
 	}
 	totals := map[StackKey]*keyed{}
 	for i, rows := range raw {
-		b := &out.Data[i]
+		t, b := sum(rows), &out.Data[i]
+		b.CostNano, b.Requests, b.Errors, b.Blocked, b.InputTokens, b.OutputTokens = t.CostNano, t.Requests, t.Errors, t.Blocked, t.InputTokens, t.OutputTokens
 		for _, r := range rows {
-			b.CostNano += r.CostNano
-			b.Requests += r.Requests
-			b.Errors += r.Errors
-			b.Blocked += r.Blocked
-			b.InputTokens += r.InputTokens
-			b.OutputTokens += r.OutputTokens
 			k := sc.stackKey(by, r)
 			if totals[k] == nil {
 				totals[k] = &keyed{key: k}
