@@ -166,7 +166,9 @@ func UpstreamDNS(r *net.Resolver, baseURLs ...string) Check {
 }
 
 // cached runs c at most once per ttl; callers in between get its last result, and callers
-// during a run wait for it rather than start another.
+// during a run wait for it rather than start another. The run does not end with the request
+// that started it (only after checkTimeout): a client that hangs up at once must not leave a
+// failure behind for everyone else to read until the ttl passes.
 func cached(c Check, ttl time.Duration) Check {
 	var mu sync.Mutex
 	var last Result
@@ -175,7 +177,9 @@ func cached(c Check, ttl time.Duration) Check {
 		mu.Lock()
 		defer mu.Unlock()
 		if at.IsZero() || time.Since(at) >= ttl {
-			last, at = c.Run(ctx), time.Now()
+			runCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), checkTimeout)
+			last, at = c.Run(runCtx), time.Now()
+			cancel()
 		}
 		return last
 	}}

@@ -251,3 +251,19 @@ func TestLive(t *testing.T) {
 		t.Errorf("Content-Type = %q, want %q", got, want)
 	}
 }
+
+// TestCachedIgnoresAClientThatLeft ensures a request that is cancelled at once (a client that
+// hung up) does not make the shared, cached result a failure.
+func TestCachedIgnoresAClientThatLeft(t *testing.T) {
+	c := cached(Check{Name: "x", Run: func(ctx context.Context) Result {
+		if err := ctx.Err(); err != nil {
+			return Result{Error: err.Error()}
+		}
+		return Result{OK: true}
+	}}, time.Hour)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if r := c.Run(ctx); !r.OK {
+		t.Errorf("result after a cancelled request = %+v, want ok", r)
+	}
+}
