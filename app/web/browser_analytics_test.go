@@ -379,7 +379,7 @@ func TestBrowserAnalytics(t *testing.T) {
 }
 
 // checkWidths loads a page at a laptop's and a phone's width and fails if it is wider than the
-// screen; screenshots of both when TG_SCREENSHOTS is set.
+// screen or ships more than 100 KB of JavaScript; screenshots of both when TG_SCREENSHOTS is set.
 func checkWidths(t *testing.T, b *browser, url, shot string) {
 	t.Helper()
 	for _, w := range []struct {
@@ -389,6 +389,9 @@ func checkWidths(t *testing.T, b *browser, url, shot string) {
 		b.run(chromedp.EmulateViewport(w.width, w.height), chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS("main h1")))
 		if over := eval[int](b, `document.documentElement.scrollWidth - window.innerWidth`); over > 0 {
 			t.Errorf("%s at %dpx is %dpx wider than the screen", url, w.width, over)
+		}
+		if js := eval[int](b, `performance.getEntriesByType("resource").filter(e => e.initiatorType === "script").reduce((n, e) => n + e.decodedBodySize, 0)`); js > 100<<10 {
+			t.Errorf("%s ships %d bytes of JavaScript, over 100 KB", url, js)
 		}
 		b.shot(shot + w.name)
 	}
@@ -503,6 +506,10 @@ func TestBrowserGuardState(t *testing.T) {
 	}
 	b.shot("g1-projects-fallback")
 	b.run(chromedp.Navigate(page), chromedp.WaitVisible(chromedp.CSS(`[data-guard-banner="fallback"]`)))
+	// The project's recent requests open their detail too.
+	if n := eval[int](b, `document.querySelectorAll("tr[data-usage-id] a[data-request-id]").length`); n != 2 {
+		t.Errorf("the project page links %d recent requests to their detail, want 2", n)
+	}
 	if got := b.text(`[data-guard-banner]`); !strings.Contains(got, "fallback model gpt-4o-mini") || !strings.Contains(got, "daily budget") {
 		t.Errorf("the fallback banner reads %q", got)
 	}
@@ -529,7 +536,7 @@ func TestBrowserGuardState(t *testing.T) {
 	if href := eval[string](b, `document.querySelector("[data-guard-banner] a").getAttribute("href")`); href != fmt.Sprintf("%s/projects/%d#settings-h", o.ws, id) {
 		t.Errorf("the banner's link goes to %q", href)
 	}
-	b.shot("g4-project-blocked")
+	checkWidths(t, b, page, "g4-project-blocked")
 
 	// The proxy's refusal names the same reset.
 	req, _ := http.NewRequest(http.MethodPost, app.URL+"/proxy/openai/v1/chat/completions",
