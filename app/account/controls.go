@@ -99,9 +99,9 @@ func checkFallbackAllowed(fallback string, models []string, listChanged bool) er
 		return nil
 	}
 	if listChanged {
-		return apperr.New(apperr.InvalidRequest, "allowedModels must allow the fallback model %q (or clear fallbackModel first)", fallback)
+		return apperr.New(apperr.InvalidRequest, "allowedModels must allow the fallback model %q; change or clear the fallback model first", fallback)
 	}
-	return apperr.New(apperr.InvalidRequest, "fallbackModel %q is not in allowedModels", fallback)
+	return apperr.New(apperr.InvalidRequest, "fallbackModel %q is not among the allowed models", fallback)
 }
 
 func listOrEmpty(l []string) []string {

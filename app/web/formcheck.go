@@ -14,6 +14,8 @@ import (
 var fieldLabels = map[string]string{
 	"name": "Name", "dailyBudgetUsd": "Daily budget", "monthlyBudgetUsd": "Monthly budget",
 	"budgetMode": "Budget mode", "fallbackModel": "Fallback model", "alertEmail": "Alert email",
+	"rpmLimit": "Requests per minute", "tpmLimit": "Tokens per minute", "allowedModels": "Allowed models",
+	"endUserDailyBudgetUsd": "Daily budget per end user",
 }
 
 // readable replaces the field name a service message starts with by the field's label.

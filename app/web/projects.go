@@ -142,7 +142,7 @@ func fieldError(err error, fields ...string) (views.FieldErrors, bool) {
 	return views.FieldErrors{fields[0]: readable(msg)}, true
 }
 
-var projectFields = []string{"name", "dailyBudgetUsd", "monthlyBudgetUsd", "budgetMode", "fallbackModel", "alertEmail"}
+var projectFields = append([]string{"name", "dailyBudgetUsd", "monthlyBudgetUsd", "budgetMode", "fallbackModel", "alertEmail"}, controlFields...)
 
 // formBudgetMode is the form's budget mode for the service: nil when the form sent none (the
 // default on create, unchanged on update), so a form without the field cannot reset it.
@@ -157,11 +157,12 @@ func formBudgetMode(r *http.Request) *string {
 func (s *Server) createProject(w http.ResponseWriter, r *http.Request, c *reqCtx) error {
 	f, daily, monthly := projectForm(r)
 	s.checkProjectFields(r, &f)
+	controls := projectControls(r, &f)
 	f.Models = s.opt.Prices.Models()
 	if len(f.Errors) == 0 {
 		p, key, err := s.opt.Accounts.CreateProject(r.Context(), c.actor(r), c.ws.ID, account.ProjectInput{
 			Name: f.Name, DailyBudget: daily.Value, MonthlyBudget: monthly.Value, BudgetMode: formBudgetMode(r),
-			FallbackModel: f.FallbackModel, AlertEmail: f.AlertEmail,
+			FallbackModel: f.FallbackModel, AlertEmail: f.AlertEmail, Controls: controls,
 		})
 		if err == nil {
 			return s.showKeyRedirect(w, r, c, p, key, false)
@@ -247,6 +248,7 @@ func (s *Server) renderProject(w http.ResponseWriter, r *http.Request, c *reqCtx
 		d.Form = views.ProjectForm{Name: p.Name, DailyBudget: views.USDInput(nanoPtr64(p.DailyBudget)),
 			MonthlyBudget: views.USDInput(nanoPtr64(p.MonthlyBudget)), BudgetMode: string(p.BudgetMode),
 			FallbackModel: p.FallbackModel, AlertEmail: p.AlertEmail}
+		controlsForm(p, &d.Form)
 	}
 	if account.Can(c.ws.Role, account.ManageProjects) {
 		d.Form.Models = s.opt.Prices.Models()
@@ -269,10 +271,11 @@ func (s *Server) updateProject(w http.ResponseWriter, r *http.Request, c *reqCtx
 	}
 	f, daily, monthly := projectForm(r)
 	s.checkProjectFields(r, &f)
+	controls := projectControls(r, &f)
 	if len(f.Errors) == 0 {
 		_, err := s.opt.Accounts.UpdateProject(r.Context(), c.actor(r), p.ID, account.ProjectPatch{
 			Name: &f.Name, DailyBudget: daily, MonthlyBudget: monthly, BudgetMode: formBudgetMode(r),
-			FallbackModel: &f.FallbackModel, AlertEmail: &f.AlertEmail,
+			FallbackModel: &f.FallbackModel, AlertEmail: &f.AlertEmail, Controls: controls,
 		})
 		if err == nil {
 			return s.done(w, r, views.WSPath(c.ws.ID, "/projects/"+strconv.FormatInt(p.ID, 10)), "Settings saved.")

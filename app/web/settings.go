@@ -47,6 +47,8 @@ func (s *Server) settingsView(r *http.Request, c *reqCtx) (views.Settings, error
 		DailyBudget:   views.USDInput(nanoPtr64(c.ws.DailyBudget)),
 		MonthlyBudget: views.USDInput(nanoPtr64(c.ws.MonthlyBudget)),
 		BudgetMode:    string(c.ws.BudgetMode),
+		RPMLimit:      limitInput(c.ws.RPMLimit),
+		TPMLimit:      limitInput(c.ws.TPMLimit),
 		Plan:          c.ws.Plan,
 		Plans:         account.Plans,
 		OnlyWorkspace: len(wss) <= 1,
@@ -86,12 +88,14 @@ func (s *Server) updateWorkspace(w http.ResponseWriter, r *http.Request, c *reqC
 	if v.Name == "" {
 		v.Errors["name"] = "Give the workspace a name."
 	}
+	patch.RPMLimit = formLimit(r, "rpmLimit", &v.RPMLimit, v.Errors)
+	patch.TPMLimit = formLimit(r, "tpmLimit", &v.TPMLimit, v.Errors)
 	if len(v.Errors) == 0 {
 		_, err = s.opt.Accounts.UpdateWorkspace(r.Context(), c.actor(r), c.ws.ID, patch)
 		if err == nil {
 			return s.done(w, r, views.WSPath(c.ws.ID, "/settings"), "Workspace settings saved.")
 		}
-		errs, ok := fieldError(err, "name", "dailyBudgetUsd", "monthlyBudgetUsd", "budgetMode")
+		errs, ok := fieldError(err, "name", "dailyBudgetUsd", "monthlyBudgetUsd", "budgetMode", "rpmLimit", "tpmLimit")
 		if !ok {
 			return err
 		}
