@@ -132,17 +132,28 @@ func textOf(field string, v gjson.Result) (string, error) {
 	return b.String(), err
 }
 
-// callName finds the name of the tool call id answered by a tool result, in the messages so
-// far (OpenAI and Anthropic results name only the id; Gemini needs the name).
-func callName(msgs []Message, id string) string {
-	for i := len(msgs) - 1; i >= 0; i-- {
-		for _, p := range msgs[i].Parts {
-			if p.Kind == ToolCall && p.ID == id {
-				return p.Name
-			}
-		}
+// call remembers a tool call of the conversation, so that a result naming only its id
+// (OpenAI, Anthropic) gets the function's name Gemini needs, and a Gemini result naming only
+// its function gets the id of the call it answers (the first unanswered call of that name in
+// the latest model turn: Gemini matches them by name and order).
+func (r *Request) call(id, name string, turn bool) {
+	if r.calls == nil {
+		r.calls, r.pending = map[string]string{}, map[string][]string{}
 	}
-	return ""
+	r.calls[id] = name
+	if turn {
+		r.pending[name] = append(r.pending[name], id)
+	}
+}
+
+// answer is the id of the first unanswered call of name, which it marks answered.
+func (r *Request) answer(name string) string {
+	ids := r.pending[name]
+	if len(ids) == 0 {
+		return "call_" + name
+	}
+	r.pending[name] = ids[1:]
+	return ids[0]
 }
 
 func decodeOpenAI(root gjson.Result, r *Request) error {
@@ -211,6 +222,7 @@ func openaiMessages(v gjson.Result, r *Request) error {
 		return invalid(`"messages" must be an array`)
 	}
 	var err error
+	results := 0 // the count of messages when the last one holds only tool results
 	v.ForEach(func(_, m gjson.Result) bool {
 		role := m.Get("role").Str
 		if m.Get("name").Exists() {
@@ -251,6 +263,7 @@ func openaiMessages(v gjson.Result, r *Request) error {
 				if p.Args, err = argsObject("tool_calls[].function.arguments", tc.Get("function.arguments").Str); err != nil {
 					return false
 				}
+				r.call(p.ID, p.Name, false)
 				msg.Parts = append(msg.Parts, p)
 				return true
 			})
@@ -260,15 +273,16 @@ func openaiMessages(v gjson.Result, r *Request) error {
 		case "tool":
 			p := Part{Kind: ToolResult}
 			p.ID, _ = splitSignature(m.Get("tool_call_id").Str)
-			p.Name = callName(r.Messages, p.ID)
+			p.Name = r.calls[p.ID]
 			if p.Text, err = textOf("messages[].content", content); err != nil {
 				return false
 			}
 			// Results of parallel calls answer one turn: they travel together.
-			if n := len(r.Messages); n > 0 && r.Messages[n-1].Role == User && onlyResults(r.Messages[n-1].Parts) {
+			if n := len(r.Messages); n > 0 && results == n {
 				r.Messages[n-1].Parts = append(r.Messages[n-1].Parts, p)
 			} else {
 				r.Messages = append(r.Messages, Message{Role: User, Parts: []Part{p}})
+				results = len(r.Messages)
 			}
 		default:
 			err = invalid("message role %q cannot be translated for the fallback model's provider", role)
@@ -276,15 +290,6 @@ func openaiMessages(v gjson.Result, r *Request) error {
 		return err == nil
 	})
 	return err
-}
-
-func onlyResults(ps []Part) bool {
-	for _, p := range ps {
-		if p.Kind != ToolResult {
-			return false
-		}
-	}
-	return len(ps) > 0
 }
 
 func openaiParts(content gjson.Result) ([]Part, error) {
@@ -490,12 +495,13 @@ func anthropicMessages(v gjson.Result, r *Request) error {
 				p := Part{Kind: ToolCall, Name: b.Get("name").Str}
 				p.ID, p.Signature = splitSignature(b.Get("id").Str)
 				if p.Args, err = object("tool_use.input", b.Get("input")); err == nil {
+					r.call(p.ID, p.Name, false)
 					msg.Parts = append(msg.Parts, p)
 				}
 			case "tool_result":
 				p := Part{Kind: ToolResult, IsError: b.Get("is_error").Bool()}
 				p.ID, _ = splitSignature(b.Get("tool_use_id").Str)
-				p.Name = callName(r.Messages, p.ID)
+				p.Name = r.calls[p.ID]
 				p.Text, err = textOf("tool_result.content", b.Get("content"))
 				msg.Parts = append(msg.Parts, p)
 			case "thinking", "redacted_thinking":
@@ -564,6 +570,7 @@ func geminiContents(v gjson.Result, r *Request) error {
 		msg := Message{Role: User}
 		if c.Get("role").Str == "model" {
 			msg.Role = Assistant
+			clear(r.pending) // results answer the latest model turn's calls
 		}
 		c.Get("parts").ForEach(func(_, p gjson.Result) bool {
 			switch {
@@ -592,12 +599,13 @@ func geminiContents(v gjson.Result, r *Request) error {
 						return false
 					}
 				}
+				r.call(part.ID, part.Name, true)
 				msg.Parts = append(msg.Parts, part)
 			case p.Get("functionResponse").Exists():
 				fr := p.Get("functionResponse")
 				part := Part{Kind: ToolResult, Name: fr.Get("name").Str, ID: fr.Get("id").Str, Text: fr.Get("response").Raw}
 				if part.ID == "" {
-					part.ID = unansweredCall(r.Messages, msg.Parts, part.Name)
+					part.ID = r.answer(part.Name)
 				}
 				msg.Parts = append(msg.Parts, part)
 			default:
@@ -611,30 +619,6 @@ func geminiContents(v gjson.Result, r *Request) error {
 		return err == nil
 	})
 	return err
-}
-
-// unansweredCall is the id of the latest call of name that no result in the current message
-// has answered yet: Gemini matches results to calls by name and order.
-func unansweredCall(msgs []Message, current []Part, name string) string {
-	for i := len(msgs) - 1; i >= 0; i-- {
-		if msgs[i].Role != Assistant {
-			continue
-		}
-		for _, p := range msgs[i].Parts {
-			if p.Kind != ToolCall || p.Name != name {
-				continue
-			}
-			answered := false
-			for _, q := range current {
-				answered = answered || (q.Kind == ToolResult && q.ID == p.ID)
-			}
-			if !answered {
-				return p.ID
-			}
-		}
-		break
-	}
-	return "call_" + name
 }
 
 func geminiTools(v gjson.Result, r *Request) error {

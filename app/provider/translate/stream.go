@@ -90,6 +90,11 @@ func (s *Stream) Event(name, data []byte) []byte {
 		return s.out
 	}
 	js := unsafe.String(unsafe.SliceData(data), len(data))
+	if !gjson.Valid(js) {
+		// What is copied into the caller's chunks verbatim must be JSON; no provider sends
+		// anything else, and a broken event is better dropped than passed on broken.
+		return s.out
+	}
 	switch s.target {
 	case OpenAI:
 		s.fromOpenAI(js)

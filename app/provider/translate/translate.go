@@ -173,17 +173,36 @@ type Request struct {
 	// GeminiArray is a Gemini caller's streamGenerateContent without alt=sse: its stream is
 	// one JSON array sent element by element.
 	GeminiArray bool
-	// Dropped names the caller's fields that have no translation and were left out.
+	// Dropped names the caller's fields that have no translation and were left out: at most
+	// MaxDropped, then "...".
 	Dropped []string
+
+	calls   map[string]string   // tool call id → function name, for results
+	pending map[string][]string // function name → unanswered call ids of the latest model turn
 }
 
+// MaxDropped is the most dropped fields named (the header stays short whatever the body holds).
+const MaxDropped = 16
+
 func (r *Request) drop(field string) {
+	// A name from the body goes into a header: printable ASCII only.
+	field = strings.Map(func(c rune) rune {
+		if c < 0x20 || c > 0x7e {
+			return '?'
+		}
+		return c
+	}, field)
 	for _, d := range r.Dropped {
 		if d == field {
 			return
 		}
 	}
-	r.Dropped = append(r.Dropped, field)
+	switch {
+	case len(r.Dropped) < MaxDropped:
+		r.Dropped = append(r.Dropped, field)
+	case len(r.Dropped) == MaxDropped:
+		r.Dropped = append(r.Dropped, "...")
+	}
 }
 
 // DroppedHeader is the response header that names the dropped fields.
