@@ -38,6 +38,7 @@ import (
 	"tokenguard/app/bodyguard"
 	"tokenguard/app/budget"
 	"tokenguard/app/config"
+	"tokenguard/app/enduser"
 	"tokenguard/app/health"
 	"tokenguard/app/invite"
 	"tokenguard/app/mail"
@@ -50,6 +51,7 @@ import (
 	"tokenguard/app/secret"
 	usagelog "tokenguard/app/usage"
 	"tokenguard/app/web"
+	"tokenguard/app/webhook"
 	"tokenguard/static"
 	"tokenguard/store"
 )
@@ -275,8 +277,10 @@ type Main struct {
 	Proxy *proxy.Proxy
 	// Mailer queues outgoing mail (invites, alerts, digests) and records each outcome.
 	Mailer *mail.Mailer
-	// Alerts mails the 80% / 100% budget alerts the proxy reports.
-	Alerts *alert.Alerter
+	// Alerts mails the 80% / 100% budget alerts the proxy reports; Webhooks posts them to the
+	// workspace's webhook.
+	Alerts   *alert.Alerter
+	Webhooks *webhook.Service
 	// Accounts is the service under both the JSON API and the dashboard; Invites sends and
 	// accepts invites; Web is the dashboard.
 	Accounts *account.Service
@@ -382,6 +386,10 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := usagelog.LoadCounters(ctx, m.DB, m.Budget, m.Now()); err != nil {
 		return fmt.Errorf("refusing to start without budget counters: %w", err)
 	}
+	endUsers := enduser.New(m.Now, 0)
+	if err := endUsers.Load(ctx, m.DB); err != nil {
+		return fmt.Errorf("refusing to start without end-user budget counters: %w", err)
+	}
 	m.Usage = usagelog.NewWriter(m.DB, m.Logger, usagelog.WriterOptions{FlushInterval: cfg.FlushInterval.Duration, MaxQueue: cfg.UsageQueueMax,
 		OnBatch: m.obs.onBatch()})
 	m.closers = append(m.closers, m.Usage.Close)
@@ -414,12 +422,19 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.closers = slices.Insert(m.closers, len(m.closers)-1, m.Alerts.Close)
 
+	// Crossings go to the alert mails and to the workspace's webhook. The webhook service needs
+	// the account service, which needs the proxy, so it is made below, before anything is served.
+	onCrossing := func(cs []budget.Crossing) {
+		m.Alerts.OnCrossing(cs)
+		m.Webhooks.OnCrossing(cs)
+	}
+
 	// The proxy: key auth (cached), budget gate, relay and metering for every provider.
 	m.Proxy, err = proxy.New(proxy.Config{
 		DB: m.DB, Prices: m.Prices, Budget: m.Budget, Usage: m.Usage, Logger: m.Logger, Box: box, Now: m.Now,
 		MaxBodyBytes: cfg.MaxBodyBytes, UpstreamTimeout: cfg.UpstreamTimeout.Duration,
-		StreamIdleTimeout: cfg.StreamIdleTimeout.Duration, OnCrossing: m.Alerts.OnCrossing,
-		Observers: m.obs.observers(),
+		StreamIdleTimeout: cfg.StreamIdleTimeout.Duration, OnCrossing: onCrossing,
+		Observers: m.obs.observers(), EndUsers: endUsers,
 	},
 		proxy.Upstream{Adapter: openai.New(), BaseURL: cfg.Upstreams.OpenAI, EnvKey: cfg.ProviderKeys.OpenAI},
 		proxy.Upstream{Adapter: anthropic.New(), BaseURL: cfg.Upstreams.Anthropic, EnvKey: cfg.ProviderKeys.Anthropic},
@@ -439,6 +454,13 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.Invites = invite.New(m.DB, m.Accounts, invite.Options{FrontendURL: cfg.FrontendURL, Mailer: m.Mailer, Now: m.Now, Log: m.Logger})
+	// Webhook events wait in their outbox table, so Close (after the proxy has drained) only
+	// writes the crossings still queued; retries resume on the next start.
+	if m.Webhooks, err = webhook.New(webhook.Options{DB: m.DB, Box: box, Accounts: m.Accounts, FrontendURL: cfg.FrontendURL,
+		Log: m.Logger, Now: m.Now}); err != nil {
+		return err
+	}
+	m.closers = append(m.closers, m.Webhooks.Close)
 	reports := analytics.New(analytics.Options{Store: m.DB, Accounts: m.Accounts, Mailer: m.Mailer, Now: m.Now})
 	apiServer := api.New(api.Deps{Accounts: m.Accounts, Usage: m.DB, Analytics: reports, Logger: m.Logger, CORSOrigin: cfg.CORSOrigin})
 	assets, err := static.New()
@@ -449,6 +471,7 @@ func (m *Main) Run(ctx context.Context) error {
 		FrontendURL: cfg.FrontendURL, JWTSecret: cfg.JWTSecret, AllowSignup: cfg.AllowSignup,
 		Accounts: m.Accounts, Invites: web.InviteService(m.Invites), Budget: m.Budget, Prices: m.Prices,
 		DB: m.DB, Assets: assets, MailConfigured: m.Mailer.Configured(), Logger: m.Logger, Now: m.Now,
+		Webhooks: m.Webhooks,
 	})
 	if err != nil {
 		return err
@@ -465,6 +488,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.Proxy.Register(router)
 	apiServer.Register(router)
 	invite.NewHandler(m.Invites, apiServer, m.Logger).Register(router)
+	webhook.NewHandler(m.Webhooks, apiServer).Register(router)
 	m.Web.Register(router)
 
 	m.server = &http.Server{
