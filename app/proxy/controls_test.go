@@ -406,3 +406,27 @@ func TestBudgetEndpoint(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkProxyControls compares, in one run, a proxied chat completion of a project without
+// controls and of one held to all four rate limits and an allow-list: the difference is what the
+// controls gate costs per request (process CPU, allocations).
+func BenchmarkProxyControls(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		set  func(a *app, p testProject)
+	}{
+		{"unset", func(*app, testProject) {}},
+		{"limits and allow-list", func(a *app, p testProject) {
+			a.setControls(p, `rpm_limit = ?, tpm_limit = ?, allowed_models = ?`, int64(1e9), int64(1e9),
+				`["gpt-4o","gpt-4.1-*","claude-*","gemini-*","gpt-4o-mini"]`)
+			a.setWorkspaceLimits(p, 1e9, 1e9)
+			a.chat(p.key, smallChat) // the key's one bcrypt check, again after the eviction
+		}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			a, p, body := benchApp(b)
+			bc.set(a, p)
+			benchChat(b, a, p, body)
+		})
+	}
+}

@@ -234,6 +234,7 @@ func (t Ticket) adjust(reqDelta, actual int64) {
 	if t.lim == nil {
 		return
 	}
+	now := t.lim.now().UnixMilli()
 	for _, c := range t.subs {
 		if !c.ok || (reqDelta == 0 && !c.tpm) {
 			continue
@@ -241,7 +242,7 @@ func (t Ticket) adjust(reqDelta, actual int64) {
 		sh := &t.lim.shards[c.k.shard()]
 		sh.mu.Lock()
 		if w := sh.windows[c.k]; w != nil {
-			roll(w, t.lim.now().UnixMilli())
+			roll(w, now)
 			tokDelta := int64(0)
 			if c.tpm {
 				tokDelta = actual - c.tokens

@@ -226,3 +226,30 @@ func TestNeverOverWithinAWindow(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkAdmit measures one admission and settle with all four limits set, from every core at
+// once: across many projects (the shards keep them apart) and all on one project (its shard
+// serialises them).
+func BenchmarkAdmit(b *testing.B) {
+	for _, bc := range []struct {
+		name     string
+		projects int64
+	}{{"many projects", 1 << 12}, {"one project", 1}} {
+		b.Run(bc.name, func(b *testing.B) {
+			lim := New(time.Now)
+			var next atomic.Int64
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					id := next.Add(1) % bc.projects
+					l := Limits{ProjectID: id, WorkspaceID: id / 8, ProjectRPM: 1e9, ProjectTPM: 1e9, WorkspaceRPM: 1e9, WorkspaceTPM: 1e9}
+					t, res := lim.Admit(l, 500)
+					if !res.Allowed {
+						b.Fatal(res.Message)
+					}
+					t.Settle(300)
+				}
+			})
+		})
+	}
+}
