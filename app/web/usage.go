@@ -187,11 +187,11 @@ func usagePresets(c *reqCtx, q url.Values, v views.UsageFilters, now time.Time) 
 }
 
 // usageTotals sums every request the filter selects from the usage rollups (store.AggregateUsage:
-// a few rollup rows whatever the range), not from the page. The rollups do not keep statuses,
-// so a status filter shows no totals rather than a scan of every row.
+// a few rollup rows whatever the range), not from the page. The rollups keep no status, so under
+// a status filter the rows of the range are summed, up to maxStatusTotalsRows of them.
 func (s *Server) usageTotals(r *http.Request, f store.UsageFilter) (*views.UsageTotals, string, error) {
-	if f.Status != 0 {
-		return nil, "Totals are not shown with a status filter.", nil
+	if f.Status != 0 && f.EndUser != "" {
+		return nil, "Totals are not shown with both a status and an end-user filter.", nil
 	}
 	to := f.To
 	if to == 0 {
@@ -205,10 +205,18 @@ func (s *Server) usageTotals(r *http.Request, f store.UsageFilter) (*views.Usage
 		aggs []store.UsageAggregate
 		err  error
 	)
-	if f.EndUser != "" {
+	switch {
+	case f.Status != 0:
+		var a store.UsageAggregate
+		a, err = s.opt.DB.UsageStatusTotals(r.Context(), af, f.Status, maxStatusTotalsRows)
+		if errors.Is(err, store.ErrTooManyRows) {
+			return nil, "Totals with a status filter are shown for ranges of up to 50,000 requests: narrow the dates to see them.", nil
+		}
+		aggs = []store.UsageAggregate{a}
+	case f.EndUser != "":
 		// The rollups have no end-user key: these totals sum the end user's raw rows.
 		aggs, err = s.opt.DB.AggregateEndUserUsage(r.Context(), af, f.EndUser, store.GroupNone, 0)
-	} else {
+	default:
 		aggs, err = s.opt.DB.AggregateUsage(r.Context(), af, store.GroupNone, 0)
 	}
 	if err != nil || len(aggs) == 0 {
@@ -218,6 +226,10 @@ func (s *Server) usageTotals(r *http.Request, f store.UsageFilter) (*views.Usage
 	return &views.UsageTotals{Requests: a.Requests, InputTokens: a.InputTokens, OutputTokens: a.OutputTokens, Cost: a.CostNano,
 		Errors: a.Errors, Blocked: a.Blocked}, "", nil
 }
+
+// maxStatusTotalsRows bounds the rows the usage log's totals read under a status filter
+// (store.UsageStatusTotals reads at most about twice as many).
+const maxStatusTotalsRows = 50_000
 
 // recentUsage is a project's latest requests for its detail page.
 func (s *Server) recentUsage(r *http.Request, c *reqCtx, p account.Project) (views.UsageTable, error) {

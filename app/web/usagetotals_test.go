@@ -71,8 +71,11 @@ func TestUsageTotalsAndPresets(t *testing.T) {
 			t.Errorf("%q: cost total %q, want %q", tc.query, got, tc.cost)
 		}
 	}
-	if body := c.get(ws + "/usage?status=200").Body; total(body, "requests") != "" || !strings.Contains(body, "Totals are not shown with a status filter") {
-		t.Error("with a status filter the page shows totals it cannot sum from the rollups")
+	if body := c.get(ws + "/usage?status=200&provider=anthropic").Body; total(body, "requests") != "30" || total(body, "cost") != "$0.30" {
+		t.Errorf("status 200, Anthropic: totals %s requests, %s", total(body, "requests"), total(body, "cost"))
+	}
+	if body := c.get(ws + "/usage?status=429").Body; total(body, "requests") != "0" {
+		t.Errorf("status 429: totals %s requests, want 0", total(body, "requests"))
 	}
 
 	// Presets: Today keeps the provider filter and sets both days; once applied it is current.
