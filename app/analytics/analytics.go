@@ -1,6 +1,7 @@
 // Package analytics answers TokenGuard's reporting questions (PRODUCT-DOCS "Reporting"): KPI
 // overview, daily trends, per-provider, per-model and per-project breakdowns, the CSV export and
-// the monthly digest. Sums are computed in SQL over integer nano-dollars (store.AggregateUsage,
+// the monthly digest — and, for the dashboard, spend over time stacked by provider, model or
+// project (Series) and the month-end forecast (Forecast). Sums are computed in SQL over integer nano-dollars (store.AggregateUsage,
 // which reads the hourly and daily rollups and only the part-hours at a range's edges from the
 // rows) and converted to float USD only in the answer, so figures equal the usage rows exactly,
 // at any range edge.
