@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"database/sql"
-	"path/filepath"
 	"reflect"
 	"testing"
 
@@ -14,31 +13,7 @@ import (
 // upgrades on open with today's behaviour: no rate limits, every model, no failover, no
 // end-user budget.
 func TestControlsMigrateInPlace(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "old.db")
-	old, err := store.Open(ctx, path, schemaBefore(t, "6"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = old.WriteTx(ctx, func(tx *sql.Tx) error {
-		for _, q := range []string{
-			`INSERT INTO users (id, email, password_hash, created_at) VALUES (1, 'a@example.com', 'x', 1)`,
-			`INSERT INTO workspaces (id, name, created_at) VALUES (1, 'ws', 1)`,
-			`INSERT INTO memberships (workspace_id, user_id, role, created_at) VALUES (1, 1, 'owner', 1)`,
-			`INSERT INTO projects (id, workspace_id, name, key_prefix, key_hash, created_at, updated_at)
-				VALUES (1, 1, 'p', 'tg_live_old', 'hash', 1, 1)`,
-		} {
-			if _, err := tx.Exec(q); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	old.Close()
-
-	db := storetest.OpenAt(t, path)
+	db := storetest.OpenAt(t, oldDatabase(t, "6"))
 	p, err := db.ProjectByID(ctx, 1)
 	if err != nil {
 		t.Fatal(err)

@@ -22,15 +22,17 @@ func schemaBefore(tb testing.TB, n string) string {
 	return full[:i+1]
 }
 
-// TestBudgetModeMigratesInPlace ensures a database made before budget modes existed upgrades on
-// open: its projects and workspaces keep today's behaviour ('soft') and their keys stay
-// non-strict.
-func TestBudgetModeMigratesInPlace(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "old.db")
-	old, err := store.Open(ctx, path, schemaBefore(t, "3"))
+// oldDatabase makes a database as a binary that shipped the migration before n left it, holding
+// user 1, workspace 1 (theirs) and its project 1 with key prefix tg_live_old, and returns its
+// path for the current schema to open.
+func oldDatabase(tb testing.TB, n string) string {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), "old.db")
+	old, err := store.Open(ctx, path, schemaBefore(tb, n))
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
+	defer old.Close()
 	err = old.WriteTx(ctx, func(tx *sql.Tx) error {
 		for _, q := range []string{
 			`INSERT INTO users (id, email, password_hash, created_at) VALUES (1, 'a@example.com', 'x', 1)`,
@@ -46,11 +48,16 @@ func TestBudgetModeMigratesInPlace(t *testing.T) {
 		return nil
 	})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	old.Close()
+	return path
+}
 
-	db := storetest.OpenAt(t, path)
+// TestBudgetModeMigratesInPlace ensures a database made before budget modes existed upgrades on
+// open: its projects and workspaces keep today's behaviour ('soft') and their keys stay
+// non-strict.
+func TestBudgetModeMigratesInPlace(t *testing.T) {
+	db := storetest.OpenAt(t, oldDatabase(t, "3"))
 	p, err := db.ProjectByID(ctx, 1)
 	if err != nil {
 		t.Fatal(err)

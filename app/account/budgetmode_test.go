@@ -51,6 +51,18 @@ func ownerWithProject(t *testing.T, s *Service) (Actor, int64, Project) {
 	return actor, sess.Workspace.ID, p
 }
 
+// evictingOwner is a service whose key-cache evictions are logged, with an owner and one
+// project (created before the log starts).
+func evictingOwner(t *testing.T) (*Service, *evictionLog, Actor, int64, Project) {
+	t.Helper()
+	s := newService(t, bcrypt.MinCost)
+	ev := &evictionLog{}
+	s.keys = ev
+	actor, ws, p := ownerWithProject(t, s)
+	ev.take()
+	return s, ev, actor, ws, p
+}
+
 func ptr(s string) *string { return &s }
 
 // budgetModeDiffs returns the budgetMode diffs of action's audit events in ws, newest first.
@@ -146,12 +158,8 @@ func deref(s *string) string {
 // request is gated in the new mode, and reaches key auth; while saving the same mode again
 // records and evicts nothing.
 func TestBudgetModeChangesAreAuditedAndEvict(t *testing.T) {
-	s := newService(t, bcrypt.MinCost)
-	ev := &evictionLog{}
-	s.keys = ev
+	s, ev, actor, ws, p := evictingOwner(t)
 	ctx := context.Background()
-	actor, ws, p := ownerWithProject(t, s)
-	ev.take()
 	proj, wsp := []string{fmt.Sprintf("project %d", p.ID)}, []string{fmt.Sprintf("workspace %d", ws)}
 
 	patchProject := func(pp ProjectPatch) func() error {

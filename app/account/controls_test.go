@@ -136,12 +136,8 @@ func TestFallbackMustBeAllowed(t *testing.T) {
 // saving the same values again records and evicts nothing; and controls set at creation are
 // named in project_created.
 func TestControlsAreAuditedAndEvict(t *testing.T) {
-	s := newService(t, bcrypt.MinCost)
-	ev := &evictionLog{}
-	s.keys = ev
+	s, ev, actor, ws, p := evictingOwner(t)
 	ctx := context.Background()
-	actor, ws, p := ownerWithProject(t, s)
-	ev.take()
 	proj, wsp := []string{fmt.Sprintf("project %d", p.ID)}, []string{fmt.Sprintf("workspace %d", ws)}
 	all := ControlsPatch{
 		RPMLimit: i64(60), TPMLimit: i64(1000), AllowedModels: list("gpt-*"), FallbackOnError: yes(),
