@@ -58,10 +58,15 @@ const testSecret = "test-jwt-secret-0123456789abcdef"
 
 func newApp(tb testing.TB) *testApp {
 	tb.Helper()
+	return newAppOn(tb, storetest.Open(tb))
+}
+
+// newAppOn is newApp over an open database (benchmarks at volume open a prepared file).
+func newAppOn(tb testing.TB, db *store.DB) *testApp {
+	tb.Helper()
 	ctx := context.Background()
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	db := storetest.Open(tb)
 	box, err := secret.NewBox(strings.Repeat("ab", 32))
 	if err != nil {
 		tb.Fatal(err)
