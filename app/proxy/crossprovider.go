@@ -153,14 +153,7 @@ func (p *Proxy) relayTranslated(w http.ResponseWriter, r *http.Request, ctx cont
 		})
 		tm.write(tm.st.End())
 		rr.WriteErr = tm.werr
-		sr := tm.Result()
-		out.usage, out.estimated = p.complete(call, sr.Usage, sr.Complete, sr.OutputBytes)
-		if sr.ErrorCode != "" {
-			out.errorCode = sr.ErrorCode
-		}
-		if rr.ReadErr != nil || rr.WriteErr != nil {
-			out.errorCode = p.relayError(ctx, r, rr)
-		}
+		p.streamed(ctx, r, call, tm.Result(), rr, out)
 		return
 	}
 	var body boundedBuffer
@@ -211,5 +204,17 @@ func (t *translatingMeter) write(b []byte) {
 	}
 	if _, t.werr = t.w.Write(b); t.werr == nil && t.flush != nil {
 		t.flush()
+	}
+}
+
+// streamed fills out from how a relayed stream ended: the meter's result sr (estimates for
+// what the provider never reported) and the relay's rr.
+func (p *Proxy) streamed(ctx context.Context, r *http.Request, call *provider.Call, sr provider.StreamResult, rr provider.RelayResult, out *outcome) {
+	out.usage, out.estimated = p.complete(call, sr.Usage, sr.Complete, sr.OutputBytes)
+	if sr.ErrorCode != "" {
+		out.errorCode = sr.ErrorCode
+	}
+	if rr.ReadErr != nil || rr.WriteErr != nil {
+		out.errorCode = p.relayError(ctx, r, rr)
 	}
 }

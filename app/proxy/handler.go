@@ -464,14 +464,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, u *upstream, cal
 			flush = f.Flush
 		}
 		rr := provider.Relay(w, flush, resp.Body, call.Framing, m, tick)
-		sr := m.Result()
-		out.usage, out.estimated = p.complete(call, sr.Usage, sr.Complete, sr.OutputBytes)
-		if sr.ErrorCode != "" {
-			out.errorCode = sr.ErrorCode
-		}
-		if rr.ReadErr != nil || rr.WriteErr != nil {
-			out.errorCode = p.relayError(ctx, r, rr)
-		}
+		p.streamed(ctx, r, call, m.Result(), rr, out)
 		return
 	}
 

@@ -69,16 +69,34 @@ func (o *obj) raw(k, v string) *obj       { o.key(k); o.b = append(o.b, v...); r
 func (o *obj) num(k string, n int64) *obj { o.key(k); o.b = appendInt(o.b, n); return o }
 func (o *obj) close() []byte              { return append(o.b, '}') }
 
-// strings writes a JSON array of strings.
-func appendStrings(b []byte, ss []string) []byte {
+// list appends a JSON array of n items, each appended by item.
+func list(b []byte, n int, item func(b []byte, i int) []byte) []byte {
 	b = append(b, '[')
-	for i, s := range ss {
+	for i := range n {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, s)
+		b = item(b, i)
 	}
 	return append(b, ']')
+}
+
+// appendStrings appends a JSON array of strings.
+func appendStrings(b []byte, ss []string) []byte {
+	return list(b, len(ss), func(b []byte, i int) []byte { return appendString(b, ss[i]) })
+}
+
+// appendTool appends a function declaration: its name, description and parameters' schema
+// under schemaKey (an empty object schema when it names none, unless optional).
+func appendTool(b []byte, t Tool, schemaKey string, optional bool) []byte {
+	o := open(b).str("name", t.Name)
+	if t.Description != "" {
+		o.str("description", t.Description)
+	}
+	if t.Schema != "" || !optional {
+		o.raw(schemaKey, schemaOf(t))
+	}
+	return o.close()
 }
 
 // emptySchema is the parameters of a tool that names none: OpenAI and Anthropic want an
@@ -168,20 +186,11 @@ func encodeOpenAI(b []byte, r *Request, model string, maxTokens int64) ([]byte, 
 	}
 	if len(r.Tools) > 0 {
 		o.key("tools")
-		o.b = append(o.b, '[')
-		for i, t := range r.Tools {
-			if i > 0 {
-				o.b = append(o.b, ',')
-			}
-			f := open(o.b).str("type", "function").key("function")
-			fn := open(f.b).str("name", t.Name)
-			if t.Description != "" {
-				fn.str("description", t.Description)
-			}
-			f.b = fn.raw("parameters", schemaOf(t)).close()
-			o.b = f.close()
-		}
-		o.b = append(o.b, ']')
+		o.b = list(o.b, len(r.Tools), func(b []byte, i int) []byte {
+			f := open(b).str("type", "function").key("function")
+			f.b = appendTool(f.b, r.Tools[i], "parameters", false)
+			return f.close()
+		})
 		switch r.Choice.Mode {
 		case ToolNone:
 			o.str("tool_choice", "none")
@@ -273,14 +282,9 @@ func encodeAnthropic(b []byte, r *Request, model string, maxTokens int64) ([]byt
 	o.num("max_tokens", max(maxTokens, 1))
 	if len(r.System) > 0 {
 		o.key("system")
-		o.b = append(o.b, '[')
-		for i, s := range r.System {
-			if i > 0 {
-				o.b = append(o.b, ',')
-			}
-			o.b = open(o.b).str("type", "text").str("text", s).close()
-		}
-		o.b = append(o.b, ']')
+		o.b = list(o.b, len(r.System), func(b []byte, i int) []byte {
+			return open(b).str("type", "text").str("text", r.System[i]).close()
+		})
 	}
 	o.key("messages")
 	o.b = append(o.b, '[')
@@ -305,22 +309,7 @@ func encodeAnthropic(b []byte, r *Request, model string, maxTokens int64) ([]byt
 		}
 		n++
 		mo := open(o.b).str("role", role).key("content")
-		mo.b = append(mo.b, '[')
-		i := 0
-		// Tool results first: Anthropic wants them at the start of the user turn.
-		for pass := 0; pass < 2; pass++ {
-			for _, p := range m.Parts {
-				if (p.Kind == ToolResult) != (pass == 0) || (p.Kind == Text && p.Text == "") {
-					continue
-				}
-				if i > 0 {
-					mo.b = append(mo.b, ',')
-				}
-				i++
-				mo.b = anthropicBlock(mo.b, p)
-			}
-		}
-		mo.b = append(mo.b, ']')
+		mo.b = anthropicBlocks(mo.b, m.Parts)
 		o.b = mo.close()
 	}
 	o.b = append(o.b, ']')
@@ -345,18 +334,9 @@ func encodeAnthropic(b []byte, r *Request, model string, maxTokens int64) ([]byt
 	}
 	if len(r.Tools) > 0 {
 		o.key("tools")
-		o.b = append(o.b, '[')
-		for i, t := range r.Tools {
-			if i > 0 {
-				o.b = append(o.b, ',')
-			}
-			to := open(o.b).str("name", t.Name)
-			if t.Description != "" {
-				to.str("description", t.Description)
-			}
-			o.b = to.raw("input_schema", schemaOf(t)).close()
-		}
-		o.b = append(o.b, ']')
+		o.b = list(o.b, len(r.Tools), func(b []byte, i int) []byte {
+			return appendTool(b, r.Tools[i], "input_schema", false)
+		})
 		if r.Choice.Mode != ToolAuto || r.Choice.NoParallel {
 			o.key("tool_choice")
 			tc := open(o.b)
@@ -391,6 +371,26 @@ func encodeAnthropic(b []byte, r *Request, model string, maxTokens int64) ([]byt
 		o.raw("stream", "true")
 	}
 	return o.close(), nil
+}
+
+// anthropicBlocks appends parts as an Anthropic content array: tool results first (Anthropic
+// wants them at the start of a user turn), empty text left out (Anthropic refuses it).
+func anthropicBlocks(b []byte, parts []Part) []byte {
+	b = append(b, '[')
+	i := 0
+	for pass := 0; pass < 2; pass++ {
+		for _, p := range parts {
+			if (p.Kind == ToolResult) != (pass == 0) || (p.Kind == Text && p.Text == "") {
+				continue
+			}
+			if i > 0 {
+				b = append(b, ',')
+			}
+			i++
+			b = anthropicBlock(b, p)
+		}
+	}
+	return append(b, ']')
 }
 
 func anthropicBlock(b []byte, p Part) []byte {
@@ -475,34 +475,17 @@ func encodeGemini(b []byte, r *Request, maxTokens int64) ([]byte, error) {
 	if len(r.System) > 0 {
 		o.key("systemInstruction")
 		si := open(o.b).key("parts")
-		si.b = append(si.b, '[')
-		for i, s := range r.System {
-			if i > 0 {
-				si.b = append(si.b, ',')
-			}
-			si.b = open(si.b).str("text", s).close()
-		}
-		si.b = append(si.b, ']')
+		si.b = list(si.b, len(r.System), func(b []byte, i int) []byte {
+			return open(b).str("text", r.System[i]).close()
+		})
 		o.b = si.close()
 	}
 	if len(r.Tools) > 0 {
 		o.key("tools")
 		t := open(append(o.b, '[')).key("functionDeclarations")
-		t.b = append(t.b, '[')
-		for i, tool := range r.Tools {
-			if i > 0 {
-				t.b = append(t.b, ',')
-			}
-			fd := open(t.b).str("name", tool.Name)
-			if tool.Description != "" {
-				fd.str("description", tool.Description)
-			}
-			if tool.Schema != "" {
-				fd.raw("parametersJsonSchema", tool.Schema)
-			}
-			t.b = fd.close()
-		}
-		t.b = append(t.b, ']')
+		t.b = list(t.b, len(r.Tools), func(b []byte, i int) []byte {
+			return appendTool(b, r.Tools[i], "parametersJsonSchema", true)
+		})
 		o.b = append(t.close(), ']')
 		if r.Choice.Mode != ToolAuto {
 			o.key("toolConfig")

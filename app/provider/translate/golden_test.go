@@ -184,6 +184,21 @@ func read(t *testing.T, caller translate.API, chunks []string) answer {
 	return a
 }
 
+// translateStream translates target's whole stream for caller.
+func translateStream(caller, target translate.API, r *translate.Request, stream []byte) []byte {
+	st := translate.NewStream(caller, target, models[target], r, now)
+	er := provider.NewEventReader(bytes.NewReader(stream))
+	var out []byte
+	for {
+		_, ev, data, err := er.Next()
+		if err != nil {
+			break
+		}
+		out = append(out, st.Event(ev, data)...)
+	}
+	return append(out, st.End()...)
+}
+
 // frames splits a caller's stream into its JSON chunks.
 func frames(t *testing.T, caller translate.API, array bool, stream []byte) []string {
 	t.Helper()
@@ -254,16 +269,7 @@ func TestGolden(t *testing.T) {
 					var out []byte
 					var chunks []string
 					if stream {
-						st := translate.NewStream(caller, target, models[target], r, now)
-						er := provider.NewEventReader(bytes.NewReader(got))
-						for {
-							_, ev, data, err := er.Next()
-							if err != nil {
-								break
-							}
-							out = append(out, st.Event(ev, data)...)
-						}
-						out = append(out, st.End()...)
+						out = translateStream(caller, target, r, got)
 						chunks = frames(t, caller, false, out)
 					} else {
 						resp, ok := translate.DecodeResponse(target, got)
@@ -310,17 +316,7 @@ func TestGeminiArrayStream(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			st := translate.NewStream(translate.Gemini, target, models[target], r, now)
-			er := provider.NewEventReader(bytes.NewReader(send(t, target, up)))
-			var out []byte
-			for {
-				_, ev, data, err := er.Next()
-				if err != nil {
-					break
-				}
-				out = append(out, st.Event(ev, data)...)
-			}
-			out = append(out, st.End()...)
+			out := translateStream(translate.Gemini, target, r, send(t, target, up))
 			checkAnswer(t, translate.Gemini, target, read(t, translate.Gemini, frames(t, translate.Gemini, true, out)))
 		})
 	}

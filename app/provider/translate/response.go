@@ -197,19 +197,7 @@ func EncodeResponse(b []byte, caller API, resp *Response, model string, now time
 	case Anthropic:
 		o := open(b).str("id", anthropicID(resp.ID)).str("type", "message").str("role", "assistant").str("model", model)
 		o.key("content")
-		o.b = append(o.b, '[')
-		i := 0
-		for _, p := range resp.Parts {
-			if p.Kind == Text && p.Text == "" {
-				continue
-			}
-			if i > 0 {
-				o.b = append(o.b, ',')
-			}
-			i++
-			o.b = anthropicBlock(o.b, p)
-		}
-		o.b = append(o.b, ']')
+		o.b = anthropicBlocks(o.b, resp.Parts)
 		o.str("stop_reason", anthropicReason(resp.Finish)).raw("stop_sequence", "null")
 		o.key("usage")
 		o.b = appendAnthropicUsage(o.b, resp.Usage)
@@ -343,74 +331,50 @@ func ErrorMessage(body []byte) string {
 
 // EncodeError writes an upstream error, status and message, in caller's error shape.
 func EncodeError(b []byte, caller API, status int, message string) []byte {
+	oa, an, ge := errorName(status)
 	switch caller {
 	case OpenAI:
 		o := open(b).key("error")
-		o.b = open(o.b).str("message", message).str("type", openaiErrorType(status)).raw("param", "null").raw("code", "null").close()
+		o.b = open(o.b).str("message", message).str("type", oa).raw("param", "null").raw("code", "null").close()
 		return o.close()
 	case Anthropic:
 		o := open(b).str("type", "error").key("error")
-		o.b = open(o.b).str("type", anthropicErrorType(status)).str("message", message).close()
+		o.b = open(o.b).str("type", an).str("message", message).close()
 		return o.close()
 	default:
 		o := open(b).key("error")
-		o.b = open(o.b).num("code", int64(status)).str("message", message).str("status", geminiStatus(status)).close()
+		o.b = open(o.b).num("code", int64(status)).str("message", message).str("status", ge).close()
 		return o.close()
 	}
 }
 
-func openaiErrorType(status int) string {
-	switch {
-	case status == 401:
-		return "authentication_error"
-	case status == 403:
-		return "permission_error"
-	case status == 404:
-		return "not_found_error"
-	case status == 429:
-		return "rate_limit_error"
-	case status >= 500:
-		return "server_error"
-	}
-	return "invalid_request_error"
+// errorNames are the APIs' names for an error status: OpenAI's error type, Anthropic's error
+// type, Gemini's status. The last row serves every other 5xx, the first every other 4xx.
+var errorNames = [...]struct {
+	status                    int
+	openai, anthropic, gemini string
+}{
+	{400, "invalid_request_error", "invalid_request_error", "INVALID_ARGUMENT"},
+	{401, "authentication_error", "authentication_error", "UNAUTHENTICATED"},
+	{403, "permission_error", "permission_error", "PERMISSION_DENIED"},
+	{404, "not_found_error", "not_found_error", "NOT_FOUND"},
+	{413, "invalid_request_error", "request_too_large", "INVALID_ARGUMENT"},
+	{429, "rate_limit_error", "rate_limit_error", "RESOURCE_EXHAUSTED"},
+	{503, "server_error", "overloaded_error", "UNAVAILABLE"},
+	{504, "server_error", "api_error", "DEADLINE_EXCEEDED"},
+	{529, "server_error", "overloaded_error", "UNAVAILABLE"},
+	{500, "server_error", "api_error", "INTERNAL"},
 }
 
-func anthropicErrorType(status int) string {
-	switch {
-	case status == 401:
-		return "authentication_error"
-	case status == 403:
-		return "permission_error"
-	case status == 404:
-		return "not_found_error"
-	case status == 413:
-		return "request_too_large"
-	case status == 429:
-		return "rate_limit_error"
-	case status == 529 || status == 503:
-		return "overloaded_error"
-	case status >= 500:
-		return "api_error"
+func errorName(status int) (openai, anthropic, gemini string) {
+	e := errorNames[0]
+	if status >= 500 {
+		e = errorNames[len(errorNames)-1]
 	}
-	return "invalid_request_error"
-}
-
-func geminiStatus(status int) string {
-	switch {
-	case status == 401:
-		return "UNAUTHENTICATED"
-	case status == 403:
-		return "PERMISSION_DENIED"
-	case status == 404:
-		return "NOT_FOUND"
-	case status == 429:
-		return "RESOURCE_EXHAUSTED"
-	case status == 503 || status == 529:
-		return "UNAVAILABLE"
-	case status == 504:
-		return "DEADLINE_EXCEEDED"
-	case status >= 500:
-		return "INTERNAL"
+	for _, n := range errorNames {
+		if n.status == status {
+			e = n
+		}
 	}
-	return "INVALID_ARGUMENT"
+	return e.openai, e.anthropic, e.gemini
 }
