@@ -25,7 +25,24 @@ import (
 // Store is the SQL the package reads (*store.DB implements it).
 type Store interface {
 	AggregateUsage(ctx context.Context, f store.AnalyticsFilter, g store.UsageGroup, limit int) ([]store.UsageAggregate, error)
+	AggregateEndUserUsage(ctx context.Context, f store.AnalyticsFilter, endUser string, g store.UsageGroup, limit int) ([]store.UsageAggregate, error)
 	ListUsage(ctx context.Context, f store.UsageFilter) ([]store.UsageRow, string, error)
+}
+
+// endUserStore is the Store of one end user's rows. The rollups have no end-user key, so its
+// aggregations sum the raw rows of the range (store.AggregateEndUserUsage).
+type endUserStore struct {
+	Store
+	user string
+}
+
+func (e endUserStore) AggregateUsage(ctx context.Context, f store.AnalyticsFilter, g store.UsageGroup, limit int) ([]store.UsageAggregate, error) {
+	return e.Store.AggregateEndUserUsage(ctx, f, e.user, g, limit)
+}
+
+func (e endUserStore) ListUsage(ctx context.Context, f store.UsageFilter) ([]store.UsageRow, string, error) {
+	f.EndUser = e.user
+	return e.Store.ListUsage(ctx, f)
 }
 
 // Mailer sends the digest (*mail.Mailer implements it).
@@ -71,19 +88,22 @@ const DefaultRange = 30 * 24 * time.Hour
 // ModelLimit is how many models the models breakdown lists.
 const ModelLimit = 20
 
-// Filter is a query's filters (PRODUCT-DOCS: from, to, provider, projectId, model).
+// Filter is a query's filters (PRODUCT-DOCS: from, to, provider, projectId, model; and endUser,
+// an exact match).
 type Filter struct {
 	From, To  time.Time // From inclusive, To exclusive
 	Provider  string
 	ProjectID int64
 	Model     string
+	EndUser   string
 }
 
 // ParseFilter reads and validates the filters from a query string. "from" defaults to 30 days
 // before now and "to" to now; dates are UTC days and a date as "to" includes that day. Bad input
 // is INVALID_REQUEST naming the parameter.
 func ParseFilter(q url.Values, now time.Time) (Filter, error) {
-	f := Filter{From: now.UTC().Add(-DefaultRange), To: now.UTC(), Provider: q.Get("provider"), Model: strings.TrimSpace(q.Get("model"))}
+	f := Filter{From: now.UTC().Add(-DefaultRange), To: now.UTC(), Provider: q.Get("provider"), Model: strings.TrimSpace(q.Get("model")),
+		EndUser: q.Get("endUser")}
 	var err error
 	if v := q.Get("from"); v != "" {
 		if f.From, err = parseTime(v, "from", false); err != nil {
@@ -105,6 +125,9 @@ func ParseFilter(q url.Values, now time.Time) (Filter, error) {
 	}
 	if len(f.Model) > 200 {
 		return Filter{}, invalid("model must be at most 200 characters")
+	}
+	if len(f.EndUser) > store.MaxEndUser {
+		return Filter{}, invalid("endUser must be at most %d bytes", store.MaxEndUser)
 	}
 	if v := q.Get("projectId"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
@@ -136,12 +159,14 @@ func invalid(format string, args ...any) error {
 // usd converts nano-dollars to dollars at the edge.
 func usd(nano int64) float64 { return float64(nano) / 1e9 }
 
-// scope is a checked request: the workspace, its projects by id, and the store filter.
+// scope is a checked request: the workspace, its projects by id, the store filter, and the
+// store that answers it (one end user's rows under an endUser filter).
 type scope struct {
 	ws       account.Workspace
 	projects map[int64]account.Project
 	order    []account.Project
 	f        store.AnalyticsFilter
+	db       Store
 }
 
 // open authorizes the actor in the workspace, and checks the projectId filter names one of its
@@ -157,7 +182,10 @@ func (s *Service) open(ctx context.Context, actor account.Actor, wsID int64, f F
 	}
 	sc := scope{ws: ws, projects: make(map[int64]account.Project, len(ps)), order: ps,
 		f: store.AnalyticsFilter{WorkspaceID: wsID, From: f.From.UnixMilli(), To: f.To.UnixMilli(),
-			ProjectID: f.ProjectID, Provider: f.Provider, Model: f.Model}}
+			ProjectID: f.ProjectID, Provider: f.Provider, Model: f.Model}, db: s.db}
+	if f.EndUser != "" {
+		sc.db = endUserStore{Store: s.db, user: f.EndUser}
+	}
 	for _, p := range ps {
 		sc.projects[p.ID] = p
 	}
@@ -176,11 +204,11 @@ func (sc scope) projectName(id int64) string {
 	return "deleted project"
 }
 
-func (s *Service) total(ctx context.Context, f store.AnalyticsFilter) (store.UsageAggregate, error) {
+func (s *Service) total(ctx context.Context, db Store, f store.AnalyticsFilter) (store.UsageAggregate, error) {
 	if f.To <= f.From {
 		return store.UsageAggregate{}, nil
 	}
-	rows, err := s.db.AggregateUsage(ctx, f, store.GroupNone, 0)
+	rows, err := db.AggregateUsage(ctx, f, store.GroupNone, 0)
 	if err != nil || len(rows) == 0 {
 		return store.UsageAggregate{}, err
 	}
@@ -246,16 +274,16 @@ func (s *Service) Overview(ctx context.Context, actor account.Actor, wsID int64,
 	}
 	o.BudgetRisk = budgetRisk(sc, ps)
 	today, month := sum(ps.day), sum(ps.month)
-	if f.Provider != "" || f.Model != "" {
+	if f.Provider != "" || f.Model != "" || f.EndUser != "" {
 		// The per-project spend behind budgets ignores these filters; the KPIs honour them.
 		end := now.UnixMilli() + 1
 		todayF, monthF := sc.f, sc.f
 		todayF.From, todayF.To = dayStart(now).UnixMilli(), end
 		monthF.From, monthF.To = monthStart(now).UnixMilli(), end
-		if today, err = s.total(ctx, todayF); err != nil {
+		if today, err = s.total(ctx, sc.db, todayF); err != nil {
 			return Overview{}, err
 		}
-		if month, err = s.total(ctx, monthF); err != nil {
+		if month, err = s.total(ctx, sc.db, monthF); err != nil {
 			return Overview{}, err
 		}
 	}
@@ -263,7 +291,7 @@ func (s *Service) Overview(ctx context.Context, actor account.Actor, wsID int64,
 	o.SpendMonthUSD, o.RequestsMonth = usd(month.CostNano), month.Requests
 	// The model breakdown holds the range's totals, its leader and the provider leader in one
 	// read of the range.
-	byModel, err := s.db.AggregateUsage(ctx, sc.f, store.GroupModel, 0)
+	byModel, err := sc.db.AggregateUsage(ctx, sc.f, store.GroupModel, 0)
 	if err != nil {
 		return Overview{}, err
 	}
@@ -401,7 +429,7 @@ func (s *Service) Trends(ctx context.Context, actor account.Actor, wsID int64, f
 	if err != nil {
 		return Trends{}, err
 	}
-	rows, err := s.db.AggregateUsage(ctx, sc.f, store.GroupDay, 0)
+	rows, err := sc.db.AggregateUsage(ctx, sc.f, store.GroupDay, 0)
 	if err != nil {
 		return Trends{}, err
 	}
@@ -440,7 +468,7 @@ func (s *Service) Providers(ctx context.Context, actor account.Actor, wsID int64
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.db.AggregateUsage(ctx, sc.f, store.GroupProvider, 0)
+	rows, err := sc.db.AggregateUsage(ctx, sc.f, store.GroupProvider, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -473,7 +501,7 @@ func (s *Service) Models(ctx context.Context, actor account.Actor, wsID int64, f
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.db.AggregateUsage(ctx, sc.f, store.GroupModel, ModelLimit)
+	rows, err := sc.db.AggregateUsage(ctx, sc.f, store.GroupModel, ModelLimit)
 	if err != nil {
 		return nil, err
 	}
@@ -509,7 +537,7 @@ func (s *Service) Projects(ctx context.Context, actor account.Actor, wsID int64,
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.db.AggregateUsage(ctx, sc.f, store.GroupProject, 0)
+	rows, err := sc.db.AggregateUsage(ctx, sc.f, store.GroupProject, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -95,7 +95,7 @@ func (s *Service) Export(ctx context.Context, actor account.Actor, wsID int64, f
 	if err != nil {
 		return 0, err
 	}
-	rows, err := ExportRows(ctx, s.db, store.UsageFilter{WorkspaceID: wsID, From: sc.f.From, To: sc.f.To,
+	rows, err := ExportRows(ctx, sc.db, store.UsageFilter{WorkspaceID: wsID, From: sc.f.From, To: sc.f.To,
 		ProjectID: f.ProjectID, Provider: f.Provider, Model: f.Model})
 	if err != nil {
 		return 0, err

@@ -104,7 +104,7 @@ func (s *Service) Series(ctx context.Context, actor account.Actor, wsID int64, f
 			}
 			pf := sc.f
 			pf.Provider = p
-			days, err := s.db.AggregateUsage(ctx, pf, store.GroupDay, 0)
+			days, err := sc.db.AggregateUsage(ctx, pf, store.GroupDay, 0)
 			if err != nil {
 				return Series{}, err
 			}
@@ -123,7 +123,7 @@ func (s *Service) Series(ctx context.Context, actor account.Actor, wsID int64, f
 		for i, b := range out.Data {
 			bf := sc.f
 			bf.From, bf.To = max(bf.From, b.Start.UnixMilli()), min(bf.To, b.Start.Add(step).UnixMilli())
-			if raw[i], err = s.db.AggregateUsage(ctx, bf, group, 0); err != nil {
+			if raw[i], err = sc.db.AggregateUsage(ctx, bf, group, 0); err != nil {
 				return Series{}, err
 			}
 		}
