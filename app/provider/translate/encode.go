@@ -171,18 +171,30 @@ func encodeOpenAI(b []byte, r *Request, model string, maxTokens int64) ([]byte, 
 	if maxTokens > 0 {
 		o.num("max_completion_tokens", maxTokens)
 	}
-	if r.Temperature != "" {
-		o.raw("temperature", r.Temperature)
-	}
-	if r.TopP != "" {
-		o.raw("top_p", r.TopP)
+	if reasoningModel(model) {
+		// OpenAI's reasoning models refuse sampling settings and stop sequences.
+		for _, f := range [...]struct {
+			set  bool
+			name string
+		}{{r.Temperature != "", "temperature"}, {r.TopP != "", "top_p"}, {len(r.Stop) > 0, "stop"}} {
+			if f.set {
+				r.drop(f.name + " (not taken by " + model + ")")
+			}
+		}
+	} else {
+		if r.Temperature != "" {
+			o.raw("temperature", r.Temperature)
+		}
+		if r.TopP != "" {
+			o.raw("top_p", r.TopP)
+		}
+		if len(r.Stop) > 0 {
+			o.key("stop")
+			o.b = appendStrings(o.b, r.Stop)
+		}
 	}
 	if r.TopK != "" {
 		r.drop("top_k")
-	}
-	if len(r.Stop) > 0 {
-		o.key("stop")
-		o.b = appendStrings(o.b, r.Stop)
 	}
 	if len(r.Tools) > 0 {
 		o.key("tools")
@@ -268,6 +280,17 @@ func openaiAssistant(b []byte, m Message) []byte {
 	return o.close()
 }
 
+// reasoningModel reports whether an OpenAI model is one of its reasoning models (o1, o3, o4,
+// GPT-5), which take no temperature, top_p or stop.
+func reasoningModel(model string) bool {
+	for _, p := range [...]string{"o1", "o3", "o4", "gpt-5"} {
+		if rest, ok := strings.CutPrefix(model, p); ok && (rest == "" || rest[0] == '-' || rest[0] == '.') {
+			return !strings.HasPrefix(rest, "-chat")
+		}
+	}
+	return false
+}
+
 // dataURL is an image part as OpenAI reads it: its URL, or its data as a data: URL.
 func dataURL(p Part) string {
 	if p.URL != "" {
@@ -322,7 +345,11 @@ func encodeAnthropic(b []byte, r *Request, model string, maxTokens int64) ([]byt
 			o.raw("temperature", r.Temperature)
 		}
 	}
-	if r.TopP != "" {
+	switch {
+	case r.TopP != "" && r.Temperature != "":
+		// Current Claude models take one of the two; temperature is the one every API has.
+		r.drop("top_p (Anthropic takes temperature or top_p, not both)")
+	case r.TopP != "":
 		o.raw("top_p", r.TopP)
 	}
 	if r.TopK != "" {

@@ -40,6 +40,7 @@ func TestUntranslatable(t *testing.T) {
 		{"openai sampling and storage", translate.OpenAI, translate.Anthropic, `{"seed":1,"user":"u","store":true,"logprobs":true,` + msgs + `}`, "", "seed, user, store, logprobs"},
 		{"openai top_k has no OpenAI field", translate.Anthropic, translate.OpenAI, `{"max_tokens":5,"top_k":3,` + msgs + `}`, "", "top_k"},
 		{"openai JSON mode to Anthropic", translate.OpenAI, translate.Anthropic, `{"response_format":{"type":"json_object"},` + msgs + `}`, "", "JSON mode (response_format json_object)"},
+		{"temperature or top_p for Claude", translate.Gemini, translate.Anthropic, `{"generationConfig":{"temperature":0.5,"topP":0.9},"contents":[{"parts":[{"text":"hi"}]}]}`, "", "top_p (Anthropic takes temperature or top_p, not both)"},
 		{"temperature above Anthropic's range", translate.OpenAI, translate.Anthropic, `{"temperature":1.5,` + msgs + `}`, "", "temperature above 1 (sent as 1)"},
 		{"image URL to Gemini", translate.OpenAI, translate.Gemini, `{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"https://example.com/a.png"}}]}]}`, "inline", ""},
 		{"tool result of no known call to Gemini", translate.OpenAI, translate.Gemini, `{"messages":[{"role":"tool","tool_call_id":"call_x","content":"1"}]}`, "names no earlier tool call", ""},
@@ -167,6 +168,37 @@ func TestStreamBrokenOff(t *testing.T) {
 		}
 		if more := st.Event(nil, []byte(`{"id":"x"}`)); len(more) != 0 || len(st.End()) != 0 {
 			t.Errorf("%s from %s: output after the end", tt.caller, tt.target)
+		}
+	}
+}
+
+// OpenAI's reasoning models refuse temperature, top_p and stop: a fallback to one drops them,
+// named; other models get them.
+func TestReasoningModels(t *testing.T) {
+	body := `{"max_tokens":5,"temperature":0.3,"top_p":0.9,"stop_sequences":["END"],"messages":[{"role":"user","content":"hi"}]}`
+	tests := []struct {
+		model, dropped string
+	}{
+		{"o4-mini", "temperature (not taken by o4-mini), top_p (not taken by o4-mini), stop (not taken by o4-mini)"},
+		{"gpt-5.1", "temperature (not taken by gpt-5.1), top_p (not taken by gpt-5.1), stop (not taken by gpt-5.1)"},
+		{"gpt-5-chat-latest", ""},
+		{"gpt-4o-mini", ""},
+		{"o1x-not-reasoning", ""},
+	}
+	for _, tt := range tests {
+		r, err := translate.DecodeRequest(translate.Anthropic, []byte(body), false, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		up, err := translate.EncodeRequest(r, translate.OpenAI, tt.model, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(r.Dropped, ", "); got != tt.dropped {
+			t.Errorf("%s: dropped %q, want %q", tt.model, got, tt.dropped)
+		}
+		if has := gjson.GetBytes(up.Body, "temperature").Exists(); has != (tt.dropped == "") {
+			t.Errorf("%s: temperature sent %v", tt.model, has)
 		}
 	}
 }
