@@ -518,3 +518,47 @@ func TestFailoverOnError(t *testing.T) {
 		})
 	}
 }
+
+// The cap a cross-provider fallback sends is the one its reservation assumed: the caller's own,
+// clamped to the fallback model's maximum output; the maximum when the caller named none
+// (Anthropic requires a cap); and a strict budget's lowered cap, in Anthropic's field.
+func TestCrossProviderCaps(t *testing.T) {
+	prices, err := pricing.New(nil, pricing.DefaultUnknownPrice())
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit := prices.MaxOutput(crossAnthropic)
+	tests := []struct {
+		name   string
+		cap    string // the request's max_tokens field, "" for none
+		strict bool
+		want   func(header string) int64
+	}{
+		{"no cap", "", false, func(string) int64 { return limit }},
+		{"own cap", `"max_tokens":50,`, false, func(string) int64 { return 50 }},
+		{"cap above the model's maximum", `"max_completion_tokens":1000000,`, false, func(string) int64 { return limit }},
+		{"strict budget", "", true, func(h string) int64 { n, _ := strconv.ParseInt(h, 10, 64); return n }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newCrossApp(t)
+			p := c.project(projectOptions{daily: 0.01, fallback: crossAnthropic})
+			c.spend(p, 0.0085)
+			if tt.strict {
+				c.setMode(p, "strict")
+			}
+			resp, b := c.chat(p.key, `{"model":"`+crossOpenAI+`",`+tt.cap+`"messages":[{"role":"user","content":"weather?"}]}`)
+			if resp.StatusCode != 200 {
+				t.Fatalf("%d %s", resp.StatusCode, b)
+			}
+			h := resp.Header.Get("X-Tokenguard-Max-Output-Tokens")
+			got := gjson.GetBytes(c.ups["anthropic"].Last().Body, "max_tokens").Int()
+			if want := tt.want(h); got != want || want <= 0 {
+				t.Errorf("Anthropic got max_tokens %d, want %d (strict header %q)", got, want, h)
+			}
+			if tt.strict && (h == "" || got >= limit) {
+				t.Errorf("strict: header %q, cap %d not lowered", h, got)
+			}
+		})
+	}
+}
