@@ -562,3 +562,33 @@ func TestCrossProviderCaps(t *testing.T) {
 		})
 	}
 }
+
+// A Gemini caller that streams without alt=sse gets its JSON array, element by element, from
+// a fallback of another provider, with the text, the function call and the usage.
+func TestGeminiArrayStreamAnsweredByAnthropic(t *testing.T) {
+	c := newCrossApp(t)
+	p := c.fallingBack(crossAnthropic)
+	resp, b := c.send("POST", "/proxy/gemini/v1beta/models/"+crossGemini+":streamGenerateContent",
+		`{"contents":[{"role":"user","parts":[{"text":"weather?"}]}]}`, "x-goog-api-key", p.key)
+	var chunks []map[string]any
+	if err := json.Unmarshal([]byte(b), &chunks); err != nil || resp.StatusCode != 200 || len(chunks) < 2 {
+		t.Fatalf("%d %v %s", resp.StatusCode, err, b)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type %q", ct)
+	}
+	var text, args strings.Builder
+	for _, ch := range chunks {
+		raw, _ := json.Marshal(ch)
+		gjson.GetBytes(raw, "candidates.0.content.parts").ForEach(func(_, part gjson.Result) bool {
+			text.WriteString(part.Get("text").Str)
+			args.WriteString(part.Get("functionCall.args").Raw)
+			return true
+		})
+	}
+	if text.String() != providertest.WireText || args.String() != providertest.WireToolArgs {
+		t.Errorf("text %q, args %s", text.String(), args.String())
+	}
+	rows := c.waitRows(p, 1)
+	checkServed(t, rows[0], "anthropic", crossGemini, crossAnthropic, true)
+}
