@@ -61,15 +61,29 @@ func randomUsage(rng *rand.Rand, id string) store.UsageRow {
 // rawAggregate is AggregateUsage computed by scanning usage_logs, as it was before rollups.
 func rawAggregate(t *testing.T, db *store.DB, f store.AnalyticsFilter, g store.UsageGroup) []store.UsageAggregate {
 	t.Helper()
+	kind, per := g&^(store.PerHour|store.PerDay), g&(store.PerHour|store.PerDay)
 	parts := map[store.UsageGroup][3]string{
 		store.GroupNone:     {`'', '', 0`, ``, ``},
-		store.GroupDay:      {`strftime('%Y-%m-%d', created_at / 1000, 'unixepoch'), '', 0`, ` GROUP BY created_at / 86400000`, ` ORDER BY 1`},
-		store.GroupProvider: {`provider, provider, 0`, ` GROUP BY provider`, ` ORDER BY 5 DESC, 4 DESC, 1, 2, 3`},
-		store.GroupModel:    {`final_model, provider, 0`, ` GROUP BY provider, final_model`, ` ORDER BY 5 DESC, 4 DESC, 1, 2, 3`},
-		store.GroupProject:  {`'', '', project_id`, ` GROUP BY project_id`, ` ORDER BY 5 DESC, 4 DESC, 1, 2, 3`},
-	}[g]
+		store.GroupDay:      {`strftime('%Y-%m-%d', created_at / 1000, 'unixepoch'), '', 0`, `created_at / 86400000`, `1`},
+		store.GroupProvider: {`provider, provider, 0`, `provider`, `6 DESC, 5 DESC, 1, 2, 3`},
+		store.GroupModel:    {`final_model, provider, 0`, `provider, final_model`, `6 DESC, 5 DESC, 1, 2, 3`},
+		store.GroupProject:  {`'', '', project_id`, `project_id`, `6 DESC, 5 DESC, 1, 2, 3`},
+	}[kind]
 	key, group, order := parts[0], parts[1], parts[2]
-	q := `SELECT ` + key + `, count(*), coalesce(sum(cost_nano), 0), coalesce(sum(input_tokens), 0),
+	bucket := `0`
+	if per != 0 {
+		unit := map[store.UsageGroup]int64{store.PerHour: 3_600_000, store.PerDay: 86_400_000}[per]
+		bucket = fmt.Sprintf(`created_at - created_at %% %d`, unit)
+		group = strings.TrimPrefix(group+", 4", ", ")
+		order = strings.TrimSuffix("4, "+order, ", ")
+	}
+	if group != "" {
+		group = " GROUP BY " + group
+	}
+	if order != "" {
+		order = " ORDER BY " + order
+	}
+	q := `SELECT ` + key + `, ` + bucket + `, count(*), coalesce(sum(cost_nano), 0), coalesce(sum(input_tokens), 0),
 		coalesce(sum(output_tokens), 0), coalesce(sum(total_tokens), 0), coalesce(sum(latency_ms), 0),
 		coalesce(sum(status >= 400 AND error_code <> 'BUDGET_EXCEEDED'), 0), coalesce(sum(error_code = 'BUDGET_EXCEEDED'), 0),
 		coalesce(max(created_at), 0), coalesce(sum(cache_read_tokens), 0), coalesce(sum(cache_write_tokens), 0),
@@ -97,7 +111,7 @@ func rawAggregate(t *testing.T, db *store.DB, f store.AnalyticsFilter, g store.U
 	var out []store.UsageAggregate
 	for rows.Next() {
 		var a store.UsageAggregate
-		if err := rows.Scan(&a.Key, &a.Provider, &a.ProjectID, &a.Requests, &a.CostNano, &a.InputTokens,
+		if err := rows.Scan(&a.Key, &a.Provider, &a.ProjectID, &a.Period, &a.Requests, &a.CostNano, &a.InputTokens,
 			&a.OutputTokens, &a.TotalTokens, &a.LatencyMs, &a.Errors, &a.Blocked, &a.LastAt, &a.CacheReadTokens,
 			&a.CacheWriteTokens, &a.ReasoningTokens); err != nil {
 			t.Fatal(err)
@@ -194,7 +208,9 @@ func analyticsMatchRaw(t *testing.T, db *store.DB, ranges [][2]int64) {
 	t.Helper()
 	filters := []store.AnalyticsFilter{{}, {ProjectID: 11}, {Provider: "anthropic"}, {Model: "4o"}, {Model: "_mini%"},
 		{ProjectID: 12, Provider: "openai", Model: "GPT"}}
-	groups := []store.UsageGroup{store.GroupNone, store.GroupDay, store.GroupProvider, store.GroupModel, store.GroupProject}
+	groups := []store.UsageGroup{store.GroupNone, store.GroupDay, store.GroupProvider, store.GroupModel, store.GroupProject,
+		store.GroupNone | store.PerHour, store.GroupProvider | store.PerDay, store.GroupModel | store.PerHour,
+		store.GroupProject | store.PerDay}
 	for _, r := range ranges {
 		for _, f := range filters {
 			f.WorkspaceID, f.From, f.To = 1, r[0], r[1]

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 )
 
 // ErrTooManyRows is returned by UsageStatusTotals when the range holds more rows than it may
@@ -16,8 +15,7 @@ var ErrTooManyRows = errors.New("too many rows to sum")
 // provider and model), for the usage log's totals under a status filter: the rollups keep no
 // status, so it reads the rows themselves. It first counts, by the (workspace_id, created_at)
 // index, at most maxRows+1 rows of the range, and returns ErrTooManyRows when there are more,
-// so it never reads more than about 2×maxRows rows. The result has Requests, CostNano,
-// InputTokens, OutputTokens, TotalTokens, Errors and Blocked set.
+// so it never reads more than about 2×maxRows rows.
 func (db *DB) UsageStatusTotals(ctx context.Context, f AnalyticsFilter, status, maxRows int) (UsageAggregate, error) {
 	if f.WorkspaceID <= 0 || f.To <= f.From || maxRows <= 0 {
 		return UsageAggregate{}, errors.New("usage status totals: workspace, a non-empty range and a row bound are required")
@@ -37,15 +35,9 @@ func (db *DB) UsageStatusTotals(ctx context.Context, f AnalyticsFilter, status, 
 	if inRange > maxRows {
 		return UsageAggregate{}, fmt.Errorf("usage status totals: more than %d rows in the range: %w", maxRows, ErrTooManyRows)
 	}
-	var q strings.Builder
-	q.WriteString(`SELECT count(*), coalesce(sum(cost_nano), 0), coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0),
-		coalesce(sum(total_tokens), 0), coalesce(sum(status >= 400 AND error_code <> ?), 0), coalesce(sum(error_code = ?), 0)
-		FROM usage_logs WHERE workspace_id = ? AND created_at >= ? AND created_at < ? AND status = ?`)
-	args := appendConditions(&q, []any{BlockedErrorCode, BlockedErrorCode, f.WorkspaceID, f.From, f.To, status}, f.ProjectID, f.Provider, f.Model)
-	var a UsageAggregate
-	if err := tx.QueryRowContext(ctx, q.String(), args...).Scan(&a.Requests, &a.CostNano, &a.InputTokens, &a.OutputTokens,
-		&a.TotalTokens, &a.Errors, &a.Blocked); err != nil {
+	rows, err := aggregate(ctx, tx, f, rawFilter{status: status}, GroupNone, 0)
+	if err != nil {
 		return UsageAggregate{}, fmt.Errorf("usage status totals: %w", err)
 	}
-	return a, nil
+	return rows[0], nil
 }

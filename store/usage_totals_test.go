@@ -43,9 +43,11 @@ func TestUsageStatusTotals(t *testing.T) {
 			}
 			var want store.UsageAggregate
 			if err := db.Read.QueryRow(fmt.Sprintf(`SELECT count(*), coalesce(sum(cost_nano), 0), coalesce(sum(input_tokens), 0),
-				coalesce(sum(output_tokens), 0), coalesce(sum(total_tokens), 0), coalesce(sum(error_code = 'BUDGET_EXCEEDED'), 0)
+				coalesce(sum(output_tokens), 0), coalesce(sum(total_tokens), 0), coalesce(sum(error_code = 'BUDGET_EXCEEDED'), 0),
+				coalesce(sum(latency_ms), 0), coalesce(max(created_at), 0)
 				FROM usage_logs WHERE workspace_id = 1 AND created_at < %d AND status = %d%s`, end.UnixMilli(), tc.status, tc.where)).Scan(
-				&want.Requests, &want.CostNano, &want.InputTokens, &want.OutputTokens, &want.TotalTokens, &want.Blocked); err != nil {
+				&want.Requests, &want.CostNano, &want.InputTokens, &want.OutputTokens, &want.TotalTokens, &want.Blocked,
+				&want.LatencyMs, &want.LastAt); err != nil {
 				t.Fatal(err)
 			}
 			if got != want {

@@ -29,9 +29,6 @@ func ParseStack(v string) Stack {
 	return StackProvider
 }
 
-// providers are the providers a usage row can name.
-var providers = []string{"openai", "anthropic", "gemini"}
-
 // HourlyUpTo is the longest range a series answers by the hour; longer ranges go by the UTC day.
 const HourlyUpTo = 48 * time.Hour
 
@@ -73,10 +70,8 @@ type Series struct {
 	Data  []Bucket
 }
 
-// Series answers the dashboard's spend-over-time chart from AggregateUsage reads, so its sums
-// are exactly the rows' (see AggregateUsage): a daily series stacked by provider is one
-// GroupDay read per provider (there are three), any other one GroupProvider, GroupModel or
-// GroupProject read per bucket. A range of more than MaxTrendDays days is INVALID_REQUEST, as
+// Series answers the dashboard's spend-over-time chart from one AggregateUsage read grouped by
+// the stacking and the hour or day, so its sums are exactly the rows' (see AggregateUsage). A range of more than MaxTrendDays days is INVALID_REQUEST, as
 // it is for Trends.
 func (s *Service) Series(ctx context.Context, actor account.Actor, wsID int64, f Filter, by Stack) (Series, error) {
 	step := 24 * time.Hour
@@ -95,38 +90,25 @@ func (s *Service) Series(ctx context.Context, actor account.Actor, wsID int64, f
 	for start := first; start.Before(f.To); start = start.Add(step) {
 		out.Data = append(out.Data, Bucket{Start: start})
 	}
-	// raw[i] are bucket i's groups, each named as its stacking names it.
+	// raw[i] are bucket i's groups, each named as its stacking names it: one read of the range
+	// grouped by the stacking and the bucket's period.
 	raw := make([][]store.UsageAggregate, len(out.Data))
-	if by == StackProvider && step == 24*time.Hour {
-		for _, p := range providers {
-			if f.Provider != "" && p != f.Provider {
-				continue
-			}
-			pf := sc.f
-			pf.Provider = p
-			days, err := sc.db.AggregateUsage(ctx, pf, store.GroupDay, 0)
-			if err != nil {
-				return Series{}, err
-			}
-			for _, r := range days {
-				d, err := time.Parse("2006-01-02", r.Key)
-				i := int(d.Sub(first) / step)
-				if err != nil || i < 0 || i >= len(raw) {
-					return Series{}, fmt.Errorf("series: day %q outside the range", r.Key)
-				}
-				r.Key, r.Provider = p, p
-				raw[i] = append(raw[i], r)
-			}
-		}
+	group := map[Stack]store.UsageGroup{StackProvider: store.GroupProvider, StackModel: store.GroupModel, StackProject: store.GroupProject}[by]
+	if step == time.Hour {
+		group |= store.PerHour
 	} else {
-		group := map[Stack]store.UsageGroup{StackProvider: store.GroupProvider, StackModel: store.GroupModel, StackProject: store.GroupProject}[by]
-		for i, b := range out.Data {
-			bf := sc.f
-			bf.From, bf.To = max(bf.From, b.Start.UnixMilli()), min(bf.To, b.Start.Add(step).UnixMilli())
-			if raw[i], err = sc.db.AggregateUsage(ctx, bf, group, 0); err != nil {
-				return Series{}, err
-			}
+		group |= store.PerDay
+	}
+	rows, err := sc.db.AggregateUsage(ctx, sc.f, group, 0)
+	if err != nil {
+		return Series{}, err
+	}
+	for _, r := range rows {
+		i := int(time.UnixMilli(r.Period).Sub(first) / step)
+		if i < 0 || i >= len(raw) {
+			return Series{}, fmt.Errorf("series: period %s outside the range", time.UnixMilli(r.Period).UTC())
 		}
+		raw[i] = append(raw[i], r)
 	}
 	type keyed struct {
 		key  StackKey
