@@ -27,12 +27,15 @@ type crossCall struct {
 	caller translate.API
 }
 
-// translatable are the caller endpoints a fallback of another provider can answer.
-var translatable = map[string]bool{
-	openai.ChatCompletions: true,
-	anthropic.Messages:     true,
-	"/v1beta/models/{model}:" + gemini.GenerateContent:       true,
-	"/v1beta/models/{model}:" + gemini.StreamGenerateContent: true,
+// translatable reports whether a fallback of another provider can answer the caller's
+// endpoint: chat completions, messages, and Gemini's generateContent in any API version.
+func translatable(endpoint string) bool {
+	switch endpoint {
+	case openai.ChatCompletions, anthropic.Messages:
+		return true
+	}
+	return strings.HasSuffix(endpoint, "/models/{model}:"+gemini.GenerateContent) ||
+		strings.HasSuffix(endpoint, "/models/{model}:"+gemini.StreamGenerateContent)
 }
 
 // crossProvider returns the translated call when model (the fallback) belongs to a provider
@@ -45,7 +48,7 @@ func (p *Proxy) crossProvider(proj *project, u *upstream, call *provider.Call, m
 	if target == "" || target == u.adapter.Name() || tu == nil {
 		return nil, nil
 	}
-	if !translatable[call.Endpoint] {
+	if !translatable(call.Endpoint) {
 		return nil, apperr.New(apperr.InvalidRequest, "the fallback model %s is served by %s, and %s requests cannot be translated for it: choose a fallback model of the same provider", model, target, call.Endpoint)
 	}
 	key := proj.keys[target]

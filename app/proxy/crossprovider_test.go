@@ -592,3 +592,29 @@ func TestGeminiArrayStreamAnsweredByAnthropic(t *testing.T) {
 	rows := c.waitRows(p, 1)
 	checkServed(t, rows[0], "anthropic", crossGemini, crossAnthropic, true)
 }
+
+// Endpoints a fallback of another provider cannot answer are refused, naming the endpoint;
+// Gemini's other API versions are answered like v1beta.
+func TestCrossProviderEndpoints(t *testing.T) {
+	c := newCrossApp(t)
+	p := c.fallingBack(crossAnthropic)
+	tests := []struct {
+		name, path, body string
+		status           int
+	}{
+		{"OpenAI embeddings", "/proxy/openai/v1/embeddings", `{"model":"text-embedding-3-small","input":"hi"}`, 400},
+		{"OpenAI Responses", "/proxy/openai/v1/responses", `{"model":"` + crossOpenAI + `","input":"hi"}`, 400},
+		{"Gemini v1", "/proxy/gemini/v1/models/" + crossGemini + ":generateContent", `{"contents":[{"parts":[{"text":"hi"}]}]}`, 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, b := c.send("POST", tt.path, tt.body, "x-tokenguard-key", p.key)
+			if resp.StatusCode != tt.status {
+				t.Fatalf("%d %s, want %d", resp.StatusCode, b, tt.status)
+			}
+			if tt.status == 400 && (errorCode(t, b) != "INVALID_REQUEST" || !strings.Contains(b, "cannot be translated")) {
+				t.Errorf("refusal %s", b)
+			}
+		})
+	}
+}
