@@ -152,7 +152,7 @@ func (s *Stream) emit(e *Event) {
 		if s.started {
 			return
 		}
-		s.upstream = strings.Clone(e.ID)
+		s.upstream = strings.Clone(bound(e.ID, maxID))
 		s.start()
 		return
 	case EvUsage:
@@ -419,6 +419,10 @@ func (s *Stream) geminiPart(p gjson.Result) {
 	}
 }
 
+// maxID bounds the ids and names a stream keeps to repeat later (real ones are under 100
+// bytes; Gemini ids carrying a thought signature can be a few hundred).
+const maxID = 4096
+
 const chunkTail = `,"finish_reason":null}]}` + "\n\n"
 
 func (s *Stream) toOpenAI(e *Event) {
@@ -519,7 +523,7 @@ func (s *Stream) toGemini(e *Event) {
 		s.geminiChunk(e.Lit, false)
 	case EvToolStart:
 		s.flushTool()
-		s.pending, s.pendID, s.pendName, s.pendArgs = true, strings.Clone(e.ID), strings.Clone(e.Name), s.pendArgs[:0]
+		s.pending, s.pendID, s.pendName, s.pendArgs = true, strings.Clone(bound(e.ID, maxID)), strings.Clone(bound(e.Name, maxID)), s.pendArgs[:0]
 	case EvToolArgs:
 		if !s.pending || len(s.pendArgs)+len(e.Lit) > MaxToolArgsBytes {
 			return
