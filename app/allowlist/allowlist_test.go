@@ -90,3 +90,34 @@ func TestAllows(t *testing.T) {
 		t.Error(`"*" must allow every model`)
 	}
 }
+
+// FuzzNormalize ensures that whatever entries come in, Normalize either refuses them with
+// INVALID_REQUEST or returns a list every entry of which obeys the rules and matches itself
+// (a pattern, its own prefix).
+func FuzzNormalize(f *testing.F) {
+	f.Add("gpt-4o-mini\nclaude-*")
+	f.Add("*")
+	f.Add("a*b\n\x00\n ")
+	f.Add(strings.Repeat("m", 129))
+	f.Fuzz(func(t *testing.T, joined string) {
+		got, err := allowlist.Normalize(strings.Split(joined, "\n"))
+		if err != nil {
+			if apperr.Code(err) != apperr.InvalidRequest {
+				t.Fatalf("error %v is not INVALID_REQUEST", err)
+			}
+			return
+		}
+		l := allowlist.New(got)
+		for _, e := range got {
+			if e == "" || len(e) > allowlist.MaxEntryBytes || strings.ContainsAny(e, " \t\n\r\x00") || strings.Contains(strings.TrimSuffix(e, "*"), "*") {
+				t.Fatalf("accepted entry %q", e)
+			}
+			if !l.Allows(strings.TrimSuffix(e, "*")) {
+				t.Fatalf("%q does not allow itself", e)
+			}
+		}
+		if len(got) > allowlist.MaxEntries {
+			t.Fatalf("%d entries accepted", len(got))
+		}
+	})
+}
