@@ -1,11 +1,13 @@
 package web
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"tokenguard/app/account"
@@ -120,28 +122,28 @@ func (s *Server) analyticsPage(w http.ResponseWriter, r *http.Request, c *reqCtx
 // analyticsFigures fills every figure of the page from the analytics service, the one the API
 // answers from.
 func (s *Server) analyticsFigures(r *http.Request, c *reqCtx, f analytics.Filter, a *views.Analytics) error {
-	ctx, actor, svc := r.Context(), c.actor(r), s.opt.Analytics
-	ov, err := svc.Overview(ctx, actor, c.ws.ID, f)
-	if err != nil {
-		return err
-	}
-	series, err := svc.Series(ctx, actor, c.ws.ID, f, analytics.Stack(a.Filters.Stack))
-	if err != nil {
-		return err
-	}
-	providers, err := svc.Providers(ctx, actor, c.ws.ID, f)
-	if err != nil {
-		return err
-	}
-	models, err := svc.Models(ctx, actor, c.ws.ID, f)
-	if err != nil {
-		return err
-	}
-	projects, err := svc.Projects(ctx, actor, c.ws.ID, f)
-	if err != nil {
-		return err
-	}
-	fc, err := svc.Forecast(ctx, actor, c.ws.ID, f)
+	// The figures are independent reads of the same instant: they run side by side on the read
+	// pool, and a sum two of them need is read once.
+	ctx, actor, svc := r.Context(), c.actor(r), s.opt.Analytics.ForPage()
+	var (
+		ov        analytics.Overview
+		series    analytics.Series
+		providers []analytics.ProviderRow
+		models    []analytics.ModelRow
+		projects  []analytics.ProjectRow
+		fc        analytics.Forecast
+	)
+	err := all(
+		func() (err error) { ov, err = svc.Overview(ctx, actor, c.ws.ID, f); return },
+		func() (err error) {
+			series, err = svc.Series(ctx, actor, c.ws.ID, f, analytics.Stack(a.Filters.Stack))
+			return
+		},
+		func() (err error) { providers, err = svc.Providers(ctx, actor, c.ws.ID, f); return },
+		func() (err error) { models, err = svc.Models(ctx, actor, c.ws.ID, f); return },
+		func() (err error) { projects, err = svc.Projects(ctx, actor, c.ws.ID, f); return },
+		func() (err error) { fc, err = svc.Forecast(ctx, actor, c.ws.ID, f); return },
+	)
 	if err != nil {
 		return err
 	}
@@ -179,6 +181,17 @@ func (s *Server) analyticsFigures(r *http.Request, c *reqCtx, f analytics.Filter
 			Budget: b.BudgetNano, Spend: b.SpendNano, Spent: b.Spent, RunsOut: b.RunsOut})
 	}
 	return nil
+}
+
+// all runs fns concurrently and returns their errors, joined (nil when none failed).
+func all(fns ...func() error) error {
+	errs := make([]error, len(fns))
+	var wg sync.WaitGroup
+	for i, fn := range fns {
+		wg.Go(func() { errs[i] = fn() })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // liveProject reports whether id is one of the workspace's live projects (a deleted project's
