@@ -14,19 +14,18 @@ import (
 
 // gate holds a parsed call to the project's controls, before the budget gate: the model
 // allow-list (every route that names a model, metered or not), then, for metered calls, the
-// per-minute limits, counting the call's worst-case tokens. It sets the RateLimit-* headers of
-// the tightest limit and, for metered calls, the budget headers. A refusal is a MODEL_NOT_ALLOWED
-// or RATE_LIMITED error and counts nothing; otherwise the ticket must be settled with the
-// actual tokens, or cancelled if a later gate refuses the call.
+// per-minute limits, counting the call's worst-case tokens. A metered call's answer gets the
+// budget headers whatever follows, and the RateLimit-* headers of the tightest limit. A refusal
+// is a MODEL_NOT_ALLOWED or RATE_LIMITED error and counts nothing; otherwise the ticket must be
+// settled with the actual tokens, or cancelled if a later gate refuses the call.
 func (p *Proxy) gate(h http.Header, proj *project, call *provider.Call, wc *worstCase) (ratelimit.Ticket, error) {
+	if call.Metered {
+		setBudgetHeaders(h, p.cfg.Budget.Standing(proj.subject), proj.subject.HasFallback)
+	}
 	if call.Model != "" && !proj.allowed.Allows(call.Model) {
 		return ratelimit.Ticket{}, apperr.New(apperr.ModelNotAllowed, "The model %q is not in this project's allowed models", call.Model)
 	}
-	if !call.Metered {
-		return ratelimit.Ticket{}, nil
-	}
-	setBudgetHeaders(h, p.cfg.Budget.Standing(proj.subject), proj.subject.HasFallback)
-	if !proj.limits.Any() {
+	if !call.Metered || !proj.limits.Any() {
 		return ratelimit.Ticket{}, nil
 	}
 	ticket, res := p.limits.Admit(proj.limits, worstTokens(call, wc))

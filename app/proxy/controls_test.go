@@ -281,10 +281,10 @@ func TestAllowListAndFallback(t *testing.T) {
 	}
 }
 
-// TestBudgetHeaders ensures every metered response, refusals included, tells the key holder the
-// tightest budget's remaining dollars and its level — ok, warning (80% without a fallback),
-// fallback (80% with one), exceeded — and that responses without a budget, or unmetered, carry
-// none.
+// TestBudgetHeaders ensures every metered response, refusals of any kind included, tells the
+// key holder the tightest budget's remaining dollars and its level — ok, warning (80% without a
+// fallback), fallback (80% with one), exceeded — and that responses without a budget, or
+// unmetered, carry none.
 func TestBudgetHeaders(t *testing.T) {
 	a := newApp(t, appOptions{})
 	cases := []struct {
@@ -308,6 +308,11 @@ func TestBudgetHeaders(t *testing.T) {
 		if resp.StatusCode != c.status || resp.Header.Get("X-Tokenguard-Budget-Remaining-Usd") != c.remaining || resp.Header.Get("X-Tokenguard-Budget-Level") != c.want {
 			t.Errorf("%s: %d remaining %q level %q %s; want %d %q %q", c.name, resp.StatusCode,
 				resp.Header.Get("X-Tokenguard-Budget-Remaining-Usd"), resp.Header.Get("X-Tokenguard-Budget-Level"), body, c.status, c.remaining, c.want)
+		}
+		a.setControls(p, `allowed_models = '["gpt-4o"]'`)
+		resp, _ = a.chat(p.key, chatBody("o3", false, ""))
+		if resp.StatusCode != 403 || resp.Header.Get("X-Tokenguard-Budget-Level") != c.want {
+			t.Errorf("%s: a model refused by the allow-list: %d level %q, want 403 %q", c.name, resp.StatusCode, resp.Header.Get("X-Tokenguard-Budget-Level"), c.want)
 		}
 		models := a.do(context.Background(), http.MethodGet, "/proxy/openai/v1/models", "", "x-tokenguard-key", p.key)
 		models.Body.Close()
