@@ -52,13 +52,15 @@ type Stream struct {
 	chunk   []byte // a Gemini caller's chunk, before framing
 
 	// What the target said so far.
-	started  bool
-	sawTool  bool
-	tools    int
-	curTool  int // the tool call of Anthropic's current content block (-1: none)
-	geminiN  int
-	finish   Finish
-	usage    Usage
+	started bool
+	sawTool bool
+	tools   int
+	curTool int // the tool call of Anthropic's current content block (-1: none)
+	geminiN int
+	finish  Finish
+	usage   Usage
+	// usageRaw is the latest usageMetadata of a Gemini stream, unread.
+	usageRaw []byte
 	upstream string // the answer's id
 	ended    bool
 
@@ -121,7 +123,7 @@ func (s *Stream) End() []byte {
 			s.out = append(s.out, "data: "...)
 			o := open(s.out).str("id", openaiID(s.upstream)).str("object", "chat.completion.chunk").num("created", s.created).str("model", s.model)
 			o.raw("choices", "[]").key("usage")
-			o.b = appendOpenAIUsage(o.b, s.usage)
+			o.b = appendOpenAIUsage(o.b, s.usageNow())
 			s.out = append(o.close(), "\n\n"...)
 		}
 		s.out = append(s.out, "data: [DONE]\n\n"...)
@@ -130,7 +132,7 @@ func (s *Stream) End() []byte {
 		o := open(append(s.out, "event: message_delta\ndata: "...)).str("type", "message_delta").key("delta")
 		o.b = open(o.b).str("stop_reason", anthropicReason(s.finish)).raw("stop_sequence", "null").close()
 		o.key("usage")
-		o.b = appendAnthropicUsage(o.b, s.usage)
+		o.b = appendAnthropicUsage(o.b, s.usageNow())
 		s.out = append(o.close(), "\n\n"...)
 		s.out = append(s.out, "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"...)
 	case Gemini:
@@ -181,6 +183,15 @@ func (s *Stream) emit(e *Event) {
 	}
 }
 
+// usageNow is the usage the target has reported so far.
+func (s *Stream) usageNow() Usage {
+	if len(s.usageRaw) > 0 {
+		s.usage = geminiUsage(gjson.ParseBytes(s.usageRaw))
+		s.usageRaw = s.usageRaw[:0]
+	}
+	return s.usage
+}
+
 // start writes the caller's opening, once.
 func (s *Stream) start() {
 	if s.started {
@@ -198,7 +209,8 @@ func (s *Stream) start() {
 		o := open(append(s.out, "event: message_start\ndata: "...)).str("type", "message_start").key("message")
 		m := open(o.b).str("id", anthropicID(s.upstream)).str("type", "message").str("role", "assistant").str("model", s.model).
 			raw("content", "[]").raw("stop_reason", "null").raw("stop_sequence", "null").key("usage")
-		m.b = appendAnthropicUsage(m.b, Usage{Input: s.usage.Input, CacheRead: s.usage.CacheRead, CacheWrite: s.usage.CacheWrite})
+		u := s.usageNow()
+		m.b = appendAnthropicUsage(m.b, Usage{Input: u.Input, CacheRead: u.CacheRead, CacheWrite: u.CacheWrite})
 		o.b = m.close()
 		s.out = append(o.close(), "\n\n"...)
 	}
@@ -362,7 +374,9 @@ func (s *Stream) fromGemini(js string) {
 		return
 	}
 	if u := v[1]; u.IsObject() {
-		s.usage = geminiUsage(u)
+		// Gemini repeats its usage in every chunk; only the latest counts, so it is kept as
+		// it came and read when needed.
+		s.usageRaw = append(s.usageRaw[:0], u.Raw...)
 	}
 	if !s.started {
 		ev = Event{Kind: EvStart, ID: v[2].Str}
@@ -579,7 +593,7 @@ func (s *Stream) geminiChunk(lit string, last bool) {
 	o.b = append(c.close(), ']')
 	if last {
 		o.key("usageMetadata")
-		o.b = appendGeminiUsage(o.b, s.usage)
+		o.b = appendGeminiUsage(o.b, s.usageNow())
 	}
 	o.str("modelVersion", s.model).str("responseId", s.upstream)
 	s.chunk = o.close()
