@@ -84,6 +84,19 @@ func checkServed(t *testing.T, r store.UsageRow, served, original, final string,
 	}
 }
 
+// checkStreamAndCall checks p's n rows, the first a stream and the second a call, each served
+// by served for original → final, and what served received.
+func (c *crossApp) checkStreamAndCall(t *testing.T, p testProject, n int, served, original, final string) {
+	t.Helper()
+	rows := c.waitRows(p, n)
+	if len(rows) != n {
+		t.Fatalf("%d rows, want %d", len(rows), n)
+	}
+	checkServed(t, rows[0], served, original, final, true)
+	checkServed(t, rows[1], served, original, final, false)
+	c.checkUpstream(t, served, final, p.key)
+}
+
 // checkUpstream checks what the serving provider received: its own env key in its own slot,
 // never the caller's key or the TokenGuard key, and the fallback model.
 func (c *crossApp) checkUpstream(t *testing.T, served, model, tgKey string) {
@@ -154,13 +167,7 @@ func TestOpenAISDKAnsweredByAnthropic(t *testing.T) {
 	}
 	checkOpenAIAnswer(t, *cc, u.Input+u.CacheRead+u.CacheWrite, u.CacheRead, u.Output)
 
-	rows := c.waitRows(p, 2)
-	if len(rows) != 2 {
-		t.Fatalf("%d rows, want 2", len(rows))
-	}
-	checkServed(t, rows[0], "anthropic", crossOpenAI, crossAnthropic, true)
-	checkServed(t, rows[1], "anthropic", crossOpenAI, crossAnthropic, false)
-	c.checkUpstream(t, "anthropic", crossAnthropic, p.key)
+	c.checkStreamAndCall(t, p, 2, "anthropic", crossOpenAI, crossAnthropic)
 	if n := len(c.ups["openai"].Requests()); n != 0 {
 		t.Errorf("OpenAI got %d requests, want none", n)
 	}
@@ -238,13 +245,7 @@ func TestAnthropicSDKAnsweredByGemini(t *testing.T) {
 		t.Errorf("the next turn sent Gemini %s", sent)
 	}
 
-	rows := c.waitRows(p, 3)
-	if len(rows) != 3 {
-		t.Fatalf("%d rows, want 3", len(rows))
-	}
-	checkServed(t, rows[0], "gemini", params.Model, crossGemini, true)
-	checkServed(t, rows[1], "gemini", params.Model, crossGemini, false)
-	c.checkUpstream(t, "gemini", crossGemini, p.key)
+	c.checkStreamAndCall(t, p, 3, "gemini", params.Model, crossGemini)
 }
 
 func checkAnthropicAnswer(t *testing.T, m *anthropicsdk.Message) {
@@ -298,13 +299,7 @@ func TestGeminiSDKAnsweredByOpenAI(t *testing.T) {
 	}
 	checkGeminiAnswer(t, resp.Text(), resp.FunctionCalls(), resp)
 
-	rows := c.waitRows(p, 2)
-	if len(rows) != 2 {
-		t.Fatalf("%d rows, want 2", len(rows))
-	}
-	checkServed(t, rows[0], "openai", crossGemini, crossOpenAI, true)
-	checkServed(t, rows[1], "openai", crossGemini, crossOpenAI, false)
-	c.checkUpstream(t, "openai", crossOpenAI, p.key)
+	c.checkStreamAndCall(t, p, 2, "openai", crossGemini, crossOpenAI)
 	// OpenAI was asked for the stream's usage, and got both system messages.
 	sent := string(c.ups["openai"].Requests()[0].Body)
 	if !strings.Contains(sent, `"include_usage":true`) || !strings.Contains(sent, `{"role":"system","content":"You are terse."},{"role":"system","content":"Use tools."}`) {
