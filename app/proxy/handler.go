@@ -230,7 +230,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, u *upstream, path 
 	// The end user's daily budget (the project's endUserDailyBudgetUsd) is held like the
 	// project's: the worst case of what will be sent is reserved while the request is in flight.
 	var endUser enduser.Ticket
-	if call.Metered {
+	if call.Metered && call.EndUser != "" && proj.endUserDaily > 0 {
 		if endUser, err = p.endUsers.Admit(proj.id, call.EndUser, proj.endUserDaily, wc.cost(fallback, call.OutputCap)); err != nil {
 			limit.Cancel()
 			ticket.Settle(start, 0)
