@@ -45,7 +45,7 @@ func TestUsageLogEndUser(t *testing.T) {
 	if got := len(idRe.FindAllString(page.Body, -1)); got != 2 {
 		t.Errorf("endUser=alice lists %d rows, want 2 (exact match, not alice-2)", got)
 	}
-	if !strings.Contains(page.Body, `data-total="requests">2<`) || !strings.Contains(page.Body, `data-total="cost">$2.00<`) {
+	if totals := totalsOf(t, c, ws+"/usage?endUser=alice"); !strings.Contains(totals, `data-total="requests">2<`) || !strings.Contains(totals, `data-total="cost">$2.00<`) {
 		t.Errorf("endUser=alice totals are not alice's two requests and $2.00")
 	}
 	if !strings.Contains(page.Body, `name="endUser" type="search" value="alice"`) {

@@ -114,6 +114,17 @@ func (s *Server) usagePage(w http.ResponseWriter, r *http.Request, c *reqCtx) er
 		names[p.ID] = p.Name
 		opts[i] = views.ProjectOption{ID: p.ID, Name: p.Name}
 	}
+	if q.Get("fragment") == "totals" {
+		// The totals the page asks for once it is shown (UsageLog.TotalsURL).
+		var totals *views.UsageTotals
+		note := problem
+		if problem == "" {
+			if totals, note, err = s.usageTotals(r, f); err != nil {
+				return err
+			}
+		}
+		return s.render(w, r, http.StatusOK, views.UsageTotalsFragment(totals, note))
+	}
 	var t views.UsageTable
 	if problem == "" {
 		rows, next, err := s.listUsage(r, f, q.Get("scan"))
@@ -149,9 +160,9 @@ func (s *Server) usagePage(w http.ResponseWriter, r *http.Request, c *reqCtx) er
 	}
 	u := views.UsageLog{Filters: v, Projects: opts, Table: t, Presets: usagePresets(c, q, v, s.now())}
 	if problem == "" {
-		if u.Totals, u.TotalsNote, err = s.usageTotals(r, f); err != nil {
-			return err
-		}
+		tq := usageFilterQuery(q)
+		tq.Set("fragment", "totals")
+		u.TotalsURL = views.WSPath(c.ws.ID, "/usage?"+tq.Encode())
 	}
 	return s.render(w, r, http.StatusOK, views.UsagePage(l, u))
 }

@@ -3,6 +3,7 @@ package web_test
 import (
 	"context"
 	"fmt"
+	"html"
 	"net/url"
 	"regexp"
 	"strings"
@@ -11,6 +12,17 @@ import (
 
 	"tokenguard/store"
 )
+
+// totalsOf is the usage log's totals for page: the fragment the page loads once shown, from the
+// URL the page names.
+func totalsOf(t *testing.T, c *client, page string) string {
+	t.Helper()
+	m := regexp.MustCompile(`hx-get="([^"]+)" hx-trigger="load"`).FindStringSubmatch(c.get(page).Body)
+	if m == nil {
+		t.Fatalf("%s loads no totals", page)
+	}
+	return c.get(html.UnescapeString(m[1])).Body
+}
 
 // TestUsageTotalsAndPresets ensures the usage log's totals sum every request its filters select,
 // not the page on screen, and follow each filter; and that the date presets set the range while
@@ -60,7 +72,7 @@ func TestUsageTotalsAndPresets(t *testing.T) {
 		{"?from=" + today + "&to=" + today, "130", "1,300 / 650", "$0.40"},
 		{"?model=claude", "30", "300 / 150", "$0.30"},
 	} {
-		body := c.get(ws + "/usage" + tc.query).Body
+		body := totalsOf(t, c, ws+"/usage"+tc.query)
 		if got := total(body, "requests"); got != tc.requests {
 			t.Errorf("%q: requests total %q, want %q", tc.query, got, tc.requests)
 		}
@@ -71,10 +83,10 @@ func TestUsageTotalsAndPresets(t *testing.T) {
 			t.Errorf("%q: cost total %q, want %q", tc.query, got, tc.cost)
 		}
 	}
-	if body := c.get(ws + "/usage?status=200&provider=anthropic").Body; total(body, "requests") != "30" || total(body, "cost") != "$0.30" {
+	if body := totalsOf(t, c, ws+"/usage?status=200&provider=anthropic"); total(body, "requests") != "30" || total(body, "cost") != "$0.30" {
 		t.Errorf("status 200, Anthropic: totals %s requests, %s", total(body, "requests"), total(body, "cost"))
 	}
-	if body := c.get(ws + "/usage?status=429").Body; total(body, "requests") != "0" {
+	if body := totalsOf(t, c, ws+"/usage?status=429"); total(body, "requests") != "0" {
 		t.Errorf("status 429: totals %s requests, want 0", total(body, "requests"))
 	}
 
@@ -92,7 +104,7 @@ func TestUsageTotalsAndPresets(t *testing.T) {
 	if !regexp.MustCompile(`class="preset current" href="[^"]+" data-range="today" aria-current`).MatchString(body) {
 		t.Error("after following Today, it is not marked current")
 	}
-	if got := total(body, "requests"); got != "100" {
+	if got := total(totalsOf(t, c, u.RequestURI()), "requests"); got != "100" {
 		t.Errorf("Today, OpenAI: %s requests, want 100", got)
 	}
 }
