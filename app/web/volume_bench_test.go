@@ -58,6 +58,7 @@ func BenchmarkPagesVolume(b *testing.B) {
 		{"projects", "/w/1/projects"},
 		{"project", fmt.Sprintf("/w/1/projects/%d", project)},
 		{"usage-first-page", "/w/1/usage"},
+		{"usage-totals-fragment", "/w/1/usage?fragment=totals"},
 		{"usage-filter-project", fmt.Sprintf("/w/1/usage?projectId=%d", project)},
 	} {
 		b.Run(p.name, func(b *testing.B) {
