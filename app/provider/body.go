@@ -180,6 +180,9 @@ func (b *Body) Estimate(partTokens int64) (typical, upper int64) {
 	return typical, upper
 }
 
+// MediaParts is how many inline media parts Estimate counts at partTokens each.
+func (b *Body) MediaParts() int64 { return b.parts }
+
 // ScanBody reads a request body in one pass. It returns an INVALID_REQUEST *apperr.Error when
 // the body is not one JSON object, nests deeper than MaxDepth, holds the same key twice in any
 // object at any depth (after unescaping: providers, like most JSON parsers, take the last of

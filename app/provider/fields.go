@@ -123,6 +123,9 @@ func TokenCount(v gjson.Result) int64 {
 // SatAdd adds two non-negative counts, saturating at math.MaxInt64.
 func SatAdd(a, b int64) int64 { return satAdd(a, b) }
 
+// SatMul is a × b for non-negative counts, saturating at math.MaxInt64.
+func SatMul(a, b int64) int64 { return satMul(a, b) }
+
 // ModelField reads the model that field i of b names and checks it (CheckModel).
 func ModelField(b *Body, i int) (string, error) {
 	if !b.Has(i) {

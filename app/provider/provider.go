@@ -50,6 +50,10 @@ type Adapter interface {
 	// as an ObjectCapture of the response keeps them.
 	Usage(c *Call, body []byte) (u pricing.Usage, ok bool)
 
+	// PartTokens is the most input tokens the provider bills for one inline media part (an
+	// image) sent to model: what MaxInputTokens counts each of the call's MediaParts at.
+	PartTokens(model string) int64
+
 	// UsageKeys are the top-level keys of a non-streamed response body that Usage reads, for
 	// NewObjectCapture. The slice is shared: callers must not change it.
 	UsageKeys() []string
@@ -109,6 +113,10 @@ type Call struct {
 	// (text at one token a byte, media parts at their provider's per-part maximum, plus hidden
 	// prompt overhead), for the budget reservation. See EstimateInput for what it excludes.
 	MaxInputTokens int64
+	// MediaParts is how many inline media parts MaxInputTokens counts, each at the adapter's
+	// PartTokens of the requested model: a fallback model of the same provider may bill them
+	// higher, and the reservation for it counts them at its own rate.
+	MediaParts int64
 	// MaxOutputTokens is the output cap the request names (per choice), or 0 when it names none
 	// (the proxy then assumes the model's maximum). It covers everything the provider bills as
 	// output for one choice, reasoning and thinking included (each adapter says why).

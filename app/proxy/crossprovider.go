@@ -40,7 +40,8 @@ func translatable(endpoint string) bool {
 
 // crossProvider returns the translated call when model (the fallback) belongs to a provider
 // other than u's that the proxy serves, nil when it is u's own or unknown (sent to u, as any
-// model). Its upstream key is the project's stored key for that provider or the server's: the
+// model). The call is parsed by that provider's adapter, for the reservation, and not yet
+// prepared: send prepares it with the output cap the admission decided. Its upstream key is the project's stored key for that provider or the server's: the
 // caller's own key is for the caller's provider and never goes elsewhere.
 func (p *Proxy) crossProvider(proj *project, u *upstream, call *provider.Call, model string) (*crossCall, error) {
 	target := p.cfg.Prices.Provider(model)
@@ -75,10 +76,6 @@ func (p *Proxy) crossProvider(proj *project, u *upstream, call *provider.Call, m
 		return nil, err
 	}
 	if err := tu.adapter.Parse(&provider.Request{Method: http.MethodPost, Path: up.Path, Query: up.Query, Body: up.Body}, &x.call); err != nil {
-		return nil, err
-	}
-	x.call.OutputCap = call.OutputCap
-	if err := tu.adapter.Prepare(&x.call, model); err != nil {
 		return nil, err
 	}
 	return x, nil

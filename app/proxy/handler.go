@@ -195,7 +195,18 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, u *upstream, path 
 	// everywhere. Unmetered calls reserve nothing.
 	model := call.Model
 	var cost budget.Cost
-	wc := worstCase{prices: p.cfg.Prices, call: &call, fallback: proj.fallback}
+	wc := worstCase{prices: p.cfg.Prices, adapter: u.adapter, call: &call, fallback: proj.fallback}
+	var cross fallbackRoute
+	if call.Metered && proj.fallback != "" && proj.fallback != call.Model && proj.allowed.Allows(proj.fallback) {
+		// A fallback of another provider is reserved for as it would be sent: translated, with
+		// that provider's bounds (its rate for images, its hidden prompt for tools).
+		if cross.x, cross.err = p.crossProvider(proj, u, &call, proj.fallback); cross.x != nil {
+			wc.fallbackCall = &cross.x.call
+		}
+		// A project that fails over may send the fallback after reserving for the requested
+		// model, so the reservation covers both.
+		wc.failover = proj.fallbackOnError
+	}
 	if call.Metered {
 		cost = budget.Cost{WorstCase: wc.cost, MaxOutput: wc.ownCap, MinOutput: wc.minOutput()}
 	}
@@ -262,7 +273,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, u *upstream, path 
 
 	out.canRetry = !fallback && call.Metered && proj.fallbackOnError && proj.fallback != "" &&
 		proj.fallback != call.Model && proj.allowed.Allows(proj.fallback)
-	served := p.send(w, r, proj, u, &call, upKey, model, fallback, &out)
+	served := p.send(w, r, proj, u, &call, upKey, model, fallback, &cross, &out)
 	if out.retry {
 		// The provider failed before a byte was relayed and the project fails over: the
 		// failed attempt is a row of its own, and the fallback is tried once.
@@ -272,36 +283,46 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, u *upstream, path 
 			p.fail(w, r, err)
 			return
 		}
-		served = p.send(w, r, proj, u, &call, upKey, model, fallback, &out)
+		served = p.send(w, r, proj, u, &call, upKey, model, fallback, &cross, &out)
 	}
 	u = served // the row names the provider that served
 }
 
 // send sends call on model and relays the answer, filling out: to the provider the price
-// table places the fallback model at, translated (crossprovider.go), or to u. It returns the
-// upstream that served.
-func (p *Proxy) send(w http.ResponseWriter, r *http.Request, proj *project, u *upstream, call *provider.Call, upKey, model string, fallback bool, out *outcome) *upstream {
-	if fallback {
-		x, err := p.crossProvider(proj, u, call, model)
-		if err != nil {
-			*out = outcome{status: apperr.Status(err), errorCode: apperr.Code(err)}
-			p.fail(w, r, err)
-			return u
+// table places the fallback model at, translated (cross, made before the admission so that it
+// reserved for the translated request), or to u. It returns the upstream that served.
+func (p *Proxy) send(w http.ResponseWriter, r *http.Request, proj *project, u *upstream, call *provider.Call, upKey, model string, fallback bool, cross *fallbackRoute, out *outcome) *upstream {
+	refuse := func(err error) *upstream {
+		*out = outcome{status: apperr.Status(err), errorCode: apperr.Code(err)}
+		p.fail(w, r, err)
+		return u
+	}
+	if fallback && cross.err != nil {
+		return refuse(cross.err)
+	}
+	if x := cross.x; fallback && x != nil {
+		x.call.OutputCap = call.OutputCap
+		if err := x.up.adapter.Prepare(&x.call, model); err != nil {
+			return refuse(err)
 		}
-		if x != nil {
-			p.forward(w, r, x.up, &x.call, x.key, model, fallback, out, x)
-			return x.up
-		}
+		p.forward(w, r, x.up, &x.call, x.key, model, fallback, out, x)
+		return x.up
 	}
 	if call.Metered {
 		if err := u.adapter.Prepare(call, model); err != nil {
-			*out = outcome{status: apperr.Status(err), errorCode: apperr.Code(err)}
-			p.fail(w, r, err)
-			return u
+			return refuse(err)
 		}
 	}
 	p.forward(w, r, u, call, upKey, model, fallback, out, nil)
 	return u
+}
+
+// fallbackRoute is how the project's fallback model would be served: translated for another
+// provider (x), or by this one (x nil); err when it cannot be (no key for that provider, an
+// endpoint that does not translate), which only matters if the fallback is used.
+type fallbackRoute struct {
+	x   *crossCall
+	err error
 }
 
 // StrictMinOutputTokens is the smallest output cap a strict budget lowers a request to: below
@@ -315,8 +336,15 @@ const StrictMinOutputTokens = 256
 // is a value whose method values serve's Cost holds, so nothing is allocated per request.
 type worstCase struct {
 	prices   *pricing.Table
+	adapter  provider.Adapter // the requested provider's
 	call     *provider.Call
 	fallback string // the project's fallback model ("" for none)
+	// fallbackCall is the request translated for a fallback of another provider (nil for the
+	// same provider): what is sent on fallback, with that provider's bounds.
+	fallbackCall *provider.Call
+	// failover is set when the project retries a failed request on its fallback: then the
+	// reservation for the requested model covers the fallback too.
+	failover bool
 }
 
 func (w *worstCase) model(fallback bool) string {
@@ -328,11 +356,31 @@ func (w *worstCase) model(fallback bool) string {
 
 // cost is the worst case with output capped at outputCap per choice (0: the request's own cap).
 func (w *worstCase) cost(fallback bool, outputCap int64) pricing.NanoUSD {
-	if outputCap <= 0 {
-		outputCap = w.call.MaxOutputTokens
+	c := w.costOn(fallback, outputCap)
+	if !fallback && w.failover {
+		c = max(c, w.costOn(true, outputCap))
 	}
-	c := w.call
-	return atPercent(w.prices.WorstCase(w.model(fallback), max(c.MaxInputTokens, c.InputTokens), outputCap, c.Choices), c.PricePercent)
+	return c
+}
+
+// costOn is the worst case of sending the request on the requested model or the fallback: a
+// translated request's own bounds, or this provider's with each media part at the fallback's
+// rate when that is higher (gpt-4o-mini bills an image eight times the tokens gpt-4o does).
+func (w *worstCase) costOn(fallback bool, outputCap int64) pricing.NanoUSD {
+	c, model := w.call, w.model(fallback)
+	if fallback && w.fallbackCall != nil {
+		c = w.fallbackCall
+	}
+	in := max(c.MaxInputTokens, c.InputTokens)
+	if fallback && c == w.call && c.MediaParts > 0 {
+		if more := w.adapter.PartTokens(model) - w.adapter.PartTokens(c.Model); more > 0 {
+			in = provider.SatAdd(in, provider.SatMul(c.MediaParts, more))
+		}
+	}
+	if outputCap <= 0 {
+		outputCap = c.MaxOutputTokens
+	}
+	return atPercent(w.prices.WorstCase(model, in, outputCap, c.Choices), c.PricePercent)
 }
 
 // ownCap is the request's own per-choice output cap, clamped to the model's maximum.

@@ -40,6 +40,10 @@ func New() *Adapter { return &Adapter{} }
 // Name returns "anthropic".
 func (*Adapter) Name() string { return Name }
 
+// PartTokens is the most input tokens one image costs (partTokens, on every model). See
+// provider.Adapter.
+func (*Adapter) PartTokens(string) int64 { return partTokens }
+
 // Parse validates r and fills c. See provider.Adapter.
 func (*Adapter) Parse(r *provider.Request, c *provider.Call) error {
 	*c = provider.Call{Method: r.Method, Path: r.Path, Query: r.Query, Body: r.Body, Endpoint: r.Path}
@@ -108,6 +112,7 @@ func (*Adapter) Parse(r *provider.Request, c *provider.Call) error {
 	c.MaxOutputTokens = st.maxTokens
 	c.Choices = 1
 	c.InputTokens, c.MaxInputTokens = b.Estimate(partTokens)
+	c.MediaParts = b.MediaParts()
 	c.State = st
 	return nil
 }

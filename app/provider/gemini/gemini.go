@@ -61,6 +61,10 @@ type state struct {
 	thinkingBudget    int64 // -1: dynamic
 }
 
+// PartTokens is the most input tokens one image costs (partTokens, on every model). See
+// provider.Adapter.
+func (*Adapter) PartTokens(string) int64 { return partTokens }
+
 // Parse validates r and fills c. See provider.Adapter.
 func (*Adapter) Parse(r *provider.Request, c *provider.Call) error {
 	*c = provider.Call{Method: r.Method, Path: r.Path, Query: r.Query, Body: r.Body}
@@ -144,6 +148,7 @@ func (*Adapter) Parse(r *provider.Request, c *provider.Call) error {
 	c.MaxOutputTokens = st.maxOutputTokens
 	c.Choices = st.candidateCount
 	c.InputTokens, c.MaxInputTokens = b.Estimate(partTokens)
+	c.MediaParts = b.MediaParts()
 	c.State = st
 	return nil
 }

@@ -109,6 +109,15 @@ const (
 	maxBestOf = 20
 )
 
+// PartTokens is the most input tokens one image costs on model (see partTokens). See
+// provider.Adapter.
+func (*Adapter) PartTokens(model string) int64 {
+	if strings.Contains(model, "gpt-4o-mini") {
+		return miniPartTokens
+	}
+	return partTokens
+}
+
 // Parse validates r and fills c. See provider.Adapter.
 //
 // The caps read are the ones OpenAI documents as covering everything billed as output:
@@ -209,11 +218,8 @@ func (*Adapter) Parse(r *provider.Request, c *provider.Call) error {
 		c.MaxOutputTokens = 1
 		c.Stream = false
 	}
-	parts := int64(partTokens)
-	if strings.Contains(c.Model, "gpt-4o-mini") {
-		parts = miniPartTokens
-	}
-	c.InputTokens, c.MaxInputTokens = b.Estimate(parts)
+	c.InputTokens, c.MaxInputTokens = b.Estimate((*Adapter)(nil).PartTokens(c.Model))
+	c.MediaParts = b.MediaParts()
 	c.State = st
 	return nil
 }
