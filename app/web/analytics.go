@@ -109,6 +109,9 @@ func (s *Server) analyticsPage(w http.ResponseWriter, r *http.Request, c *reqCtx
 	a.Filters = v
 	a.Presets, a.Stacks = s.analyticsLinks(c, v)
 	if a.Error == "" {
+		if a.RawRowsSince, err = s.rawRowsSince(r, f.From.UnixMilli()); err != nil {
+			return err
+		}
 		if err := s.analyticsFigures(r, c, f, &a); err != nil {
 			if apperr.Code(err) != apperr.InvalidRequest && apperr.Code(err) != apperr.NotFound {
 				return err
@@ -376,6 +379,13 @@ func (s *Server) exportCSV(w http.ResponseWriter, r *http.Request, c *reqCtx) er
 	}
 
 	h := w.Header()
+	since, err := s.rawRowsSince(r, f.From)
+	if err != nil {
+		return err
+	}
+	if !since.IsZero() {
+		h.Set(analytics.RawRowsSinceHeader, since.Format(time.RFC3339))
+	}
 	h.Set("Content-Type", "text/csv; charset=utf-8")
 	h.Set("Content-Disposition", `attachment; filename="tokenguard-usage-`+s.now().UTC().Format("2006-01-02")+`.csv"`)
 	h.Set("Cache-Control", "no-store")

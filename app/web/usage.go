@@ -163,6 +163,9 @@ func (s *Server) usagePage(w http.ResponseWriter, r *http.Request, c *reqCtx) er
 		tq := usageFilterQuery(q)
 		tq.Set("fragment", "totals")
 		u.TotalsURL = views.WSPath(c.ws.ID, "/usage?"+tq.Encode())
+		if u.RawRowsSince, err = s.rawRowsSince(r, f.From); err != nil {
+			return err
+		}
 	}
 	return s.render(w, r, http.StatusOK, views.UsagePage(l, u))
 }
@@ -236,6 +239,16 @@ func (s *Server) usageTotals(r *http.Request, f store.UsageFilter) (*views.Usage
 	a := aggs[0]
 	return &views.UsageTotals{Requests: a.Requests, InputTokens: a.InputTokens, OutputTokens: a.OutputTokens, Cost: a.CostNano,
 		Errors: a.Errors, Blocked: a.Blocked}, "", nil
+}
+
+// rawRowsSince is the time from which usage rows are kept when a range starting at from (unix
+// ms, 0 for the beginning) reaches back before it, so some rows it asks for are gone; else zero.
+func (s *Server) rawRowsSince(r *http.Request, from int64) (time.Time, error) {
+	kept, err := s.opt.DB.Retained(r.Context())
+	if err != nil || !kept.RawPrunedFrom(from) {
+		return time.Time{}, err
+	}
+	return time.UnixMilli(kept.RawSince).UTC(), nil
 }
 
 // maxStatusTotalsRows bounds the rows the usage log's totals read under a status filter
