@@ -53,8 +53,9 @@ func BenchmarkPagesVolume(b *testing.B) {
 	days := func(n int) string { return time.Now().AddDate(0, 0, -n).Format("2006-01-02") }
 	for _, p := range []struct{ name, path string }{
 		{"analytics", "/w/1/analytics"},
-		{"analytics-90d", "/w/1/analytics?from=" + days(90)},
-		{"analytics-90d-project", fmt.Sprintf("/w/1/analytics?from=%s&projectId=%d", days(90), project)},
+		{"analytics-90d", "/w/1/analytics?range=custom&from=" + days(89) + "&to=" + days(0)},
+		{"analytics-90d-project", fmt.Sprintf("/w/1/analytics?range=custom&from=%s&to=%s&projectId=%d", days(89), days(0), project)},
+		{"analytics-90d-by-model", "/w/1/analytics?range=custom&from=" + days(89) + "&to=" + days(0) + "&stack=model"},
 		{"projects", "/w/1/projects"},
 		{"project", fmt.Sprintf("/w/1/projects/%d", project)},
 		{"usage-first-page", "/w/1/usage"},
