@@ -3,6 +3,7 @@ package web_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -229,6 +230,21 @@ func (c *client) signup(name, email string) string {
 	}
 	c.get(loc) // pick up the session's CSRF token
 	return strings.TrimSuffix(loc, "/projects")
+}
+
+// signupWithProject signs Ada up and creates her project "alpha": the workspace's path and id
+// and the project's id, for tests that then write usage rows into them.
+func (c *client) signupWithProject() (ws string, wsID, projectID int64) {
+	c.tb.Helper()
+	ws = c.signup("Ada", "ada@example.com")
+	path, _ := c.createProject(ws, url.Values{"name": {"alpha"}})
+	if _, err := fmt.Sscanf(ws, "/w/%d", &wsID); err != nil {
+		c.tb.Fatalf("workspace path %q: %v", ws, err)
+	}
+	if _, err := fmt.Sscanf(path, ws+"/projects/%d", &projectID); err != nil {
+		c.tb.Fatalf("project path %q: %v", path, err)
+	}
+	return ws, wsID, projectID
 }
 
 var keyRe = regexp.MustCompile(`tg_live_[A-Za-z0-9]+`)

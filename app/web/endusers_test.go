@@ -3,7 +3,6 @@ package web_test
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -18,11 +17,7 @@ import (
 func TestUsageLogEndUser(t *testing.T) {
 	app := newApp(t)
 	c := app.client(t)
-	ws := c.signup("Ada", "ada@example.com")
-	path, _ := c.createProject(ws, url.Values{"name": {"alpha"}})
-	var wsID, projectID int64
-	fmt.Sscanf(ws, "/w/%d", &wsID)
-	fmt.Sscanf(path, ws+"/projects/%d", &projectID)
+	ws, wsID, projectID := c.signupWithProject()
 	now := time.Now().UnixMilli()
 	users := []string{"alice", "alice-2", "", "<b>bob</b>", "alice"}
 	var rows []store.UsageRow

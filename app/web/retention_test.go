@@ -18,11 +18,7 @@ import (
 func TestDashboardSaysWhenRowsWerePruned(t *testing.T) {
 	app := newApp(t)
 	c := app.client(t)
-	ws := c.signup("Ada", "ada@example.com")
-	path, _ := c.createProject(ws, url.Values{"name": {"alpha"}})
-	var wsID, projectID int64
-	fmt.Sscanf(ws, "/w/%d", &wsID)
-	fmt.Sscanf(path, ws+"/projects/%d", &projectID)
+	ws, wsID, projectID := c.signupWithProject()
 	now := time.Now().UTC()
 	cutoff := now.AddDate(0, 0, -10).Truncate(24 * time.Hour)
 	var rows []store.UsageRow

@@ -30,11 +30,7 @@ func totalsOf(t *testing.T, c *client, page string) string {
 func TestUsageTotalsAndPresets(t *testing.T) {
 	app := newApp(t)
 	c := app.client(t)
-	ws := c.signup("Ada", "ada@example.com")
-	path, _ := c.createProject(ws, url.Values{"name": {"alpha"}})
-	var wsID, projectID int64
-	fmt.Sscanf(ws, "/w/%d", &wsID)
-	fmt.Sscanf(path, ws+"/projects/%d", &projectID)
+	ws, wsID, projectID := c.signupWithProject()
 	now := time.Now().UTC()
 	// 130 rows today (more than a page): 100 OpenAI at $0.001, 30 Anthropic at $0.01; and 20
 	// OpenAI rows 10 days ago.

@@ -219,11 +219,7 @@ func TestRolesAndIsolation(t *testing.T) {
 func TestUsageLogPaging(t *testing.T) {
 	app := newApp(t)
 	c := app.client(t)
-	ws := c.signup("Ada", "ada@example.com")
-	path, _ := c.createProject(ws, url.Values{"name": {"alpha"}})
-	var wsID, projectID int64
-	fmt.Sscanf(ws, "/w/%d", &wsID)
-	fmt.Sscanf(path, ws+"/projects/%d", &projectID)
+	ws, wsID, projectID := c.signupWithProject()
 	now := time.Now().UnixMilli()
 	// 150 rows, one every 30 minutes (75 hours: many search windows); every other one a 429.
 	rows := make([]store.UsageRow, 150)
