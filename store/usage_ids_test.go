@@ -1,15 +1,12 @@
 package store_test
 
 import (
-	"database/sql"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"tokenguard/store"
-	"tokenguard/store/storetest"
 )
 
 // A database from before migration 7 upgrades in place: its rows keep their text request ids and
@@ -17,27 +14,13 @@ import (
 // back and are found by request id in the same text form. A retried id is still skipped, and
 // another workspace's id is not found.
 func TestUsageCompactForms(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "old.db")
-	old, err := store.Open(ctx, path, schemaBefore(t, "7"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	at := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	oldID := fmt.Sprintf("%032x", 1)
-	err = old.WriteTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.Exec(`INSERT INTO usage_logs (request_id, created_at, workspace_id, project_id, provider,
-			original_model, final_model, was_fallback, status, input_tokens, output_tokens, total_tokens,
-			cost_nano, latency_ms, error_code, stream, usage_estimated, priced_by_default, prices_version)
-			VALUES (?, ?, 1, 10, 'openai', 'gpt-4o', 'gpt-4o', 0, 200, 1, 1, 2, 1234, 1, '', 0, 0, 0, 'v-old')`,
-			oldID, at.UnixMilli())
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	old.Close()
-
-	db := storetest.OpenAt(t, path)
+	db := upgradedWith(t, "7", `INSERT INTO usage_logs (request_id, created_at, workspace_id, project_id, provider,
+		original_model, final_model, was_fallback, status, input_tokens, output_tokens, total_tokens,
+		cost_nano, latency_ms, error_code, stream, usage_estimated, priced_by_default, prices_version)
+		VALUES (?, ?, 1, 10, 'openai', 'gpt-4o', 'gpt-4o', 0, 200, 1, 1, 2, 1234, 1, '', 0, 0, 0, 'v-old')`,
+		oldID, at.UnixMilli())
 	newID := "01a06367984e7f16b17d1a8acab33de6"
 	row := usageRow(newID, at.Add(time.Second), 1, 10, 500)
 	row.PricesVersion = "genai-prices@0.1.8+ac450c11"

@@ -11,29 +11,34 @@ import (
 	"tokenguard/store/storetest"
 )
 
+// upgradedWith is a database made by the schema before migration n, with insert run in it, then
+// opened (and so upgraded) by the current one.
+func upgradedWith(t *testing.T, n, insert string, args ...any) *store.DB {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "old.db")
+	old, err := store.Open(ctx, path, schemaBefore(t, n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := old.WriteTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.Exec(insert, args...)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+	return storetest.OpenAt(t, path)
+}
+
 // Each usage row keeps the version of the prices its cost was computed from; rows written
 // before migration 4 read back with an empty version and their cost unchanged; a version over
 // 64 bytes is refused rather than stored.
 func TestUsagePricesVersion(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "old.db")
-	old, err := store.Open(ctx, path, schemaBefore(t, "4"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	at := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
-	err = old.WriteTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.Exec(`INSERT INTO usage_logs (request_id, created_at, workspace_id, project_id, provider,
-			original_model, final_model, was_fallback, status, input_tokens, output_tokens, total_tokens,
-			cost_nano, latency_ms, error_code, stream, usage_estimated, priced_by_default)
-			VALUES ('before', ?, 1, 10, 'openai', 'gpt-4o', 'gpt-4o', 0, 200, 1, 1, 2, 1234, 1, '', 0, 0, 0)`, at.UnixMilli())
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	old.Close()
-
-	db := storetest.OpenAt(t, path)
+	db := upgradedWith(t, "4", `INSERT INTO usage_logs (request_id, created_at, workspace_id, project_id, provider,
+		original_model, final_model, was_fallback, status, input_tokens, output_tokens, total_tokens,
+		cost_nano, latency_ms, error_code, stream, usage_estimated, priced_by_default)
+		VALUES ('before', ?, 1, 10, 'openai', 'gpt-4o', 'gpt-4o', 0, 200, 1, 1, 2, 1234, 1, '', 0, 0, 0)`, at.UnixMilli())
 	row := usageRow("after", at.Add(time.Second), 1, 10, 500)
 	row.PricesVersion = "genai-prices@0.1.8+ac450c11"
 	if _, err := db.InsertUsage(ctx, []store.UsageRow{row}); err != nil {
