@@ -174,6 +174,11 @@ func dsn(path string, readOnly bool) string {
 		params.Add("_pragma", "query_only(1)")
 	} else {
 		params.Set("_txlock", "immediate")
+		// A usage batch dirties more pages than the default 2 MB cache holds, which then spills
+		// them to the log mid-transaction and writes them again at commit; 32 MB holds any batch.
+		// Statement journals (a multi-row INSERT keeps one) stay in memory.
+		params.Add("_pragma", "cache_size(-32768)")
+		params.Add("_pragma", "temp_store(MEMORY)")
 	}
 	base := path
 	if !strings.HasPrefix(base, "file:") {
