@@ -173,7 +173,9 @@ func writeRows(b *testing.B, db *store.DB, at time.Time, n int, stop <-chan stru
 		default:
 		}
 		for j := range batch {
-			batch[j] = store.UsageRow{RequestID: usage.NewRequestID(at), CreatedAt: at.UnixMilli(), WorkspaceID: 1,
+			// Ids of the moment they are written, time-ordered as the proxy's are (ids of
+			// one instant would land at random places in the unique index).
+			batch[j] = store.UsageRow{RequestID: usage.NewRequestID(time.Now()), CreatedAt: at.UnixMilli(), WorkspaceID: 1,
 				ProjectID: 1, Provider: "openai", OriginalModel: "gpt-4o", FinalModel: "gpt-4o", Status: 200,
 				InputTokens: 100, OutputTokens: 50, TotalTokens: 150, CostNano: 1000, LatencyMs: 300}
 		}
