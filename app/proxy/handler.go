@@ -196,8 +196,17 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, u *upstream, path 
 	model := call.Model
 	var cost budget.Cost
 	wc := worstCase{prices: p.cfg.Prices, adapter: u.adapter, call: &call, fallback: proj.fallback}
+	// A refused request leaves a row of its refusal and nothing else: no reservation, no upstream
+	// call.
+	refuse := func(err error) {
+		w.Header().Set("X-Tokenguard-Request-Id", requestID)
+		apperr.WriteJSON(w, err)
+		p.record(slot, proj, u, &call, requestID, start, call.Model, false, outcome{status: apperr.Status(err), errorCode: apperr.Code(err)}, pricing.Quote{})
+	}
+	// The project's fallback model can serve this call (at 80%, or failing over).
+	canFallBack := call.Metered && proj.fallback != "" && proj.fallback != call.Model && proj.allowed.Allows(proj.fallback)
 	var cross fallbackRoute
-	if call.Metered && proj.fallback != "" && proj.fallback != call.Model && proj.allowed.Allows(proj.fallback) {
+	if canFallBack {
 		// A fallback of another provider is reserved for as it would be sent: translated, with
 		// that provider's bounds (its rate for images, its hidden prompt for tools).
 		if cross.x, cross.err = p.crossProvider(proj, u, &call, proj.fallback); cross.x != nil {
@@ -212,18 +221,14 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, u *upstream, path 
 	}
 	limit, err := p.gate(w.Header(), proj, &call, &wc)
 	if err != nil {
-		w.Header().Set("X-Tokenguard-Request-Id", requestID)
-		apperr.WriteJSON(w, err)
-		p.record(slot, proj, u, &call, requestID, start, model, false, outcome{status: apperr.Status(err), errorCode: apperr.Code(err)}, pricing.Quote{})
+		refuse(err)
 		return
 	}
 	ticket, decision := p.cfg.Budget.AdmitCost(proj.subject, cost)
 	if decision.Blocked {
 		limit.Cancel()
-		w.Header().Set("X-Tokenguard-Request-Id", requestID)
-		apperr.WriteJSON(w, &apperr.Error{Code: apperr.BudgetExceeded, Message: decision.Message,
+		refuse(&apperr.Error{Code: apperr.BudgetExceeded, Message: decision.Message,
 			RetryAfter: decision.RetryAfter, ResetAt: decision.ResetAt})
-		p.record(slot, proj, u, &call, requestID, start, model, false, outcome{status: http.StatusTooManyRequests, errorCode: apperr.BudgetExceeded}, pricing.Quote{})
 		return
 	}
 	if decision.OutputCap > 0 {
@@ -232,7 +237,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, u *upstream, path 
 		call.OutputCap = decision.OutputCap
 		w.Header().Set("X-Tokenguard-Max-Output-Tokens", strconv.FormatInt(decision.OutputCap, 10))
 	}
-	fallback := decision.Fallback && proj.fallback != "" && call.Metered && proj.fallback != call.Model && proj.allowed.Allows(proj.fallback)
+	fallback := decision.Fallback && canFallBack
 	if fallback {
 		// The fallback is what gets sent; a model the price table places at another provider
 		// is sent there, translated (crossprovider.go), and an unknown one to this provider.
@@ -245,9 +250,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, u *upstream, path 
 		if endUser, err = p.endUsers.Admit(proj.id, call.EndUser, proj.endUserDaily, wc.cost(fallback, call.OutputCap)); err != nil {
 			limit.Cancel()
 			ticket.Settle(start, 0)
-			w.Header().Set("X-Tokenguard-Request-Id", requestID)
-			apperr.WriteJSON(w, err)
-			p.record(slot, proj, u, &call, requestID, start, call.Model, false, outcome{status: http.StatusTooManyRequests, errorCode: apperr.BudgetExceeded}, pricing.Quote{})
+			refuse(err)
 			return
 		}
 	}
@@ -271,8 +274,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, u *upstream, path 
 		p.record(slot, proj, u, &call, requestID, start, model, fallback, out, q)
 	}()
 
-	out.canRetry = !fallback && call.Metered && proj.fallbackOnError && proj.fallback != "" &&
-		proj.fallback != call.Model && proj.allowed.Allows(proj.fallback)
+	out.canRetry = !fallback && canFallBack && proj.fallbackOnError
 	served := p.send(w, r, proj, u, &call, upKey, model, fallback, &cross, &out)
 	if out.retry {
 		// The provider failed before a byte was relayed and the project fails over: the
