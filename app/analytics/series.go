@@ -104,8 +104,10 @@ func (s *Service) Series(ctx context.Context, actor account.Actor, wsID int64, f
 		return Series{}, err
 	}
 	for _, r := range rows {
-		i := int(time.UnixMilli(r.Period).Sub(first) / step)
-		if i < 0 || i >= len(raw) {
+		// A day past the hourly rollups' retention comes as its first hour, which may precede
+		// the range: it counts in the range's first bucket.
+		i := max(int(time.UnixMilli(r.Period).Sub(first)/step), 0)
+		if i >= len(raw) {
 			return Series{}, fmt.Errorf("series: period %s outside the range", time.UnixMilli(r.Period).UTC())
 		}
 		raw[i] = append(raw[i], r)
