@@ -457,7 +457,7 @@ func (m *Main) Run(ctx context.Context) error {
 	// Webhook events wait in their outbox table, so Close (after the proxy has drained) only
 	// writes the crossings still queued; retries resume on the next start.
 	if m.Webhooks, err = webhook.New(webhook.Options{DB: m.DB, Box: box, Accounts: m.Accounts, FrontendURL: cfg.FrontendURL,
-		Log: m.Logger, Now: m.Now}); err != nil {
+		AllowPrivate: cfg.WebhookAllowPrivate, Log: m.Logger, Now: m.Now}); err != nil {
 		return err
 	}
 	m.closers = append(m.closers, m.Webhooks.Close)

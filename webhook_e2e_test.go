@@ -41,7 +41,9 @@ func TestBudgetWebhookThroughTheProxy(t *testing.T) {
 	t.Cleanup(receiver.Close)
 	upstream := httptest.NewServer(numberedUpstream(0))
 	t.Cleanup(upstream.Close)
-	app := startApp(t, testEnv(filepath.Join(t.TempDir(), "tokenguard.db"), upstream.URL))
+	env := testEnv(filepath.Join(t.TempDir(), "tokenguard.db"), upstream.URL)
+	env["WEBHOOK_ALLOW_PRIVATE"] = "true" // the receiver is this test's, on loopback
+	app := startApp(t, env)
 	o := signUpWithProject(t, app.URL, 0.00035)
 
 	hook := fmt.Sprintf("%s/api/workspaces/%d/webhook", app.URL, o.WorkspaceID)

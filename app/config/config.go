@@ -18,21 +18,25 @@ import (
 
 // Config is every setting TokenGuard reads.
 type Config struct {
-	ListenAddr        string    `toml:"listen_addr"`
-	DatabaseURL       string    `toml:"database_url"`
-	JWTSecret         string    `toml:"jwt_secret"`
-	EncryptionKey     string    `toml:"encryption_key"`
-	FrontendURL       string    `toml:"frontend_url"`
-	CORSOrigin        string    `toml:"cors_origin"`
-	AllowSignup       bool      `toml:"allow_signup"`
-	MaxBodyBytes      int64     `toml:"max_body_bytes"`
-	UpstreamTimeout   Duration  `toml:"upstream_timeout"`
-	StreamIdleTimeout Duration  `toml:"stream_idle_timeout"`
-	FlushInterval     Duration  `toml:"flush_interval"`
-	SMTP              SMTP      `toml:"smtp"`
-	ProviderKeys      Providers `toml:"provider_keys"`
-	Upstreams         Providers `toml:"upstreams"`
-	Pricing           Pricing   `toml:"pricing"`
+	ListenAddr    string `toml:"listen_addr"`
+	DatabaseURL   string `toml:"database_url"`
+	JWTSecret     string `toml:"jwt_secret"`
+	EncryptionKey string `toml:"encryption_key"`
+	FrontendURL   string `toml:"frontend_url"`
+	CORSOrigin    string `toml:"cors_origin"`
+	AllowSignup   bool   `toml:"allow_signup"`
+	// WebhookAllowPrivate lets workspace webhooks post to loopback, private and link-local
+	// addresses (WEBHOOK_ALLOW_PRIVATE): off, any signed-up user could make the server post to
+	// the services of its own network.
+	WebhookAllowPrivate bool      `toml:"webhook_allow_private"`
+	MaxBodyBytes        int64     `toml:"max_body_bytes"`
+	UpstreamTimeout     Duration  `toml:"upstream_timeout"`
+	StreamIdleTimeout   Duration  `toml:"stream_idle_timeout"`
+	FlushInterval       Duration  `toml:"flush_interval"`
+	SMTP                SMTP      `toml:"smtp"`
+	ProviderKeys        Providers `toml:"provider_keys"`
+	Upstreams           Providers `toml:"upstreams"`
+	Pricing             Pricing   `toml:"pricing"`
 
 	// UsageQueueMax bounds usage rows waiting in memory plus requests in flight that will
 	// write one; when the database stops taking writes and it is reached, metered requests are
@@ -289,12 +293,14 @@ func (c *Config) applyEnv(getenv func(string) (string, bool)) error {
 		c.UsageQueueMax = n
 	}
 	c.Tracing = tracingEnabled(getenv)
-	if v, ok := getenv("ALLOW_SIGNUP"); ok {
-		b, err := strconv.ParseBool(strings.TrimSpace(v))
-		if err != nil {
-			return fmt.Errorf("ALLOW_SIGNUP=%q: want true or false", v)
+	for name, dst := range map[string]*bool{"ALLOW_SIGNUP": &c.AllowSignup, "WEBHOOK_ALLOW_PRIVATE": &c.WebhookAllowPrivate} {
+		if v, ok := getenv(name); ok {
+			b, err := strconv.ParseBool(strings.TrimSpace(v))
+			if err != nil {
+				return fmt.Errorf("%s=%q: want true or false", name, v)
+			}
+			*dst = b
 		}
-		c.AllowSignup = b
 	}
 	return nil
 }

@@ -10,9 +10,10 @@
 // backoff. A restart resumes the retries from the outbox, so delivery is at least once; the
 // body's "id" lets a receiver drop repeats.
 //
-// The worker posts to whatever http or https URL the admin set, internal addresses included
-// (an admin is trusted with that, as with the upstream URLs), and never follows a redirect, so
-// a receiver cannot bounce it elsewhere.
+// The worker posts only to public addresses unless the operator allows internal ones
+// (WEBHOOK_ALLOW_PRIVATE): a workspace owner is anyone who signed up, not the operator, and
+// must not reach the server's own network. It never follows a redirect, so a receiver cannot
+// bounce it elsewhere.
 package webhook
 
 import (
@@ -21,12 +22,16 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"tokenguard/app/account"
@@ -64,9 +69,14 @@ type Options struct {
 	Accounts *account.Service
 	// FrontendURL is the dashboard's base URL; events link to the project or workspace.
 	FrontendURL string
-	// Client posts the events. Default: a client that never follows redirects; Timeout bounds
-	// each attempt either way.
+	// Client posts the events. Default: a client that never follows redirects and, unless
+	// AllowPrivate, connects to public addresses only; Timeout bounds each attempt either way.
 	Client *http.Client
+	// AllowPrivate lets the default client post to loopback, private, shared (CGNAT) and
+	// link-local addresses (config WEBHOOK_ALLOW_PRIVATE). Off, a workspace owner — anyone,
+	// with open sign-up — cannot make the server post to its own network's services or a
+	// cloud metadata endpoint, and read their answers back in the delivery's last error.
+	AllowPrivate bool
 	// Timeout bounds one attempt, connection to the end of the response. Default: 10s.
 	Timeout time.Duration
 	// Backoff is the wait after failed attempt n (1-based). Default: 10s doubling, at most 1h.
@@ -126,7 +136,16 @@ func New(o Options) (*Service, error) {
 		client: o.Client, timeout: o.Timeout, backoff: o.Backoff, attempts: o.MaxAttempts, log: o.Log, now: o.Now,
 		wake: make(chan struct{}, 1), done: make(chan struct{})}
 	if s.client == nil {
-		s.client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		dialer := &net.Dialer{Timeout: 10 * time.Second}
+		if !o.AllowPrivate {
+			// Checked on the address actually dialled, after DNS: a public name that resolves
+			// to a private address is refused too.
+			dialer.Control = refusePrivate
+		}
+		transport := http.DefaultTransport.(*http.Transport).Clone()
+		transport.DialContext = dialer.DialContext
+		s.client = &http.Client{Transport: transport,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
 	if s.timeout <= 0 {
 		s.timeout = 10 * time.Second
@@ -311,7 +330,30 @@ func checkURL(raw string) (*url.URL, error) {
 	if u.User != nil {
 		return nil, apperr.New(apperr.InvalidRequest, "url must not contain a user name or password; the signature authenticates TokenGuard")
 	}
+	if len(u.Host) > MaxHostBytes {
+		return nil, apperr.New(apperr.InvalidRequest, "url's host must be at most %d bytes", MaxHostBytes)
+	}
 	return u, nil
+}
+
+// MaxHostBytes bounds a webhook URL's host (a DNS name is at most 253 bytes; a port and IPv6
+// brackets add a few), so its masked form fits where it is stored.
+const MaxHostBytes = 260
+
+// sharedSpace is 100.64.0.0/10, the carrier-grade NAT space some clouds serve metadata from.
+var sharedSpace = netip.MustParsePrefix("100.64.0.0/10")
+
+// refusePrivate refuses a connection to anything but a public unicast address.
+func refusePrivate(_, address string, _ syscall.RawConn) error {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return fmt.Errorf("webhook receiver address %q: %w", address, err)
+	}
+	ip := ap.Addr().Unmap()
+	if !ip.IsGlobalUnicast() || ip.IsPrivate() || sharedSpace.Contains(ip) {
+		return fmt.Errorf("webhook receiver address %s is not public; set WEBHOOK_ALLOW_PRIVATE=true to post to internal receivers", ip)
+	}
+	return nil
 }
 
 // mask shows the scheme and host and the last four characters of the rest (a Slack URL's path

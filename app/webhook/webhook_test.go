@@ -96,13 +96,15 @@ type fixture struct {
 	svc      *webhook.Service
 	owner    account.Actor
 	ws, proj int64
+	// allowPrivate lets the service post to the test's loopback receivers.
+	allowPrivate bool
 
 	mu  sync.Mutex
 	now time.Time
 }
 
 func newFixture(t *testing.T) *fixture {
-	f := &fixture{t: t, path: filepath.Join(t.TempDir(), "tg.db"), now: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
+	f := &fixture{t: t, path: filepath.Join(t.TempDir(), "tg.db"), now: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC), allowPrivate: true}
 	f.db = storetest.OpenAt(t, f.path)
 	var err error
 	if f.box, err = secret.NewBox(hexKey); err != nil {
@@ -142,7 +144,7 @@ func (f *fixture) advance(d time.Duration) {
 func (f *fixture) start(attempts int, backoff time.Duration) {
 	f.t.Helper()
 	svc, err := webhook.New(webhook.Options{DB: f.db, Box: f.box, Accounts: f.accounts, FrontendURL: "https://tg.example.com",
-		MaxAttempts: attempts, Backoff: func(int) time.Duration { return backoff }, Now: f.clock})
+		MaxAttempts: attempts, Backoff: func(int) time.Duration { return backoff }, Now: f.clock, AllowPrivate: f.allowPrivate})
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -425,3 +427,40 @@ func (f *fixture) svc0() *webhook.Service {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// Unless the operator allows internal receivers, the worker connects to public addresses only:
+// a webhook set to a loopback receiver (a name resolving there is refused the same way, on the
+// address dialled) is never reached, and the delivery fails saying why, without the receiver's
+// answer. A host too long to store is refused when set.
+func TestInternalReceiversRefused(t *testing.T) {
+	f := newFixture(t)
+	f.allowPrivate = false
+	rc := newReceiver(t, f.clock)
+	f.start(1, time.Millisecond)
+	if _, _, err := f.svc.Set(ctx, f.owner, f.ws, rc.srv.URL+"/hook", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Test(ctx, f.owner, f.ws); err != nil {
+		t.Fatal(err)
+	}
+	var last store.WebhookDelivery
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if ds := f.deliveries(); len(ds) == 1 && ds[0].Status != store.WebhookPending {
+			last = ds[0]
+			break
+		}
+	}
+	if last.Status != store.WebhookFailed || !strings.Contains(last.LastError, "not public") {
+		t.Errorf("delivery to a loopback receiver: %+v, want failed as not public", last)
+	}
+	rc.mu.Lock()
+	n := len(rc.got)
+	rc.mu.Unlock()
+	if n != 0 {
+		t.Errorf("the loopback receiver got %d requests, want none", n)
+	}
+	long := "https://" + strings.Repeat("a", webhook.MaxHostBytes) + ".example.com/hook"
+	if _, _, err := f.svc.Set(ctx, f.owner, f.ws, long, false); err == nil || !strings.Contains(err.Error(), "INVALID_REQUEST") {
+		t.Errorf("Set with a %d-byte host = %v, want INVALID_REQUEST", webhook.MaxHostBytes+12, err)
+	}
+}
