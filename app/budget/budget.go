@@ -292,7 +292,7 @@ func (e *Engine) Load(counters []Counter) error {
 		} else {
 			return fmt.Errorf("load budget counters: bad period %q", c.Period)
 		}
-		e.spend[k] = satAdd(e.spend[k], max(c.Spend, 0))
+		e.spend[k] = e.spend[k].Plus(c.Spend)
 	}
 	return nil
 }
@@ -506,7 +506,7 @@ func (e *Engine) standings(s Subject, day, month int32) (st [4]standing) {
 			k.period, k.monthly = month, true
 		}
 		spent := e.spend[k]
-		st[i] = standing{limit: limit, spent: spent, used: satAdd(spent, reserved), strict: strict}
+		st[i] = standing{limit: limit, spent: spent, used: spent.Plus(reserved), strict: strict}
 	}
 	return st
 }
@@ -535,14 +535,6 @@ func (e *Engine) resetAt(b Budget) time.Time {
 }
 
 func (b Budget) monthly() bool { return b == ProjectMonthly || b == WorkspaceMonthly }
-
-// satAdd adds two non-negative amounts without wrapping.
-func satAdd(a, b pricing.NanoUSD) pricing.NanoUSD {
-	if a > math.MaxInt64-b {
-		return math.MaxInt64
-	}
-	return a + b
-}
 
 // sum128 is an exact sum of in-flight reservations: each is at most MaxInt64, and adding and
 // releasing them in 128 bits keeps the total exact however many are outstanding, so a release
@@ -624,7 +616,7 @@ func (t *Ticket) Settle(at time.Time, actual pricing.NanoUSD) []Crossing {
 	var crossed []Crossing
 	add := func(b Budget, k counterKey) {
 		before := e.spend[k]
-		after := satAdd(before, actual)
+		after := before.Plus(actual)
 		e.spend[k] = after
 		limit := t.limits[b-1]
 		if limit == nil || *limit <= 0 {

@@ -27,7 +27,7 @@ func (l linearCost) cost() Cost {
 			if outputCap <= 0 || outputCap > l.maxOutput {
 				outputCap = l.maxOutput
 			}
-			return satAdd(l.input, pricing.NanoUSD(outputCap*l.choices)*l.perToken)
+			return l.input.Plus(pricing.NanoUSD(outputCap*l.choices) * l.perToken)
 		},
 		MaxOutput: func(bool) int64 { return l.maxOutput },
 		MinOutput: l.minOutput,
@@ -67,7 +67,7 @@ func checkBound(t *testing.T, step int, e *Engine, strict bool, limit, maxReserv
 	spent := e.Spend(ProjectScope, 1).Day
 	bound := limit
 	if !strict {
-		bound = satAdd(limit, maxReserve)
+		bound = limit.Plus(maxReserve)
 	}
 	if spent > bound {
 		t.Fatalf("step %d: spend %d passed the bound %d (limit %d, strict %v)", step, spent, bound, limit, strict)
@@ -105,13 +105,13 @@ func TestPropertyRandomInterleavings(t *testing.T) {
 							// admission rule independently of the engine's arithmetic.
 							used := e.Spend(ProjectScope, 1).Day
 							for _, f := range open {
-								used = satAdd(used, f.reserve)
+								used = used.Plus(f.reserve)
 							}
 							tk, d := e.AdmitCost(s, c.cost())
 							if !d.Blocked && used >= limit {
 								t.Fatalf("step %d: admitted with spend+reservations %d at or over the limit %d", step, used, limit)
 							}
-							if !d.Blocked && strict && satAdd(used, tk.Reserved()) > limit {
+							if !d.Blocked && strict && used.Plus(tk.Reserved()) > limit {
 								t.Fatalf("step %d: strict admitted a worst case %d past the %d left", step, tk.Reserved(), limit-used)
 							}
 							if d.Blocked {
@@ -200,7 +200,7 @@ func TestPropertyConcurrent(t *testing.T) {
 				mu.Unlock()
 				bound := ws // the workspace budget is the tighter one
 				if !strict {
-					bound = satAdd(ws, m)
+					bound = ws.Plus(m)
 				}
 				if got > bound {
 					t.Fatalf("workspace spend %d passed the bound %d", got, bound)

@@ -72,7 +72,7 @@ func (c *Counter) Load(ctx context.Context, db *store.DB) error {
 		if c.m[k] == nil {
 			c.m[k] = &entry{}
 		}
-		c.m[k].spent = sat(c.m[k].spent, pricing.NanoUSD(s.CostNano))
+		c.m[k].spent = c.m[k].spent.Plus(pricing.NanoUSD(s.CostNano))
 	}
 	return nil
 }
@@ -123,11 +123,11 @@ func (c *Counter) Admit(project int64, user string, limit, reserve pricing.NanoU
 	case e.spent >= limit:
 		return Ticket{}, &apperr.Error{Code: apperr.BudgetExceeded, RetryAfter: midnight.Sub(now), ResetAt: midnight,
 			Message: fmt.Sprintf("Daily spend limit of end user %q reached ($%.2f of $%.2f)", user, e.spent.Dollars(), limit.Dollars())}
-	case sat(e.spent, e.reserved) >= limit:
+	case e.spent.Plus(e.reserved) >= limit:
 		return Ticket{}, &apperr.Error{Code: apperr.BudgetExceeded, RetryAfter: budget.ReservedRetryAfter, ResetAt: now.Add(budget.ReservedRetryAfter),
 			Message: fmt.Sprintf("Daily spend limit of end user %q is held by their requests in flight; retry when they finish", user)}
 	}
-	e.reserved = sat(e.reserved, reserve)
+	e.reserved = e.reserved.Plus(reserve)
 	return Ticket{c: c, e: e, k: k, day: c.day, reserve: reserve}, nil
 }
 
@@ -144,7 +144,7 @@ func (t Ticket) Settle(actual pricing.NanoUSD) {
 		return // the day rolled over: yesterday's counters are gone
 	}
 	t.e.reserved = max(t.e.reserved-t.reserve, 0)
-	t.e.spent = sat(t.e.spent, max(actual, 0))
+	t.e.spent = t.e.spent.Plus(actual)
 	if t.e.spent == 0 && t.e.reserved == 0 {
 		delete(c.m, t.k) // nothing to remember: room for another end user
 	}
@@ -159,12 +159,4 @@ func (c *Counter) Spent(project int64, user string) pricing.NanoUSD {
 		return e.spent
 	}
 	return 0
-}
-
-// sat adds two non-negative amounts, saturating.
-func sat(a, b pricing.NanoUSD) pricing.NanoUSD {
-	if s := a + b; s >= a {
-		return s
-	}
-	return pricing.NanoUSD(1<<63 - 1)
 }

@@ -31,6 +31,9 @@ type NanoUSD int64
 // Dollars converts n to US dollars, for display and JSON at the API edge.
 func (n NanoUSD) Dollars() float64 { return float64(n) / 1e9 }
 
+// Plus is n + m, saturating (negatives count as zero).
+func (n NanoUSD) Plus(m NanoUSD) NanoUSD { return NanoUSD(SatAdd(int64(n), int64(m))) }
+
 // FromDollars converts a dollar amount (a budget typed by a user, a price from config) to
 // nano-dollars, rounding to the nearest nano-dollar. Amounts beyond the int64 range saturate.
 func FromDollars(d float64) NanoUSD {
@@ -243,7 +246,7 @@ type Quote struct {
 func (t *Table) Quote(model string, u Usage) Quote {
 	st := t.cur.Load()
 	h := st.resolve(model)
-	tr := h.e.tier(t.now, sat(u.Input, sat(u.CacheRead, u.CacheWrite)))
+	tr := h.e.tier(t.now, SatAdd(u.Input, SatAdd(u.CacheRead, u.CacheWrite)))
 	return Quote{Cost: tr.price.Cost(u), ByDefault: h.byDefault, Model: h.e.id, Provider: h.e.provider,
 		Rule: h.rule, Tier: tr.label, Price: tr.price, Version: st.version}
 }
@@ -251,7 +254,7 @@ func (t *Table) Quote(model string, u Usage) Quote {
 // Cost prices u for model (see Quote) and reports whether the default price was used.
 func (t *Table) Cost(model string, u Usage) (cost NanoUSD, byDefault bool) {
 	h := t.cur.Load().resolve(model)
-	return h.e.tier(t.now, sat(u.Input, sat(u.CacheRead, u.CacheWrite))).price.Cost(u), h.byDefault
+	return h.e.tier(t.now, SatAdd(u.Input, SatAdd(u.CacheRead, u.CacheWrite))).price.Cost(u), h.byDefault
 }
 
 // Lookup returns model's base-tier price of today, and byDefault true when the model matched
@@ -261,8 +264,9 @@ func (t *Table) Lookup(model string) (p Price, byDefault bool) {
 	return h.e.tier(t.now, 0).price, h.byDefault
 }
 
-// sat adds two token counts without wrapping (negatives count as zero).
-func sat(a, b int64) int64 {
+// SatAdd adds two counts or amounts without wrapping (negatives count as zero): every sum of
+// numbers that come from outside (tokens, costs) goes through it or Plus.
+func SatAdd(a, b int64) int64 {
 	a, b = max(a, 0), max(b, 0)
 	if a > math.MaxInt64-b {
 		return math.MaxInt64

@@ -12,6 +12,8 @@ import (
 	"github.com/tidwall/sjson"
 
 	"tokenguard/app/apperr"
+
+	"tokenguard/app/pricing"
 )
 
 // MaxDepth is how deeply a request body may nest objects and arrays. No provider request
@@ -172,10 +174,10 @@ func (s *BodySpec) find(i int) *node {
 // audio and video is far above that, and so is counted safely by its bytes.
 func (b *Body) Estimate(partTokens int64) (typical, upper int64) {
 	media := satMul(b.parts, partTokens)
-	typical = satAdd(EstimateTokens(int(b.textBytes)), media)
-	upper = satAdd(b.textBytes, media)
+	typical = pricing.SatAdd(EstimateTokens(int(b.textBytes)), media)
+	upper = pricing.SatAdd(b.textBytes, media)
 	if b.tools {
-		upper = satAdd(upper, b.spec.media.ToolTokens)
+		upper = pricing.SatAdd(upper, b.spec.media.ToolTokens)
 	}
 	return typical, upper
 }
@@ -664,13 +666,6 @@ func isInlineImage(content []byte) bool {
 		return true
 	}
 	return false
-}
-
-func satAdd(a, b int64) int64 {
-	if a > math.MaxInt64-b {
-		return math.MaxInt64
-	}
-	return a + b
 }
 
 func satMul(a, b int64) int64 {

@@ -120,9 +120,6 @@ func TokenCount(v gjson.Result) int64 {
 	return max(v.Int(), 0)
 }
 
-// SatAdd adds two non-negative counts, saturating at math.MaxInt64.
-func SatAdd(a, b int64) int64 { return satAdd(a, b) }
-
 // SatMul is a × b for non-negative counts, saturating at math.MaxInt64.
 func SatMul(a, b int64) int64 { return satMul(a, b) }
 

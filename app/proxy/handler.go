@@ -376,7 +376,7 @@ func (w *worstCase) costOn(fallback bool, outputCap int64) pricing.NanoUSD {
 	in := max(c.MaxInputTokens, c.InputTokens)
 	if fallback && c == w.call && c.MediaParts > 0 {
 		if more := w.adapter.PartTokens(model) - w.adapter.PartTokens(c.Model); more > 0 {
-			in = provider.SatAdd(in, provider.SatMul(c.MediaParts, more))
+			in = pricing.SatAdd(in, provider.SatMul(c.MediaParts, more))
 		}
 	}
 	if outputCap <= 0 {

@@ -396,12 +396,12 @@ func toUsage(u gjson.Result) pricing.Usage {
 		return true
 	})
 	cached = min(cached, prompt)
-	in := provider.SatAdd(prompt-cached, tool)
+	in := pricing.SatAdd(prompt-cached, tool)
 	cacheAudio, cacheImage = min(cacheAudio, cached), min(cacheImage, max(cached-cacheAudio, 0))
 	// promptTokensDetails counts the cached part too; what is left is billed as fresh input.
 	inAudio := min(max(promptAudio-cacheAudio, 0), in)
 	inImage := min(max(promptImage-cacheImage, 0), in-inAudio)
-	out := provider.SatAdd(cands, thoughts)
+	out := pricing.SatAdd(cands, thoughts)
 	outAudio = min(outAudio, out)
 	outImage = min(outImage, out-outAudio)
 	return pricing.Usage{Input: in, CacheRead: cached, Output: out,
@@ -414,9 +414,9 @@ func modalities(list gjson.Result) (audio, image int64) {
 	list.ForEach(func(_, e gjson.Result) bool {
 		switch e.Get("modality").Str {
 		case "AUDIO":
-			audio = provider.SatAdd(audio, provider.TokenCount(e.Get("tokenCount")))
+			audio = pricing.SatAdd(audio, provider.TokenCount(e.Get("tokenCount")))
 		case "IMAGE":
-			image = provider.SatAdd(image, provider.TokenCount(e.Get("tokenCount")))
+			image = pricing.SatAdd(image, provider.TokenCount(e.Get("tokenCount")))
 		}
 		return true
 	})

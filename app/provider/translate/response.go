@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/tidwall/gjson"
+
+	"tokenguard/app/pricing"
 )
 
 // DecodeResponse reads a target provider's successful non-streamed answer. ok is false for a
@@ -176,7 +178,7 @@ func geminiUsage(u gjson.Result) Usage {
 	prompt := tokens(u.Get("promptTokenCount"))
 	cached := min(tokens(u.Get("cachedContentTokenCount")), prompt)
 	thoughts := tokens(u.Get("thoughtsTokenCount"))
-	return Usage{Input: prompt - cached, CacheRead: cached, Output: satAdd(tokens(u.Get("candidatesTokenCount")), thoughts), Reasoning: thoughts}
+	return Usage{Input: prompt - cached, CacheRead: cached, Output: pricing.SatAdd(tokens(u.Get("candidatesTokenCount")), thoughts), Reasoning: thoughts}
 }
 
 // EncodeResponse writes resp as caller's API answers. model names the model that answered
@@ -294,7 +296,7 @@ func geminiReason(f Finish) string {
 
 func appendOpenAIUsage(b []byte, u Usage) []byte {
 	prompt := u.prompt()
-	o := open(b).num("prompt_tokens", prompt).num("completion_tokens", u.Output).num("total_tokens", satAdd(prompt, u.Output))
+	o := open(b).num("prompt_tokens", prompt).num("completion_tokens", u.Output).num("total_tokens", pricing.SatAdd(prompt, u.Output))
 	o.key("prompt_tokens_details")
 	o.b = open(o.b).num("cached_tokens", u.CacheRead).close()
 	o.key("completion_tokens_details")
@@ -316,7 +318,7 @@ func appendGeminiUsage(b []byte, u Usage) []byte {
 	if u.Reasoning > 0 {
 		o.num("thoughtsTokenCount", u.Reasoning)
 	}
-	return o.num("totalTokenCount", satAdd(prompt, u.Output)).close()
+	return o.num("totalTokenCount", pricing.SatAdd(prompt, u.Output)).close()
 }
 
 // ErrorMessage reads the message of a provider's error body (bounded), or "" when it has

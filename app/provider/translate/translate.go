@@ -39,6 +39,8 @@ import (
 	"unicode/utf8"
 
 	"tokenguard/app/apperr"
+
+	"tokenguard/app/pricing"
 )
 
 // API names a provider API, spelled as the provider's name in routes and usage rows.
@@ -227,7 +229,9 @@ type Usage struct {
 	Input, CacheRead, CacheWrite, Output, Reasoning int64
 }
 
-func (u Usage) prompt() int64 { return satAdd(satAdd(u.Input, u.CacheRead), u.CacheWrite) }
+func (u Usage) prompt() int64 {
+	return pricing.SatAdd(pricing.SatAdd(u.Input, u.CacheRead), u.CacheWrite)
+}
 
 // Response is a non-streamed answer in no provider's shape.
 type Response struct {
@@ -303,13 +307,6 @@ func splitSignature(id string) (base, sig string) {
 // skipSignature is what Gemini documents for a function call in the history that no Gemini
 // model produced (so it has no thought signature): Gemini 3 refuses such a call without one.
 const skipSignature = "skip_thought_signature_validator"
-
-func satAdd(a, b int64) int64 {
-	if s := a + b; s >= a {
-		return s
-	}
-	return 1<<63 - 1
-}
 
 // appendString appends s as a JSON string literal. Invalid UTF-8 becomes U+FFFD.
 func appendString(b []byte, s string) []byte {
