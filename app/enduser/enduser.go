@@ -23,7 +23,8 @@ import (
 
 // DefaultMaxUsers bounds the end users tracked in one UTC day (about 400 bytes each at most,
 // so 40 MB). Past it a new end user of a project with an end-user budget is refused until
-// midnight: an unknown spend is not let through unmetered.
+// midnight: an unknown spend is not let through unmetered. One project holds at most a quarter
+// of them, so a key that invents end users fills its own project's share, not every project's.
 const DefaultMaxUsers = 100_000
 
 type key struct {
@@ -38,12 +39,14 @@ type entry struct {
 // Counter is the day's spend of every end user of projects with an end-user budget. It is safe
 // for concurrent use.
 type Counter struct {
-	now func() time.Time
-	max int
+	now   func() time.Time
+	max   int
+	share int // the most entries one project holds: max/4, at least 1
 
-	mu  sync.Mutex
-	day string
-	m   map[key]*entry
+	mu      sync.Mutex
+	day     string
+	m       map[key]*entry
+	entries map[int64]int // entries of m per project
 }
 
 // New returns an empty Counter on clock now tracking at most maxUsers end users a day
@@ -52,7 +55,7 @@ func New(now func() time.Time, maxUsers int) *Counter {
 	if maxUsers <= 0 {
 		maxUsers = DefaultMaxUsers
 	}
-	return &Counter{now: now, max: maxUsers, m: make(map[key]*entry)}
+	return &Counter{now: now, max: maxUsers, share: max(maxUsers/4, 1), m: make(map[key]*entry), entries: make(map[int64]int)}
 }
 
 // Load adds the spend recorded in db since the current UTC day began. Call it once at start,
@@ -70,7 +73,7 @@ func (c *Counter) Load(ctx context.Context, db *store.DB) error {
 	for _, s := range spends {
 		k := key{s.ProjectID, s.EndUser}
 		if c.m[k] == nil {
-			c.m[k] = &entry{}
+			c.add(k)
 		}
 		c.m[k].spent = c.m[k].spent.Plus(pricing.NanoUSD(s.CostNano))
 	}
@@ -82,7 +85,16 @@ func (c *Counter) roll(now time.Time) {
 	if d := budget.DayKey(now); d != c.day {
 		c.day = d
 		clear(c.m)
+		clear(c.entries)
 	}
+}
+
+// add makes k's entry.
+func (c *Counter) add(k key) *entry {
+	e := &entry{}
+	c.m[k] = e
+	c.entries[k.project]++
+	return e
 }
 
 // Ticket is an admitted request's reservation. The zero Ticket (no end user, or no limit)
@@ -112,13 +124,17 @@ func (c *Counter) Admit(project int64, user string, limit, reserve pricing.NanoU
 	k := key{project, user}
 	e := c.m[k]
 	if e == nil {
-		if len(c.m) >= c.max {
+		if len(c.m) >= c.max || c.entries[project] >= c.share {
 			return Ticket{}, &apperr.Error{Code: apperr.BudgetExceeded, RetryAfter: midnight.Sub(now), ResetAt: midnight,
-				Message: fmt.Sprintf("TokenGuard already tracks %d end users' daily budgets today; end user %q cannot be tracked until the day resets", c.max, user)}
+				Message: fmt.Sprintf("TokenGuard already tracks as many end users' daily budgets today as it can for this project (%d of at most %d); end user %q cannot be tracked until the day resets",
+					c.entries[project], min(c.share, c.max), user)}
 		}
-		e = &entry{}
-		c.m[k] = e
+		e = c.add(k)
 	}
+	// A reservation above the limit refuses as much as the limit itself, and keeping it there
+	// keeps the sum of reservations far from saturating, so releasing one never under-counts
+	// the others.
+	reserve = min(max(reserve, 0), limit)
 	switch {
 	case e.spent >= limit:
 		return Ticket{}, &apperr.Error{Code: apperr.BudgetExceeded, RetryAfter: midnight.Sub(now), ResetAt: midnight,
@@ -147,6 +163,7 @@ func (t Ticket) Settle(actual pricing.NanoUSD) {
 	t.e.spent = t.e.spent.Plus(actual)
 	if t.e.spent == 0 && t.e.reserved == 0 {
 		delete(c.m, t.k) // nothing to remember: room for another end user
+		c.entries[t.k.project]--
 	}
 }
 

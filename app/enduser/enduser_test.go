@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -144,8 +145,8 @@ func TestBurstBound(t *testing.T) {
 func TestMaxUsers(t *testing.T) {
 	clk := &clock{now: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
 	c := enduser.New(clk.Now, 2)
-	for _, u := range []string{"a", "b"} {
-		tk, err := c.Admit(1, u, usd(1), usd(0.1))
+	for i, u := range []string{"a", "b"} {
+		tk, err := c.Admit(int64(1+i), u, usd(1), usd(0.1))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -159,6 +160,34 @@ func TestMaxUsers(t *testing.T) {
 	tk.Settle(0)
 	if _, err := c2.Admit(1, "next", usd(1), usd(0.1)); err != nil {
 		t.Fatalf("an end user that spent nothing kept their entry: %v", err)
+	}
+}
+
+// TestProjectShare ensures one project cannot take every end user's place: a key inventing end
+// users fills its project's quarter of the bound, and another project's new end users are still
+// tracked and served.
+func TestProjectShare(t *testing.T) {
+	clk := &clock{now: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
+	c := enduser.New(clk.Now, 100)
+	admitted := 0
+	for i := range 100 {
+		tk, err := c.Admit(1, fmt.Sprint("invented-", i), usd(1), usd(0.1))
+		if err != nil {
+			if apperr.Code(err) != apperr.BudgetExceeded {
+				t.Fatal(err)
+			}
+			continue
+		}
+		admitted++
+		tk.Settle(usd(0.000001))
+	}
+	if admitted != 25 {
+		t.Errorf("one project got %d of 100 end users' places, want its share of 25", admitted)
+	}
+	for i := range 25 {
+		if _, err := c.Admit(2, fmt.Sprint("real-", i), usd(1), usd(0.1)); err != nil {
+			t.Fatalf("another project's end user %d refused after the first filled its share: %v", i, err)
+		}
 	}
 }
 
