@@ -11,10 +11,10 @@ import (
 	"tokenguard/store/storetest"
 )
 
-// TestUsageStatusTotals ensures the totals under a status filter equal the raw rows' sums for
+// TestUsageRawTotals ensures the totals under a status filter equal the raw rows' sums for
 // every combination of filters, and that a range with more rows than the bound is refused rather
 // than read.
-func TestUsageStatusTotals(t *testing.T) {
+func TestUsageRawTotals(t *testing.T) {
 	db := storetest.Open(t)
 	end := time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)
 	seedAnalytics(t, db, 3000, end)
@@ -37,7 +37,7 @@ func TestUsageStatusTotals(t *testing.T) {
 		{"503 (none)", func(f store.AnalyticsFilter) store.AnalyticsFilter { return f }, 503, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := db.UsageStatusTotals(context.Background(), tc.f(month), tc.status, 3000)
+			got, err := db.UsageRawTotals(context.Background(), tc.f(month), "", tc.status, 3000)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -55,20 +55,20 @@ func TestUsageStatusTotals(t *testing.T) {
 			}
 		})
 	}
-	if _, err := db.UsageStatusTotals(context.Background(), month, 200, 2999); !errors.Is(err, store.ErrTooManyRows) {
+	if _, err := db.UsageRawTotals(context.Background(), month, "", 200, 2999); !errors.Is(err, store.ErrTooManyRows) {
 		t.Errorf("3000 rows in the range, bound 2999: %v, want ErrTooManyRows", err)
 	}
 }
 
-// BenchmarkUsageStatusTotals measures the usage log's totals under a status filter at its bound:
+// BenchmarkUsageRawTotals measures the usage log's totals under a status filter at its bound:
 // 50,000 rows of a workspace in the range (and as many of another workspace).
-func BenchmarkUsageStatusTotals(b *testing.B) {
+func BenchmarkUsageRawTotals(b *testing.B) {
 	db := storetest.Open(b)
 	end := time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)
 	seedAnalytics(b, db, 50_000, end)
 	f := store.AnalyticsFilter{WorkspaceID: 1, From: end.Add(-31 * 24 * time.Hour).UnixMilli(), To: end.UnixMilli()}
 	for b.Loop() {
-		if _, err := db.UsageStatusTotals(context.Background(), f, 429, 50_000); err != nil {
+		if _, err := db.UsageRawTotals(context.Background(), f, "", 429, 50_000); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -201,12 +201,9 @@ func usagePresets(c *reqCtx, q url.Values, v views.UsageFilters, now time.Time) 
 }
 
 // usageTotals sums every request the filter selects from the usage rollups (store.AggregateUsage:
-// a few rollup rows whatever the range), not from the page. The rollups keep no status, so under
-// a status filter the rows of the range are summed, up to maxStatusTotalsRows of them.
+// a few rollup rows whatever the range), not from the page. The rollups keep no status and no
+// end user, so under those filters the rows of the range are summed, up to maxRawTotalsRows.
 func (s *Server) usageTotals(r *http.Request, f store.UsageFilter) (*views.UsageTotals, string, error) {
-	if f.Status != 0 && f.EndUser != "" {
-		return nil, "Totals are not shown with both a status and an end-user filter.", nil
-	}
 	to := f.To
 	if to == 0 {
 		to = s.now().UnixMilli() + 1
@@ -220,16 +217,13 @@ func (s *Server) usageTotals(r *http.Request, f store.UsageFilter) (*views.Usage
 		err  error
 	)
 	switch {
-	case f.Status != 0:
+	case f.Status != 0 || f.EndUser != "":
 		var a store.UsageAggregate
-		a, err = s.opt.DB.UsageStatusTotals(r.Context(), af, f.Status, maxStatusTotalsRows)
+		a, err = s.opt.DB.UsageRawTotals(r.Context(), af, f.EndUser, f.Status, maxRawTotalsRows)
 		if errors.Is(err, store.ErrTooManyRows) {
-			return nil, "Totals with a status filter are shown for ranges of up to 50,000 requests: narrow the dates to see them.", nil
+			return nil, "Totals with a status or end-user filter are shown for ranges of up to 50,000 requests: narrow the dates to see them.", nil
 		}
 		aggs = []store.UsageAggregate{a}
-	case f.EndUser != "":
-		// The rollups have no end-user key: these totals sum the end user's raw rows.
-		aggs, err = s.opt.DB.AggregateEndUserUsage(r.Context(), af, f.EndUser, store.GroupNone, 0)
 	default:
 		aggs, err = s.opt.DB.AggregateUsage(r.Context(), af, store.GroupNone, 0)
 	}
@@ -251,9 +245,9 @@ func (s *Server) rawRowsSince(r *http.Request, from int64) (time.Time, error) {
 	return time.UnixMilli(kept.RawSince).UTC(), nil
 }
 
-// maxStatusTotalsRows bounds the rows the usage log's totals read under a status filter
-// (store.UsageStatusTotals reads at most about twice as many).
-const maxStatusTotalsRows = 50_000
+// maxRawTotalsRows bounds the rows the usage log's totals read under a status or end-user
+// filter (store.UsageRawTotals reads at most about twice as many).
+const maxRawTotalsRows = 50_000
 
 // recentUsage is a project's latest requests for its detail page.
 func (s *Server) recentUsage(r *http.Request, c *reqCtx, p account.Project) (views.UsageTable, error) {
