@@ -471,7 +471,7 @@ func (m *Main) Run(ctx context.Context) error {
 		FrontendURL: cfg.FrontendURL, JWTSecret: cfg.JWTSecret, AllowSignup: cfg.AllowSignup,
 		Accounts: m.Accounts, Invites: web.InviteService(m.Invites), Budget: m.Budget, Prices: m.Prices,
 		DB: m.DB, Assets: assets, MailConfigured: m.Mailer.Configured(), Logger: m.Logger, Now: m.Now,
-		Webhooks: m.Webhooks,
+		Webhooks: m.Webhooks, Analytics: reports,
 	})
 	if err != nil {
 		return err

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"errors"
 	"net/http"
 	"net/url"
 	"sort"
@@ -89,7 +88,9 @@ func (s *Server) analyticsPage(w http.ResponseWriter, r *http.Request, c *reqCtx
 	a := views.Analytics{
 		WSToday: s.bar(int64(wsSpend.Day), nanoPtr64(c.ws.DailyBudget)),
 		WSMonth: s.bar(int64(wsSpend.Month), nanoPtr64(c.ws.MonthlyBudget)),
-		Error:   firstNonEmpty(c.flash.Text, problem),
+		// A flash (the export's bad input) is shown by the layout; Error is this page's own
+		// problem, which replaces its figures.
+		Error: problem,
 	}
 	for _, p := range ps {
 		a.ProjectOptions = append(a.ProjectOptions, views.ProjectOption{ID: p.ID, Name: p.Name})
@@ -186,7 +187,9 @@ func (s *Server) analyticsFigures(r *http.Request, c *reqCtx, f analytics.Filter
 	return nil
 }
 
-// all runs fns concurrently and returns their errors, joined (nil when none failed).
+// all runs fns concurrently and returns one of their errors (nil when none failed): a failure
+// of the server's own (no contract code) before a refusal of the request, which would otherwise
+// hide it from the log behind the page's message.
 func all(fns ...func() error) error {
 	errs := make([]error, len(fns))
 	var wg sync.WaitGroup
@@ -194,7 +197,16 @@ func all(fns ...func() error) error {
 		wg.Go(func() { errs[i] = fn() })
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	var first error
+	for _, err := range errs {
+		if err != nil && apperr.Code(err) == apperr.Internal {
+			return err
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // liveProject reports whether id is one of the workspace's live projects (a deleted project's

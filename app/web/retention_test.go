@@ -56,3 +56,18 @@ func TestDashboardSaysWhenRowsWerePruned(t *testing.T) {
 		}
 	}
 }
+
+// An export with bad input answers the analytics page with the problem said once, as a flash,
+// and its figures still shown.
+func TestExportProblemKeepsFigures(t *testing.T) {
+	app := newApp(t)
+	c := app.client(t)
+	ws, _, _ := c.signupWithProject()
+	r := c.post(ws+"/analytics/export.csv", url.Values{"from": {"not-a-day"}})
+	if r.Status != 200 || !strings.Contains(r.Body, `data-kpi="spend"`) {
+		t.Fatalf("export with a bad date: %d, figures shown %v; want 200 with the figures", r.Status, strings.Contains(r.Body, `data-kpi="spend"`))
+	}
+	if n := strings.Count(r.Body, `class="flash error"`); n != 1 {
+		t.Errorf("the problem is said %d times, want once", n)
+	}
+}
