@@ -2,12 +2,12 @@ package proxy
 
 import (
 	"bytes"
-	"regexp"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 
+	"tokenguard/app/provider"
 	"tokenguard/store"
 )
 
@@ -27,14 +27,6 @@ func (e *errorBody) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// credentialPattern matches what may be a credential in a provider's message: OpenAI and
-// Anthropic keys (sk-…, masked ones included), TokenGuard keys, Google API keys and bearer
-// tokens. Any length matches, so a key cut off at the kept prefix's end is redacted too.
-var credentialPattern = regexp.MustCompile(`sk-[A-Za-z0-9_*\-]+|tg_live_[A-Za-z0-9]*|AIza[0-9A-Za-z_\-]*|(?i:bearer)\s+[A-Za-z0-9._~+/=\-]+`)
-
-// redacted replaces a credential in a message.
-const redacted = "[redacted]"
-
 // errorMessage is the provider's error message in a kept error body, for the usage row: the
 // error.message of OpenAI, Anthropic and Gemini errors (Gemini's JSON-array stream form
 // included), else the body itself as text. Credentials are redacted, whitespace and
@@ -52,7 +44,7 @@ func errorMessage(body []byte) string {
 	default:
 		msg = strings.ToValidUTF8(string(body), "")
 	}
-	msg = credentialPattern.ReplaceAllString(strings.Join(strings.FieldsFunc(msg, isSpaceOrControl), " "), redacted)
+	msg = provider.RedactCredentials(strings.Join(strings.FieldsFunc(msg, isSpaceOrControl), " "))
 	if len(msg) <= store.MaxErrorMessage {
 		return msg
 	}

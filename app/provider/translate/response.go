@@ -7,6 +7,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"tokenguard/app/pricing"
+	"tokenguard/app/provider"
 )
 
 // DecodeResponse reads a target provider's successful non-streamed answer. ok is false for a
@@ -328,8 +329,12 @@ func ErrorMessage(body []byte) string {
 	if m.Type != gjson.String {
 		return ""
 	}
-	return bound(m.Str, MaxErrorMessage)
+	return errorText(m.Str)
 }
+
+// errorText is a provider's error message as relayed to the caller: credentials redacted,
+// at most MaxErrorMessage bytes.
+func errorText(s string) string { return bound(provider.RedactCredentials(s), MaxErrorMessage) }
 
 // EncodeError writes an upstream error, status and message, in caller's error shape.
 func EncodeError(b []byte, caller API, status int, message string) []byte {

@@ -235,7 +235,7 @@ func (s *Stream) fromOpenAI(js string) {
 	var v [4]gjson.Result
 	topLevel(js, &openaiKeys, &v)
 	if e := v[0]; e.Exists() && e.Type != gjson.Null {
-		s.emit(&Event{Kind: EvError, Message: bound(e.Get("message").Str, MaxErrorMessage)})
+		s.emit(&Event{Kind: EvError, Message: errorText(e.Get("message").Str)})
 		return
 	}
 	if !s.started {
@@ -357,7 +357,7 @@ func (s *Stream) fromAnthropic(name []byte, js string) {
 			s.emit(&ev)
 		}
 	case "error":
-		ev = Event{Kind: EvError, Message: bound(root.Get("error.message").Str, MaxErrorMessage)}
+		ev = Event{Kind: EvError, Message: errorText(root.Get("error.message").Str)}
 		s.emit(&ev)
 	}
 }
@@ -369,7 +369,7 @@ func (s *Stream) fromGemini(js string) {
 	topLevel(js, &geminiKeys, &v)
 	var ev Event
 	if e := v[0]; e.Exists() {
-		ev = Event{Kind: EvError, Message: bound(e.Get("message").Str, MaxErrorMessage)}
+		ev = Event{Kind: EvError, Message: errorText(e.Get("message").Str)}
 		s.emit(&ev)
 		return
 	}

@@ -136,6 +136,11 @@ func TestEncodeError(t *testing.T) {
 	if got := translate.ErrorMessage([]byte(`{"error":{"message":"` + strings.Repeat("é", 3000) + `"}}`)); len(got) > translate.MaxErrorMessage || !strings.HasPrefix(got, "é") {
 		t.Errorf("error message of %d bytes", len(got))
 	}
+	// The key behind a translated request is the project's or the server's: a provider that
+	// echoes it does not reach the caller with it.
+	if got := translate.ErrorMessage([]byte(`{"error":{"message":"invalid x-api-key sk-ant-api03-AbC_d-123"}}`)); strings.Contains(got, "sk-ant") || !strings.Contains(got, "[redacted]") {
+		t.Errorf("echoed key relayed as %q", got)
+	}
 }
 
 // A stream that breaks off still ends in a well-formed closing of the caller's format, and a
