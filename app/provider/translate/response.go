@@ -145,41 +145,29 @@ func geminiFinish(s string) Finish {
 	return FinishFilter
 }
 
-// tokens reads a usage count, bounded like every count from outside.
-func tokens(v gjson.Result) int64 {
-	if v.Type != gjson.Number {
-		return 0
-	}
-	n := v.Int()
-	if n < 0 {
-		return 0
-	}
-	return n
-}
-
 // openaiUsage: prompt_tokens include the cached ones, completion_tokens the reasoning ones.
 func openaiUsage(u gjson.Result) Usage {
-	prompt := tokens(u.Get("prompt_tokens"))
-	cached := min(tokens(u.Get("prompt_tokens_details.cached_tokens")), prompt)
-	out := tokens(u.Get("completion_tokens"))
+	prompt := provider.TokenCount(u.Get("prompt_tokens"))
+	cached := min(provider.TokenCount(u.Get("prompt_tokens_details.cached_tokens")), prompt)
+	out := provider.TokenCount(u.Get("completion_tokens"))
 	return Usage{Input: prompt - cached, CacheRead: cached, Output: out,
-		Reasoning: min(tokens(u.Get("completion_tokens_details.reasoning_tokens")), out)}
+		Reasoning: min(provider.TokenCount(u.Get("completion_tokens_details.reasoning_tokens")), out)}
 }
 
 // anthropicUsage: input_tokens exclude cache reads and writes; output_tokens include
 // thinking, which Anthropic does not count apart.
 func anthropicUsage(u gjson.Result) Usage {
-	return Usage{Input: tokens(u.Get("input_tokens")), CacheRead: tokens(u.Get("cache_read_input_tokens")),
-		CacheWrite: tokens(u.Get("cache_creation_input_tokens")), Output: tokens(u.Get("output_tokens"))}
+	return Usage{Input: provider.TokenCount(u.Get("input_tokens")), CacheRead: provider.TokenCount(u.Get("cache_read_input_tokens")),
+		CacheWrite: provider.TokenCount(u.Get("cache_creation_input_tokens")), Output: provider.TokenCount(u.Get("output_tokens"))}
 }
 
 // geminiUsage: promptTokenCount includes the cached tokens; candidatesTokenCount excludes the
 // thoughts, which are billed as output.
 func geminiUsage(u gjson.Result) Usage {
-	prompt := tokens(u.Get("promptTokenCount"))
-	cached := min(tokens(u.Get("cachedContentTokenCount")), prompt)
-	thoughts := tokens(u.Get("thoughtsTokenCount"))
-	return Usage{Input: prompt - cached, CacheRead: cached, Output: pricing.SatAdd(tokens(u.Get("candidatesTokenCount")), thoughts), Reasoning: thoughts}
+	prompt := provider.TokenCount(u.Get("promptTokenCount"))
+	cached := min(provider.TokenCount(u.Get("cachedContentTokenCount")), prompt)
+	thoughts := provider.TokenCount(u.Get("thoughtsTokenCount"))
+	return Usage{Input: prompt - cached, CacheRead: cached, Output: pricing.SatAdd(provider.TokenCount(u.Get("candidatesTokenCount")), thoughts), Reasoning: thoughts}
 }
 
 // EncodeResponse writes resp as caller's API answers. model names the model that answered

@@ -7,6 +7,8 @@ import (
 	"unsafe"
 
 	"github.com/tidwall/gjson"
+
+	"tokenguard/app/provider"
 )
 
 // EventKind is what a stream Event says.
@@ -171,6 +173,12 @@ func (s *Stream) emit(e *Event) {
 		}
 		s.sawTool = true
 		s.tools++
+	case EvToolArgs:
+		// The arguments of a call past MaxToolCalls belong to no call the caller was told of
+		// (appended to the last one's, they would corrupt it).
+		if e.Index >= MaxToolCalls {
+			return
+		}
 	}
 	s.start()
 	switch s.caller {
@@ -341,16 +349,16 @@ func (s *Stream) fromAnthropic(name []byte, js string) {
 		// message_delta's usage is cumulative; input counts appear in it only on some models.
 		u := root.Get("usage")
 		if v := u.Get("output_tokens"); v.Exists() {
-			s.usage.Output = tokens(v)
+			s.usage.Output = provider.TokenCount(v)
 		}
 		if v := u.Get("input_tokens"); v.Exists() {
-			s.usage.Input = tokens(v)
+			s.usage.Input = provider.TokenCount(v)
 		}
 		if v := u.Get("cache_read_input_tokens"); v.Exists() {
-			s.usage.CacheRead = tokens(v)
+			s.usage.CacheRead = provider.TokenCount(v)
 		}
 		if v := u.Get("cache_creation_input_tokens"); v.Exists() {
-			s.usage.CacheWrite = tokens(v)
+			s.usage.CacheWrite = provider.TokenCount(v)
 		}
 		if r := root.Get("delta.stop_reason"); r.Type == gjson.String {
 			ev = Event{Kind: EvFinish, Finish: anthropicFinish(r.Str)}

@@ -1,6 +1,7 @@
 package translate_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -204,6 +205,33 @@ func TestReasoningModels(t *testing.T) {
 		}
 		if has := gjson.GetBytes(up.Body, "temperature").Exists(); has != (tt.dropped == "") {
 			t.Errorf("%s: temperature sent %v", tt.model, has)
+		}
+	}
+}
+
+// A stream with more tool calls than MaxToolCalls relays the first MaxToolCalls whole: the calls
+// past it, and their arguments, reach the caller nowhere (not under an index never opened, not
+// appended to the last call's arguments).
+func TestStreamToolCallBound(t *testing.T) {
+	for _, caller := range []translate.API{translate.OpenAI, translate.Gemini} {
+		st := translate.NewStream(caller, translate.Anthropic, "m", &translate.Request{}, now)
+		var out []byte
+		out = append(out, st.Event([]byte("message_start"), []byte(`{"type":"message_start","message":{"id":"m1","usage":{"input_tokens":5}}}`))...)
+		for i := 0; i <= translate.MaxToolCalls; i++ {
+			out = append(out, st.Event([]byte("content_block_start"), []byte(fmt.Sprintf(
+				`{"type":"content_block_start","index":%d,"content_block":{"type":"tool_use","id":"toolu_%d","name":"f","input":{}}}`, i, i)))...)
+			out = append(out, st.Event([]byte("content_block_delta"), []byte(fmt.Sprintf(
+				`{"type":"content_block_delta","index":%d,"delta":{"type":"input_json_delta","partial_json":"{\"n\":%d}"}}`, i, i)))...)
+			out = append(out, st.Event([]byte("content_block_stop"), []byte(fmt.Sprintf(`{"type":"content_block_stop","index":%d}`, i)))...)
+		}
+		out = append(out, st.End()...)
+		s := string(out)
+		last, over := fmt.Sprintf(`%d}`, translate.MaxToolCalls-1), fmt.Sprintf(`%d}`, translate.MaxToolCalls)
+		if !strings.Contains(s, `toolu_`+fmt.Sprint(translate.MaxToolCalls-1)) || !strings.Contains(s, last) {
+			t.Errorf("%s: call %d or its arguments missing", caller, translate.MaxToolCalls-1)
+		}
+		if strings.Contains(s, `toolu_`+fmt.Sprint(translate.MaxToolCalls)+`"`) || strings.Contains(s, `:`+over) || strings.Contains(s, `\":`+over) {
+			t.Errorf("%s: call %d past the bound, or its arguments, relayed", caller, translate.MaxToolCalls)
 		}
 	}
 }
