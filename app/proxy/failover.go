@@ -12,16 +12,16 @@ import (
 	"tokenguard/app/usage"
 )
 
-// heldBack reports whether an upstream answer (resp; nil when the request failed before one:
-// unreachable or timed out) is a failure a project that fails over retries on its fallback
-// model — a 429, a 5xx, or no answer — and, when it is, keeps what the row needs and writes
-// nothing, so the fallback's answer is the only one the client sees.
-func (p *Proxy) heldBack(r *http.Request, resp *http.Response, out *outcome, tick func()) bool {
+// heldBack reports whether an upstream answer (resp; nil when the request failed before one,
+// as failed says: unreachable or timed out) is a failure a project that fails over retries on
+// its fallback model — a 429, a 5xx, or no answer — and, when it is, keeps what the row needs
+// and writes nothing, so the fallback's answer is the only one the client sees.
+func (p *Proxy) heldBack(r *http.Request, resp *http.Response, failed *apperr.Error, out *outcome, tick func()) bool {
 	if !out.canRetry || r.Context().Err() != nil {
 		return false
 	}
 	if resp == nil {
-		out.retry, out.status, out.errorCode = true, http.StatusBadGateway, apperr.UpstreamUnavailable
+		out.retry, out.status, out.errorCode = true, apperr.Status(failed), failed.Code
 		return true
 	}
 	if resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode < 500 {

@@ -446,7 +446,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, u *upstream, cal
 	defer timer.Stop()
 	resp, err := p.client.Do(req)
 	if err != nil {
-		if p.heldBack(r, nil, out, nil) {
+		if p.heldBack(r, nil, sendFailed(ctx), out, nil) {
 			return
 		}
 		*out = p.sendFailure(w, r, ctx, err)
@@ -457,7 +457,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, u *upstream, cal
 	reading.Store(true)
 	timer.Reset(idle)
 	tick := func() { timer.Reset(idle) }
-	if p.heldBack(r, resp, out, tick) {
+	if p.heldBack(r, resp, nil, out, tick) {
 		return
 	}
 	if x != nil {
@@ -561,18 +561,25 @@ func (p *Proxy) relayError(ctx context.Context, r *http.Request, res provider.Re
 
 // sendFailure answers a request whose upstream call failed before any response header.
 func (p *Proxy) sendFailure(w http.ResponseWriter, r *http.Request, ctx context.Context, err error) outcome {
-	switch {
-	case r.Context().Err() != nil:
+	if r.Context().Err() != nil {
 		// The client left; nobody to answer. 499 is the usual log code for it.
 		return outcome{status: 499, errorCode: codeClientDisconnected}
-	case errors.Is(context.Cause(ctx), errUpstreamTimeout):
-		apperr.WriteJSON(w, apperr.New(apperr.UpstreamTimeout, "The provider did not answer in time"))
-		return outcome{status: http.StatusGatewayTimeout, errorCode: apperr.UpstreamTimeout}
-	default:
-		p.log.Warn("upstream unreachable", "err", err)
-		apperr.WriteJSON(w, apperr.New(apperr.UpstreamUnavailable, "The provider could not be reached"))
-		return outcome{status: http.StatusBadGateway, errorCode: apperr.UpstreamUnavailable}
 	}
+	e := sendFailed(ctx)
+	if e.Code == apperr.UpstreamUnavailable {
+		p.log.Warn("upstream unreachable", "err", err)
+	}
+	apperr.WriteJSON(w, e)
+	return outcome{status: apperr.Status(e), errorCode: e.Code}
+}
+
+// sendFailed is the answer to a request the provider never answered: it timed out, or could not
+// be reached.
+func sendFailed(ctx context.Context) *apperr.Error {
+	if errors.Is(context.Cause(ctx), errUpstreamTimeout) {
+		return apperr.New(apperr.UpstreamTimeout, "The provider did not answer in time")
+	}
+	return apperr.New(apperr.UpstreamUnavailable, "The provider could not be reached")
 }
 
 var copyPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
