@@ -55,8 +55,6 @@ func watchPrices(t *pricing.Table, c config.Pricing, log *slog.Logger) (stop fun
 	return func(context.Context) error { cancel(); <-done; return nil }
 }
 
-// runPrices prints how each model named is priced (tokenguard prices), and what the token
-// counts given would cost.
 // pricesFlags are the prices command's flags: the token counts to quote, bound to u.
 func pricesFlags(u *pricing.Usage) (*flag.FlagSet, *string) {
 	fs := flag.NewFlagSet("prices", flag.ContinueOnError)

@@ -37,7 +37,7 @@ const budgetTimeout = 5 * time.Second
 
 // Watch registers on reg the collectors of every source set in s; they read their source when
 // /metrics is scraped, so the request path pays nothing for them.
-func Watch(reg *prometheus.Registry, s Sources) error {
+func Watch(reg prometheus.Registerer, s Sources) error {
 	var cs []prometheus.Collector
 	if s.Usage != nil {
 		gauge := func(name, help string, v func(usage.Status) float64) prometheus.Collector {

@@ -80,7 +80,7 @@ var (
 
 // New registers the request-path and usage-writer metrics on reg. Models are labelled by the
 // price table's name for them (prices), "other" when it has none.
-func New(reg *prometheus.Registry, prices *pricing.Table) (*Metrics, error) {
+func New(reg prometheus.Registerer, prices *pricing.Table) (*Metrics, error) {
 	m := &Metrics{
 		prices: prices,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
