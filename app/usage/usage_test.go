@@ -373,7 +373,9 @@ func TestNewRequestID(t *testing.T) {
 // at random places in the unique index).
 func BenchmarkWriter(b *testing.B) {
 	db := storetest.Open(b)
-	w := NewWriter(db, quietLog(), WriterOptions{FlushInterval: 200 * time.Millisecond})
+	var batches, rows atomic.Int64
+	w := NewWriter(db, quietLog(), WriterOptions{FlushInterval: 200 * time.Millisecond,
+		OnBatch: func(n int, _ time.Duration) { batches.Add(1); rows.Add(int64(n)) }})
 	b.ResetTimer()
 	var wg sync.WaitGroup
 	per := b.N/4 + 1
@@ -397,6 +399,7 @@ func BenchmarkWriter(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(4*per)/b.Elapsed().Seconds(), "rows/s")
+	b.ReportMetric(float64(rows.Load())/float64(max(batches.Load(), 1)), "rows/batch")
 }
 
 // BenchmarkAdd is the request path's cost of logging one row: Acquire at admission, Slot.Add

@@ -275,13 +275,19 @@ func (m *meter) Event(name, data []byte) bool {
 	}
 	switch typ {
 	case "content_block_delta":
-		// The one event per generated piece: read its delta in a single pass.
-		gjson.GetBytes(data, "delta").ForEach(func(k, v gjson.Result) bool {
-			switch k.Str {
-			case "text", "thinking", "partial_json":
-				m.res.OutputBytes += int64(len(v.Str))
+		// The one event per generated piece: read in place, parsing no value but the text's
+		// length. Of duplicated keys the last counts, as a JSON parser's would.
+		var delta string
+		provider.EachField(provider.View(data), func(k, v string) {
+			if k == "delta" {
+				delta = v
 			}
-			return true
+		})
+		provider.EachField(delta, func(k, v string) {
+			switch k {
+			case "text", "thinking", "partial_json":
+				m.res.OutputBytes += provider.StringLen(v)
+			}
 		})
 	case "message_start":
 		if u := gjson.GetBytes(data, "message.usage"); u.IsObject() {

@@ -326,6 +326,30 @@ func TestUnmeteredEndpoints(t *testing.T) {
 	}
 }
 
+// The text a delta carries is counted once unescaped, and of duplicated keys the last counts,
+// as the client's JSON parser takes it.
+func TestMeterDeltaText(t *testing.T) {
+	for _, tt := range []struct {
+		name, data string
+		want       int64
+	}{
+		{"plain", `{"type":"content_block_delta","delta":{"type":"text_delta","text":"hello"}}`, 5},
+		{"escapes", `{"type":"content_block_delta","delta":{"type":"text_delta","text":"a\u00e9\"b\n"}}`, int64(len("aé\"b\n"))},
+		{"duplicate delta", `{"type":"content_block_delta","delta":{"text":"ignored"},"delta":{"text":"kept"}}`, 4},
+		{"duplicate text", `{"type":"content_block_delta","delta":{"text":"ab","text":"abc"}}`, 5},
+		{"not a string", `{"type":"content_block_delta","delta":{"text":12345}}`, 0},
+		{"truncated", `{"type":"content_block_delta","delta":{"text":"abc`, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m := anthropic.New().NewMeter(&provider.Call{})
+			provider.Relay(io.Discard, nil, strings.NewReader("event: content_block_delta\ndata: "+tt.data+"\n\n"), provider.FramingSSE, m, nil)
+			if got := m.Result().OutputBytes; got != tt.want {
+				t.Errorf("OutputBytes = %d, want %d", got, tt.want)
+			}
+		})
+	}
+}
+
 // Meter reads events whatever their framing details: no event name (type from the data),
 // null figures in message_delta keep the message_start ones.
 func TestMeterEdgeCases(t *testing.T) {

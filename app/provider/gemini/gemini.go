@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"unsafe"
 
 	"github.com/tidwall/gjson"
 
@@ -452,7 +451,7 @@ func (m *meter) Event(_, data []byte) bool {
 		return true
 	}
 	var usage, e, candidates string
-	provider.EachField(view(data), func(k, v string) {
+	provider.EachField(provider.View(data), func(k, v string) {
 		switch k {
 		case "usageMetadata":
 			usage = v
@@ -465,9 +464,6 @@ func (m *meter) Event(_, data []byte) bool {
 	m.chunk(usage, e, candidates)
 	return true
 }
-
-// view is a string view of b, valid while b is: the meter reads each event in place.
-func view(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 func (m *meter) Raw(p []byte) {
 	if m.arr == nil {
@@ -483,7 +479,7 @@ func (m *meter) Raw(p []byte) {
 
 // element meters one chunk of the JSON array, from the values the scanner captured.
 func (m *meter) element(vals [][]byte) {
-	m.chunk(view(vals[0]), view(vals[1]), view(vals[2]))
+	m.chunk(provider.View(vals[0]), provider.View(vals[1]), provider.View(vals[2]))
 }
 
 // chunk meters one chunk from the raw values of its usageMetadata, error and candidates ("" for

@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"net/http"
 	"strings"
-	"unsafe"
 
 	"github.com/tidwall/gjson"
 
@@ -363,8 +362,8 @@ func (m *meter) Event(name, data []byte) bool {
 	if len(data) == 0 || bytes.Equal(data, done) {
 		return true
 	}
-	// A string view of data, valid during this call only: gjson then reads it without copying.
-	js := unsafe.String(unsafe.SliceData(data), len(data))
+	// Valid during this call only: gjson then reads it without copying.
+	js := provider.View(data)
 	if m.responses {
 		m.responsesEvent(name, js)
 		return true
