@@ -20,6 +20,8 @@ import (
 	"tokenguard/app/mail"
 	"tokenguard/app/pricing"
 	"tokenguard/store"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // Store is the SQL the package reads (*store.DB implements it).
@@ -268,33 +270,36 @@ func (s *Service) Overview(ctx context.Context, actor account.Actor, wsID int64,
 	}
 	now := s.now().UTC()
 	o := Overview{Range: Range{f.From, f.To}}
-	ps, err := s.periodSpend(ctx, sc, now)
-	if err != nil {
-		return Overview{}, err
-	}
-	o.BudgetRisk = budgetRisk(sc, ps)
-	today, month := sum(ps.day), sum(ps.month)
-	if f.Provider != "" || f.Model != "" || f.EndUser != "" {
+	// The reads are independent: side by side, the answer takes as long as the longest.
+	var (
+		ps           periodSpend
+		today, month store.UsageAggregate
+		byModel      []store.UsageAggregate
+	)
+	filtered := f.Provider != "" || f.Model != "" || f.EndUser != ""
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) { ps, err = s.periodSpend(gctx, sc, now); return err })
+	// The model breakdown holds the range's totals, its leader and the provider leader in one
+	// read of the range.
+	g.Go(func() (err error) { byModel, err = sc.db.AggregateUsage(gctx, sc.f, store.GroupModel, 0); return err })
+	if filtered {
 		// The per-project spend behind budgets ignores these filters; the KPIs honour them.
 		end := now.UnixMilli() + 1
 		todayF, monthF := sc.f, sc.f
 		todayF.From, todayF.To = dayStart(now).UnixMilli(), end
 		monthF.From, monthF.To = monthStart(now).UnixMilli(), end
-		if today, err = s.total(ctx, sc.db, todayF); err != nil {
-			return Overview{}, err
-		}
-		if month, err = s.total(ctx, sc.db, monthF); err != nil {
-			return Overview{}, err
-		}
+		g.Go(func() (err error) { today, err = s.total(gctx, sc.db, todayF); return err })
+		g.Go(func() (err error) { month, err = s.total(gctx, sc.db, monthF); return err })
+	}
+	if err := g.Wait(); err != nil {
+		return Overview{}, err
+	}
+	o.BudgetRisk = budgetRisk(sc, ps)
+	if !filtered {
+		today, month = sum(ps.day), sum(ps.month)
 	}
 	o.SpendTodayUSD, o.RequestsToday = usd(today.CostNano), today.Requests
 	o.SpendMonthUSD, o.RequestsMonth = usd(month.CostNano), month.Requests
-	// The model breakdown holds the range's totals, its leader and the provider leader in one
-	// read of the range.
-	byModel, err := sc.db.AggregateUsage(ctx, sc.f, store.GroupModel, 0)
-	if err != nil {
-		return Overview{}, err
-	}
 	all := sum(byModel)
 	o.SpendUSD, o.Requests, o.Errors, o.Blocked = usd(all.CostNano), all.Requests, all.Errors, all.Blocked
 	o.TopModel, o.TopProvider = tops(byModel)
@@ -353,17 +358,20 @@ type periodSpend struct {
 }
 
 func (s *Service) periodSpend(ctx context.Context, sc scope, now time.Time) (periodSpend, error) {
-	f := store.AnalyticsFilter{WorkspaceID: sc.f.WorkspaceID, ProjectID: sc.f.ProjectID, From: dayStart(now).UnixMilli(), To: now.UnixMilli() + 1}
-	day, err := s.db.AggregateUsage(ctx, f, store.GroupProject, 0)
-	if err != nil {
+	dayF := store.AnalyticsFilter{WorkspaceID: sc.f.WorkspaceID, ProjectID: sc.f.ProjectID, From: dayStart(now).UnixMilli(), To: now.UnixMilli() + 1}
+	monthF := dayF
+	monthF.From = monthStart(now).UnixMilli()
+	var ps periodSpend
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) { ps.day, err = s.db.AggregateUsage(gctx, dayF, store.GroupProject, 0); return err })
+	g.Go(func() (err error) {
+		ps.month, err = s.db.AggregateUsage(gctx, monthF, store.GroupProject, 0)
+		return err
+	})
+	if err := g.Wait(); err != nil {
 		return periodSpend{}, err
 	}
-	f.From = monthStart(now).UnixMilli()
-	month, err := s.db.AggregateUsage(ctx, f, store.GroupProject, 0)
-	if err != nil {
-		return periodSpend{}, err
-	}
-	return periodSpend{day: day, month: month}, nil
+	return ps, nil
 }
 
 // budgetRisk lists the projects whose spend today or this month is at least 80% of the daily or
@@ -537,14 +545,16 @@ func (s *Service) Projects(ctx context.Context, actor account.Actor, wsID int64,
 	if err != nil {
 		return nil, err
 	}
-	rows, err := sc.db.AggregateUsage(ctx, sc.f, store.GroupProject, 0)
-	if err != nil {
-		return nil, err
-	}
 	now := s.now().UTC()
 	monthF := store.AnalyticsFilter{WorkspaceID: wsID, ProjectID: f.ProjectID, From: monthStart(now).UnixMilli(), To: now.UnixMilli() + 1}
-	monthRows, err := s.db.AggregateUsage(ctx, monthF, store.GroupProject, 0)
-	if err != nil {
+	var rows, monthRows []store.UsageAggregate
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) { rows, err = sc.db.AggregateUsage(gctx, sc.f, store.GroupProject, 0); return err })
+	g.Go(func() (err error) {
+		monthRows, err = s.db.AggregateUsage(gctx, monthF, store.GroupProject, 0)
+		return err
+	})
+	if err := g.Wait(); err != nil {
 		return nil, err
 	}
 	month := make(map[int64]int64, len(monthRows))
