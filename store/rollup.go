@@ -15,10 +15,12 @@ const (
 	dayMs  = 24 * hourMs
 )
 
-// The rollup tables of migration 5, finest first.
+// The rollup tables, finest first: hourly and daily of migration 5, and the daily sums of a
+// whole workspace (migration 10), whose rows have project 0.
 const (
-	hourlyTable = "usage_hourly"
-	dailyTable  = "usage_daily"
+	hourlyTable         = "usage_hourly"
+	dailyTable          = "usage_daily"
+	workspaceDailyTable = "usage_daily_workspace"
 )
 
 // rollupColumns are the usage_logs columns a rollup row is summed from, in scanRollupSource's
@@ -105,30 +107,38 @@ func (r rollups) add(u *UsageRow) {
 	s.merge(&one)
 }
 
-// write adds the sums to usage_hourly and, summed by day, to usage_daily, in tx.
+// write adds the sums to usage_hourly, summed by day to usage_daily, and summed by day over the
+// workspace's projects to usage_daily_workspace, in tx.
 func (r rollups) write(ctx context.Context, tx *sql.Tx) error {
 	if len(r) == 0 {
 		return nil
 	}
-	daily := make(rollups, len(r)/8+1)
-	for k, s := range r {
-		k.periodStart = floorTo(k.periodStart, dayMs)
-		d := daily[k]
-		if d == nil {
-			d = &rollupSums{}
-			daily[k] = d
-		}
-		d.merge(s)
-	}
+	daily := r.coarser(func(k *rollupKey) { k.periodStart = floorTo(k.periodStart, dayMs) })
+	workspace := daily.coarser(func(k *rollupKey) { k.projectID = 0 })
 	for _, t := range []struct {
 		table string
 		sums  rollups
-	}{{hourlyTable, r}, {dailyTable, daily}} {
+	}{{hourlyTable, r}, {dailyTable, daily}, {workspaceDailyTable, workspace}} {
 		if err := upsertRollups(ctx, tx, t.table, t.sums); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// coarser sums r by the keys widen makes of its keys.
+func (r rollups) coarser(widen func(*rollupKey)) rollups {
+	out := make(rollups, len(r)/8+1)
+	for k, s := range r {
+		widen(&k)
+		d := out[k]
+		if d == nil {
+			d = &rollupSums{}
+			out[k] = d
+		}
+		d.merge(s)
+	}
+	return out
 }
 
 func upsertRollups(ctx context.Context, tx *sql.Tx, table string, sums rollups) error {

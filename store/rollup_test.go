@@ -158,7 +158,12 @@ func rollupTableMatchesRaw(t *testing.T, db *store.DB, table string, periodMs in
 		return out
 	}
 	got := read(`SELECT ` + cols + ` FROM ` + table + ` ORDER BY 1, 2, 3, 4, 5, 6`)
-	want := read(`SELECT workspace_id, created_at - created_at % ?, project_id, provider, final_model,
+	// The workspace's daily sums hold every project's rows under project 0.
+	project := "project_id"
+	if table == "usage_daily_workspace" {
+		project = "0"
+	}
+	want := read(`SELECT workspace_id, created_at - created_at % ?, `+project+`, provider, final_model,
 		original_model, count(*), sum(input_tokens), sum(output_tokens), sum(total_tokens), sum(cost_nano),
 		sum(latency_ms), sum(status >= 400 AND error_code <> 'BUDGET_EXCEEDED'), sum(error_code = 'BUDGET_EXCEEDED'),
 		sum(was_fallback), sum(usage_estimated), sum(stream), max(created_at), sum(cache_read_tokens),
@@ -264,6 +269,7 @@ func TestRollupsReconcile(t *testing.T) {
 	}
 	rollupTableMatchesRaw(t, db, "usage_hourly", int64(time.Hour/time.Millisecond))
 	rollupTableMatchesRaw(t, db, "usage_daily", int64(24*time.Hour/time.Millisecond))
+	rollupTableMatchesRaw(t, db, "usage_daily_workspace", int64(24*time.Hour/time.Millisecond))
 	analyticsMatchRaw(t, db, testRanges(rng, 40))
 }
 
@@ -326,6 +332,7 @@ func TestRollupsBuiltOnUpgrade(t *testing.T) {
 	}
 	rollupTableMatchesRaw(t, db, "usage_hourly", int64(time.Hour/time.Millisecond))
 	rollupTableMatchesRaw(t, db, "usage_daily", int64(24*time.Hour/time.Millisecond))
+	rollupTableMatchesRaw(t, db, "usage_daily_workspace", int64(24*time.Hour/time.Millisecond))
 	for _, r := range ranges {
 		for _, g := range groups {
 			got, err := db.AggregateUsage(ctx, store.AnalyticsFilter{WorkspaceID: 1, From: r[0], To: r[1]}, g, 0)
@@ -342,4 +349,62 @@ func TestRollupsBuiltOnUpgrade(t *testing.T) {
 		t.Fatal(err)
 	}
 	rollupTableMatchesRaw(t, db, "usage_hourly", int64(time.Hour/time.Millisecond))
+	rollupTableMatchesRaw(t, db, "usage_daily_workspace", int64(24*time.Hour/time.Millisecond))
+}
+
+// TestWorkspaceDailyBuiltOnUpgrade opens a database of the release before migration 10, its
+// rollups holding every row as that release left them, and finds the workspace's daily sums
+// built from them: they reconcile with the raw rows, and the analytics answers that now read
+// them are the raw scans' to the nano-dollar.
+func TestWorkspaceDailyBuiltOnUpgrade(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "old.db")
+	old, err := store.Open(ctx, path, schemaBefore(t, "10"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(10, 10))
+	err = old.WriteTx(ctx, func(tx *sql.Tx) error {
+		for i := range 2000 {
+			r := randomUsage(rng, fmt.Sprint("old-", i))
+			if _, err := tx.Exec(`INSERT INTO usage_logs (request_id, created_at, workspace_id, project_id, provider,
+				original_model, final_model, was_fallback, status, input_tokens, output_tokens, total_tokens, cost_nano,
+				latency_ms, error_code, stream, usage_estimated, priced_by_default, cache_read_tokens)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)`, r.RequestID, r.CreatedAt, r.WorkspaceID,
+				r.ProjectID, r.Provider, r.OriginalModel, r.FinalModel, r.WasFallback, r.Status, r.InputTokens, r.OutputTokens,
+				r.TotalTokens, r.CostNano, r.LatencyMs, r.ErrorCode, r.Stream, r.UsageEstimated, r.CacheReadTokens); err != nil {
+				return err
+			}
+		}
+		// The rollups that release kept exact (its own reconcile test), summed here from the rows.
+		for _, t := range []struct {
+			table    string
+			periodMs int64
+		}{{"usage_hourly", int64(time.Hour / time.Millisecond)}, {"usage_daily", int64(24 * time.Hour / time.Millisecond)}} {
+			if _, err := tx.Exec(`INSERT INTO `+t.table+` (workspace_id, period_start, project_id, provider, final_model,
+				original_model, requests, input_tokens, output_tokens, total_tokens, cost_nano, latency_ms, errors, blocked,
+				fallbacks, estimated, streams, last_at, cache_read_tokens, cache_write_tokens, reasoning_tokens)
+				SELECT workspace_id, created_at - created_at % ?, project_id, provider, final_model, original_model,
+				count(*), sum(input_tokens), sum(output_tokens), sum(total_tokens), sum(cost_nano), sum(latency_ms),
+				sum(status >= 400 AND error_code <> 'BUDGET_EXCEEDED'), sum(error_code = 'BUDGET_EXCEEDED'),
+				sum(was_fallback), sum(usage_estimated), sum(stream), max(created_at), sum(cache_read_tokens),
+				sum(cache_write_tokens), sum(reasoning_tokens)
+				FROM usage_logs GROUP BY 1, 2, 3, 4, 5, 6`, t.periodMs); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+
+	db := storetest.OpenAt(t, path)
+	rollupTableMatchesRaw(t, db, "usage_daily_workspace", int64(24*time.Hour/time.Millisecond))
+	analyticsMatchRaw(t, db, testRanges(rng, 20))
+	// Rows written after the upgrade reach it too.
+	if _, err := db.InsertUsage(ctx, []store.UsageRow{randomUsage(rng, "new-1"), randomUsage(rng, "old-7")}); err != nil {
+		t.Fatal(err)
+	}
+	rollupTableMatchesRaw(t, db, "usage_daily_workspace", int64(24*time.Hour/time.Millisecond))
 }
