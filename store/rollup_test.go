@@ -273,6 +273,23 @@ func TestRollupsReconcile(t *testing.T) {
 	analyticsMatchRaw(t, db, testRanges(rng, 40))
 }
 
+// insertAsOldRelease writes n random usage rows with the columns every release since migration
+// 4 has, as the release before the one under test wrote them.
+func insertAsOldRelease(tx *sql.Tx, rng *rand.Rand, n int) error {
+	for i := range n {
+		r := randomUsage(rng, fmt.Sprint("old-", i))
+		if _, err := tx.Exec(`INSERT INTO usage_logs (request_id, created_at, workspace_id, project_id, provider,
+			original_model, final_model, was_fallback, status, input_tokens, output_tokens, total_tokens, cost_nano,
+			latency_ms, error_code, stream, usage_estimated, priced_by_default, prices_version)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '')`, r.RequestID, r.CreatedAt, r.WorkspaceID,
+			r.ProjectID, r.Provider, r.OriginalModel, r.FinalModel, r.WasFallback, r.Status, r.InputTokens, r.OutputTokens,
+			r.TotalTokens, r.CostNano, r.LatencyMs, r.ErrorCode, r.Stream, r.UsageEstimated); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // TestRollupsBuiltOnUpgrade upgrades a database of the previous release (migration 4) holding
 // usage rows: the backfill is interrupted after two batches and resumed by the next open, and
 // then every rollup row reconciles with the raw rows and every analytics answer is the one the
@@ -284,20 +301,7 @@ func TestRollupsBuiltOnUpgrade(t *testing.T) {
 		t.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(4, 5))
-	err = old.WriteTx(ctx, func(tx *sql.Tx) error {
-		for i := 0; i < 3000; i++ {
-			r := randomUsage(rng, fmt.Sprint("old-", i))
-			if _, err := tx.Exec(`INSERT INTO usage_logs (request_id, created_at, workspace_id, project_id, provider,
-				original_model, final_model, was_fallback, status, input_tokens, output_tokens, total_tokens, cost_nano,
-				latency_ms, error_code, stream, usage_estimated, priced_by_default, prices_version)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '')`, r.RequestID, r.CreatedAt, r.WorkspaceID,
-				r.ProjectID, r.Provider, r.OriginalModel, r.FinalModel, r.WasFallback, r.Status, r.InputTokens, r.OutputTokens,
-				r.TotalTokens, r.CostNano, r.LatencyMs, r.ErrorCode, r.Stream, r.UsageEstimated); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err = old.WriteTx(ctx, func(tx *sql.Tx) error { return insertAsOldRelease(tx, rng, 3000) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -364,16 +368,8 @@ func TestWorkspaceDailyBuiltOnUpgrade(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(10, 10))
 	err = old.WriteTx(ctx, func(tx *sql.Tx) error {
-		for i := range 2000 {
-			r := randomUsage(rng, fmt.Sprint("old-", i))
-			if _, err := tx.Exec(`INSERT INTO usage_logs (request_id, created_at, workspace_id, project_id, provider,
-				original_model, final_model, was_fallback, status, input_tokens, output_tokens, total_tokens, cost_nano,
-				latency_ms, error_code, stream, usage_estimated, priced_by_default, cache_read_tokens)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)`, r.RequestID, r.CreatedAt, r.WorkspaceID,
-				r.ProjectID, r.Provider, r.OriginalModel, r.FinalModel, r.WasFallback, r.Status, r.InputTokens, r.OutputTokens,
-				r.TotalTokens, r.CostNano, r.LatencyMs, r.ErrorCode, r.Stream, r.UsageEstimated, r.CacheReadTokens); err != nil {
-				return err
-			}
+		if err := insertAsOldRelease(tx, rng, 2000); err != nil {
+			return err
 		}
 		// The rollups that release kept exact (its own reconcile test), summed here from the rows.
 		for _, t := range []struct {
