@@ -69,7 +69,9 @@ type UsageAggregate struct {
 // limit groups. GroupNone always returns exactly one row.
 //
 // It reads the rollups, not the rows, and its figures are exactly the sums over the raw rows of
-// the range: whole UTC days of the range come from usage_daily, whole hours at either end of it
+// the range: whole UTC days of the range come from usage_daily (from usage_daily_workspace, the
+// same sums over all the workspace's projects, when f has no project and g does not group by
+// project), whole hours at either end of it
 // from usage_hourly, and only the parts of an hour at its two edges (when From or To is not on
 // the hour) from usage_logs, by its (workspace_id, created_at) index. A PerHour grouping reads
 // hours where it would read days. The model filter matches the rollups' original and final model
