@@ -726,8 +726,6 @@ func usageTable(l Layout, t UsageTable, withProject bool) templ.Component {
 	})
 }
 
-// UsageRows is the table-body fragment: one page of rows plus the "Load more" row, which
-// replaces itself with the next page (cursor paging, never OFFSET).
 // usageColumns is how many columns the usage table has: the project's is left out on a
 // project's own page.
 func usageColumns(withProject bool) string {
@@ -737,6 +735,8 @@ func usageColumns(withProject bool) string {
 	return "8"
 }
 
+// UsageRows is the table-body fragment: one page of rows plus the "Load more" row, which
+// replaces itself with the next page (cursor paging, never OFFSET).
 func UsageRows(l Layout, t UsageTable, withProject bool) templ.Component {
 	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {
 		templ_7745c5c3_W, ctx := templ_7745c5c3_Input.Writer, templ_7745c5c3_Input.Context
