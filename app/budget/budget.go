@@ -238,7 +238,11 @@ func New(now func() time.Time) *Engine {
 // periods returns the current day and month keys, rolling over (and pruning counters of ended
 // periods) when the clock has left the day last seen. Called with e.mu held.
 func (e *Engine) periods() (day, month int32) {
-	ms := e.now().UnixMilli()
+	return e.periodsAt(e.now().UnixMilli())
+}
+
+// periodsAt is periods at unix millisecond ms. Called with e.mu held.
+func (e *Engine) periodsAt(ms int64) (day, month int32) {
 	if e.dayEnd != 0 && ms >= e.dayStart && ms < e.dayEnd {
 		return e.day, e.month
 	}
@@ -272,11 +276,16 @@ func (e *Engine) prune() {
 func (e *Engine) Load(counters []Counter) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	return e.putCounters(counters, false)
+}
+
+// putCounters adds counters to the engine's (set: replaces them). Called with e.mu held.
+func (e *Engine) putCounters(counters []Counter, set bool) error {
 	day, month := e.periods()
 	for _, c := range counters {
 		sc, ok := scopeCode(c.Scope)
 		if !ok {
-			return fmt.Errorf("load budget counters: unknown scope %q", c.Scope)
+			return fmt.Errorf("budget counters: unknown scope %q", c.Scope)
 		}
 		k := counterKey{id: c.ID, scope: sc}
 		if t, err := time.Parse(dayLayout, c.Period); err == nil {
@@ -290,9 +299,13 @@ func (e *Engine) Load(counters []Counter) error {
 				continue
 			}
 		} else {
-			return fmt.Errorf("load budget counters: bad period %q", c.Period)
+			return fmt.Errorf("budget counters: bad period %q", c.Period)
 		}
-		e.spend[k] = e.spend[k].Plus(c.Spend)
+		if set {
+			e.spend[k] = c.Spend
+		} else {
+			e.spend[k] = e.spend[k].Plus(c.Spend)
+		}
 	}
 	return nil
 }
@@ -340,80 +353,19 @@ func (e *Engine) Admit(s Subject, reserve func(fallback bool) pricing.NanoUSD) (
 
 // AdmitCost decides on a request for s and, unless it is blocked, reserves its worst case on the
 // model it will go to, atomically with the decision so that concurrent requests each see the
-// others' reservations.
-//
-// Soft budgets (the default) admit a request while committed spend plus the reservations of
-// requests already in flight is under every budget; its own reservation does not count against
-// it, so spend can pass a soft budget by at most one request's worst case (plus any amount by
-// which a request's real cost exceeds its reservation). Strict budgets also require the
-// request's own worst case to fit in what is left: when it does not, the output cap is lowered
-// to the most the rest affords (Decision.OutputCap), and the request is refused when even
-// c.MinOutput does not fit. Spend then never passes a strict budget by more than the amount by
-// which real costs exceed reservations (the input estimate's error).
+// others' reservations. The decision is Decide's (the rules are stated there); the engine only
+// supplies the four budgets' standings and holds the reservation.
 //
 // A blocked request gets a nil ticket and reserves nothing. Every sum saturates, so no request,
 // however large its worst case, can wrap a counter.
 func (e *Engine) AdmitCost(s Subject, c Cost) (*Ticket, Decision) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	day, month := e.periods()
-
-	var d Decision
-	st := e.standings(s, day, month)
-	// headroom is what the strict budgets leave after committed spend and reservations, and
-	// spendRoom what they leave after committed spend alone; strict tells whether any applies.
-	var headroom, spendRoom pricing.NanoUSD = math.MaxInt64, math.MaxInt64
-	strict := false
-	// spendBlock is the budget that committed spend alone has filled (the latest to reset wins:
-	// a retry cannot succeed before it resets); reserveBlock the fullest one otherwise.
-	spendBlock, reserveBlock := None, None
-	var reserveLevel float64
-	for i, b := range st {
-		if b.limit == nil {
-			continue
-		}
-		which := Budget(i + 1)
-		lvl := level(b.used, *b.limit)
-		if d.Budget == None || lvl > d.Level {
-			d.Level, d.Budget = lvl, which
-		}
-		switch {
-		case level(b.spent, *b.limit) >= BlockLevel:
-			if spendBlock == None || which.monthly() && !spendBlock.monthly() {
-				spendBlock = which
-			}
-		case lvl >= BlockLevel && (reserveBlock == None || lvl > reserveLevel):
-			reserveBlock, reserveLevel = which, lvl
-		}
-		if b.strict {
-			strict = true
-			headroom = min(headroom, max(*b.limit-b.used, 0))
-			spendRoom = min(spendRoom, max(*b.limit-b.spent, 0))
-		}
-	}
-
-	switch {
-	case spendBlock != None:
-		return nil, e.refuse(d, spendBlock, false, "")
-	case reserveBlock != None:
-		return nil, e.refuse(d, reserveBlock, true, "")
-	case d.Level >= FallbackLevel && s.HasFallback:
-		d.Fallback = true
-	}
-
-	var amount pricing.NanoUSD
-	if c.WorstCase != nil {
-		amount = max(c.WorstCase(d.Fallback, 0), 0)
-	}
-	if strict && amount > headroom {
-		capped, ok := c.cap(d.Fallback, headroom)
-		if !ok {
-			// Whether it would fit once the requests in flight have settled decides when a
-			// retry can succeed.
-			_, later := c.cap(d.Fallback, spendRoom)
-			return nil, e.refuse(d, tightest(st), later, "the rest of the budget cannot pay for this request")
-		}
-		d.OutputCap, amount = capped, max(c.WorstCase(d.Fallback, capped), 0)
+	now := e.now()
+	day, month := e.periodsAt(now.UnixMilli())
+	d, amount := Decide(s, e.accounts(s, day, month), c, now)
+	if d.Blocked {
+		return nil, d
 	}
 	t := &Ticket{e: e, projectID: s.ProjectID, workspaceID: s.WorkspaceID, amount: amount, limits: s.limits()}
 	if amount > 0 {
@@ -423,69 +375,15 @@ func (e *Engine) AdmitCost(s Subject, c Cost) (*Ticket, Decision) {
 	return t, d
 }
 
-// cap finds the largest per-choice output cap in [MinOutput, MaxOutput] whose worst case fits
-// in room; ok is false when none does. A request whose output cannot be capped (MaxOutput nil)
-// fits only whole, and then needs no cap (0). WorstCase is monotone in the cap, so a binary
-// search needs about 17 calls for a 128K-token range.
-func (c Cost) cap(fallback bool, room pricing.NanoUSD) (int64, bool) {
-	if c.WorstCase == nil {
-		return 0, true
-	}
-	if c.MaxOutput == nil {
-		return 0, c.WorstCase(fallback, 0) <= room
-	}
-	lo, hi := max(c.MinOutput, 1), c.MaxOutput(fallback)
-	if hi < lo || c.WorstCase(fallback, lo) > room {
-		return 0, false
-	}
-	for lo < hi {
-		mid := lo + (hi-lo+1)/2
-		if c.WorstCase(fallback, mid) <= room {
-			lo = mid
-		} else {
-			hi = mid - 1
-		}
-	}
-	return lo, true
-}
-
-// refuse fills d as a refusal by budget b. reserved is true when a retry may succeed before the
-// period resets (in-flight reservations are part of the cause); detail, when set, replaces the
-// default explanation of that cause. Called with e.mu held.
-func (e *Engine) refuse(d Decision, b Budget, reserved bool, detail string) Decision {
-	d.Blocked, d.Budget, d.Reserved = true, b, reserved
-	d.ResetAt = e.resetAt(b)
-	d.Message = b.Message()
-	switch {
-	case detail != "":
-		d.Message += ": " + detail
-	case reserved:
-		d.Message += ": requests in flight have reserved the rest of it"
-	}
-	if reserved {
-		d.RetryAfter = ReservedRetryAfter
-	} else {
-		d.RetryAfter = max(d.ResetAt.Sub(e.now()), time.Second)
-	}
-	return d
-}
-
-// standing is one budget's state as a request arrives.
-type standing struct {
-	limit       *pricing.NanoUSD // nil: this budget does not apply
-	spent, used pricing.NanoUSD  // committed spend; plus the reservations in flight
-	strict      bool
-}
-
 // limits are s's four budgets, indexed by Budget-1.
 func (s Subject) limits() [4]*pricing.NanoUSD {
 	return [4]*pricing.NanoUSD{s.Project.Daily, s.Project.Monthly, s.Workspace.Daily, s.Workspace.Monthly}
 }
 
-// standings reads the state of s's four budgets, indexed by Budget-1. Each subject's
+// accounts reads the state of s's four budgets, indexed by Budget-1. Each subject's
 // reservations are read once, not once per budget: map lookups are most of the gate's cost.
 // Called with e.mu held.
-func (e *Engine) standings(s Subject, day, month int32) (st [4]standing) {
+func (e *Engine) accounts(s Subject, day, month int32) (acc [4]Account) {
 	limits := s.limits()
 	var projectReserved, workspaceReserved pricing.NanoUSD
 	if limits[0] != nil || limits[1] != nil {
@@ -505,33 +403,9 @@ func (e *Engine) standings(s Subject, day, month int32) (st [4]standing) {
 		if i%2 == 1 {
 			k.period, k.monthly = month, true
 		}
-		spent := e.spend[k]
-		st[i] = standing{limit: limit, spent: spent, used: spent.Plus(reserved), strict: strict}
+		acc[i] = Account{Limit: limit, Spent: e.spend[k], Reserved: reserved, Strict: strict}
 	}
-	return st
-}
-
-// tightest is the strict budget with the least room left, to name in a strict refusal.
-func tightest(st [4]standing) Budget {
-	best, room := None, pricing.NanoUSD(0)
-	for i, b := range st {
-		if b.limit == nil || !b.strict {
-			continue
-		}
-		if left := *b.limit - min(b.used, *b.limit); best == None || left < room {
-			best, room = Budget(i+1), left
-		}
-	}
-	return best
-}
-
-// resetAt is when budget b's current period ends. Called with e.mu held.
-func (e *Engine) resetAt(b Budget) time.Time {
-	if b.monthly() {
-		y, m, _ := time.UnixMilli(e.dayStart).UTC().Date()
-		return time.Date(y, m+1, 1, 0, 0, 0, 0, time.UTC)
-	}
-	return time.UnixMilli(e.dayEnd).UTC()
+	return acc
 }
 
 func (b Budget) monthly() bool { return b == ProjectMonthly || b == WorkspaceMonthly }
@@ -564,14 +438,6 @@ func (s *sum128) total() pricing.NanoUSD {
 	return pricing.NanoUSD(s.lo)
 }
 
-// level is used/limit; a zero (or negative) budget allows nothing, so it is always at 100%.
-func level(used, limit pricing.NanoUSD) float64 {
-	if limit <= 0 {
-		return BlockLevel
-	}
-	return float64(used) / float64(limit)
-}
-
 // Settle releases the ticket's reservation and adds actual (the request's real cost) to the
 // project's and workspace's counters of the day and month containing at — the request's start,
 // which is also its usage row's createdAt, so memory and the persisted counters agree. Only the
@@ -597,22 +463,7 @@ func (t *Ticket) Settle(at time.Time, actual pricing.NanoUSD) []Crossing {
 	if actual <= 0 {
 		return nil
 	}
-	// The common case — the request started in the day last seen — needs no clock read and no
-	// date arithmetic. (If that day has just ended, the counters land in it and are pruned at
-	// the next roll-over, which is right: the usage writer persists them in that day too.)
-	day, month := e.day, e.month
-	if ms := at.UnixMilli(); e.dayEnd == 0 || ms < e.dayStart || ms >= e.dayEnd {
-		curDay, curMonth := e.periods()
-		day, month = dayIndex(ms), monthIndex(at)
-		// A request that started in an ended period (it ran across midnight) is persisted in
-		// that period by the usage writer; in memory it no longer matters for any decision.
-		if day < curDay {
-			day = -1
-		}
-		if month < curMonth {
-			month = -1
-		}
-	}
+	day, month := e.periodsOf(at)
 	var crossed []Crossing
 	add := func(b Budget, k counterKey) {
 		before := e.spend[k]
@@ -638,6 +489,62 @@ func (t *Ticket) Settle(at time.Time, actual pricing.NanoUSD) []Crossing {
 		add(WorkspaceMonthly, counterKey{t.workspaceID, month, workspaceScope, true})
 	}
 	return crossed
+}
+
+// periodsOf is the day and month a request that started at counts in, -1 for one that has
+// ended: a request that started in an ended period (it ran across midnight) is persisted in
+// that period by the usage writer, and in memory it no longer matters for any decision. Called
+// with e.mu held.
+func (e *Engine) periodsOf(at time.Time) (day, month int32) {
+	// The common case — the request started in the day last seen — needs no clock read and no
+	// date arithmetic. (If that day has just ended, the counters land in it and are pruned at
+	// the next roll-over, which is right: the usage writer persists them in that day too.)
+	day, month = e.day, e.month
+	if ms := at.UnixMilli(); e.dayEnd == 0 || ms < e.dayStart || ms >= e.dayEnd {
+		curDay, curMonth := e.periods()
+		day, month = dayIndex(ms), monthIndex(at)
+		if day < curDay {
+			day = -1
+		}
+		if month < curMonth {
+			month = -1
+		}
+	}
+	return day, month
+}
+
+// Record adds actual to a project's and its workspace's counters of the day and month
+// containing at, without reserving or reporting crossings: how a shared ledger keeps this
+// replica's view of spend current between its refreshes (the database holds the real counters,
+// and SetSpend overwrites these with them).
+func (e *Engine) Record(projectID, workspaceID int64, at time.Time, actual pricing.NanoUSD) {
+	if actual <= 0 {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	day, month := e.periodsOf(at)
+	if day >= 0 {
+		k := counterKey{projectID, day, projectScope, false}
+		e.spend[k] = e.spend[k].Plus(actual)
+		k = counterKey{workspaceID, day, workspaceScope, false}
+		e.spend[k] = e.spend[k].Plus(actual)
+	}
+	if month >= 0 {
+		k := counterKey{projectID, month, projectScope, true}
+		e.spend[k] = e.spend[k].Plus(actual)
+		k = counterKey{workspaceID, month, workspaceScope, true}
+		e.spend[k] = e.spend[k].Plus(actual)
+	}
+}
+
+// SetSpend sets counters to the values given, where Load adds them: a shared ledger's
+// database holds the authoritative counters, and this engine mirrors them for the dashboard
+// and metrics. Counters of ended periods are ignored; counters not named keep their values.
+func (e *Engine) SetSpend(counters []Counter) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.putCounters(counters, true)
 }
 
 // reserve adds amount to k's reservations. Entries stay when they return to zero, so the hot

@@ -35,15 +35,16 @@ type Standing struct {
 func (e *Engine) Standing(s Subject) Standing {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	day, month := e.periods()
+	now := e.now()
+	day, month := e.periodsAt(now.UnixMilli())
 	var out Standing
 	var top float64
-	for i, b := range e.standings(s, day, month) {
-		if b.limit == nil {
+	for i, b := range e.accounts(s, day, month) {
+		if b.Limit == nil {
 			continue
 		}
 		which := Budget(i + 1)
-		bs := BudgetState{Budget: which, Limit: *b.limit, Spent: b.spent, Level: level(b.spent, *b.limit), ResetAt: e.resetAt(which)}
+		bs := BudgetState{Budget: which, Limit: *b.Limit, Spent: b.Spent, Level: level(b.Spent, *b.Limit), ResetAt: resetAt(which, now)}
 		out.Budgets = append(out.Budgets, bs)
 		switch {
 		case bs.Level >= BlockLevel:
