@@ -31,14 +31,11 @@ type MailLog struct {
 // InsertMailLog records a new message (ID, Attempts and LastError of m are ignored) and returns
 // its id.
 func (db *DB) InsertMailLog(ctx context.Context, m MailLog) (int64, error) {
-	res, err := db.Write.ExecContext(ctx, `
+	var id int64
+	err := db.Write.QueryRowContext(ctx, `
 		INSERT INTO mail_log (kind, to_addr, subject, status, attempts, last_error, created_at, updated_at)
-		VALUES (?, ?, ?, ?, 0, '', ?, ?)`,
-		m.Kind, m.To, m.Subject, m.Status, m.CreatedAt, m.CreatedAt)
-	if err != nil {
-		return 0, fmt.Errorf("insert mail log: %w", err)
-	}
-	id, err := res.LastInsertId()
+		VALUES (?, ?, ?, ?, 0, '', ?, ?) RETURNING id`,
+		m.Kind, m.To, m.Subject, m.Status, m.CreatedAt, m.CreatedAt).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("insert mail log: %w", err)
 	}

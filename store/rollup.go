@@ -1,11 +1,13 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 )
 
@@ -109,7 +111,7 @@ func (r rollups) add(u *UsageRow) {
 
 // write adds the sums to usage_hourly, summed by day to usage_daily, and summed by day over the
 // workspace's projects to usage_daily_workspace, in tx.
-func (r rollups) write(ctx context.Context, tx *sql.Tx) error {
+func (r rollups) write(ctx context.Context, tx *sql.Tx, pg bool) error {
 	if len(r) == 0 {
 		return nil
 	}
@@ -119,11 +121,25 @@ func (r rollups) write(ctx context.Context, tx *sql.Tx) error {
 		table string
 		sums  rollups
 	}{{hourlyTable, r}, {dailyTable, daily}, {workspaceDailyTable, workspace}} {
-		if err := upsertRollups(ctx, tx, t.table, t.sums); err != nil {
+		if err := upsertRollups(ctx, tx, pg, t.table, t.sums); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// keys are r's keys in order, the order its rows are written in.
+func (r rollups) keys() []rollupKey {
+	out := make([]rollupKey, 0, len(r))
+	for k := range r {
+		out = append(out, k)
+	}
+	slices.SortFunc(out, func(a, b rollupKey) int {
+		return cmp.Or(cmp.Compare(a.workspaceID, b.workspaceID), cmp.Compare(a.periodStart, b.periodStart),
+			cmp.Compare(a.projectID, b.projectID), cmp.Compare(a.provider, b.provider),
+			cmp.Compare(a.finalModel, b.finalModel), cmp.Compare(a.originalModel, b.originalModel))
+	})
+	return out
 }
 
 // coarser sums r by the keys widen makes of its keys.
@@ -141,27 +157,30 @@ func (r rollups) coarser(widen func(*rollupKey)) rollups {
 	return out
 }
 
-func upsertRollups(ctx context.Context, tx *sql.Tx, table string, sums rollups) error {
+// upsertRollups adds sums to table's rows. The rows are written in key order, so that two
+// replicas' batches adding to the same rows on PostgreSQL take their locks in one order and never
+// deadlock.
+func upsertRollups(ctx context.Context, tx *sql.Tx, pg bool, table string, sums rollups) error {
 	stmt, err := tx.PrepareContext(ctx, `INSERT INTO `+table+` (workspace_id, period_start, project_id, provider,
 		final_model, original_model, requests, input_tokens, output_tokens, total_tokens, cost_nano, latency_ms,
 		errors, blocked, fallbacks, estimated, streams, last_at, cache_read_tokens, cache_write_tokens,
 		reasoning_tokens)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (workspace_id, period_start, project_id, provider, final_model, original_model) DO UPDATE SET
-		requests = requests + excluded.requests, input_tokens = input_tokens + excluded.input_tokens,
-		output_tokens = output_tokens + excluded.output_tokens, total_tokens = total_tokens + excluded.total_tokens,
-		cost_nano = cost_nano + excluded.cost_nano, latency_ms = latency_ms + excluded.latency_ms,
-		errors = errors + excluded.errors, blocked = blocked + excluded.blocked,
-		fallbacks = fallbacks + excluded.fallbacks, estimated = estimated + excluded.estimated,
-		streams = streams + excluded.streams, last_at = max(last_at, excluded.last_at),
-		cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens,
-		cache_write_tokens = cache_write_tokens + excluded.cache_write_tokens,
-		reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens`)
+		requests = `+table+`.requests + excluded.requests, input_tokens = `+table+`.input_tokens + excluded.input_tokens,
+		output_tokens = `+table+`.output_tokens + excluded.output_tokens, total_tokens = `+table+`.total_tokens + excluded.total_tokens,
+		cost_nano = `+table+`.cost_nano + excluded.cost_nano, latency_ms = `+table+`.latency_ms + excluded.latency_ms,
+		errors = `+table+`.errors + excluded.errors, blocked = `+table+`.blocked + excluded.blocked,
+		fallbacks = `+table+`.fallbacks + excluded.fallbacks, estimated = `+table+`.estimated + excluded.estimated,
+		streams = `+table+`.streams + excluded.streams, last_at = `+greatest(pg)+`(`+table+`.last_at, excluded.last_at),
+		cache_read_tokens = `+table+`.cache_read_tokens + excluded.cache_read_tokens, cache_write_tokens = `+table+`.cache_write_tokens + excluded.cache_write_tokens,
+		reasoning_tokens = `+table+`.reasoning_tokens + excluded.reasoning_tokens`)
 	if err != nil {
 		return fmt.Errorf("prepare %s upsert: %w", table, err)
 	}
 	defer stmt.Close()
-	for k, s := range sums {
+	for _, k := range sums.keys() {
+		s := sums[k]
 		if _, err := stmt.ExecContext(ctx, k.workspaceID, k.periodStart, k.projectID, k.provider, k.finalModel,
 			k.originalModel, s.requests, s.inputTokens, s.outputTokens, s.totalTokens, s.costNano, s.latencyMs,
 			s.errors, s.blocked, s.fallbacks, s.estimated, s.streams, s.lastAt, s.cacheReadTokens,
@@ -248,7 +267,7 @@ func (db *DB) backfillStep(ctx context.Context, n int) (backfillProgress, error)
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		if err := sums.write(ctx, tx); err != nil {
+		if err := sums.write(ctx, tx, db.pg); err != nil {
 			return err
 		}
 		if p.rows < int64(n) || p.doneID >= p.lastID {

@@ -1,6 +1,7 @@
-// Package store is TokenGuard's SQLite persistence: it opens the database, migrates it, and holds
-// every SQL statement the program runs. It knows nothing of HTTP, budgets or pricing; the app
-// packages call it with plain values and get plain records back.
+// Package store is TokenGuard's persistence: it opens the database — an embedded SQLite file by
+// default, or a PostgreSQL server that several replicas share (postgres.go) — migrates it, and
+// holds every SQL statement the program runs, written once for both. It knows nothing of HTTP,
+// budgets or pricing; the app packages call it with plain values and get plain records back.
 package store
 
 import (
@@ -40,14 +41,20 @@ type DB struct {
 	versions pricesVersions
 	// wal paces forced checkpoints (store/wal.go).
 	wal walGuard
+	// pg is set on PostgreSQL, where Write and Read are one pool (postgres.go).
+	pg bool
 }
 
-// Open opens (creating if needed) the database at path — a file path or a "file:" URI — and
-// applies every migration of schema that the file has not seen yet. It refuses a bundled SQLite
-// older than 3.51.3.
+// Open opens (creating if needed) the database at path — a file path or a "file:" URI, or a
+// postgres:// URL — and applies every migration of schema (schema.sql, or schema_postgres.sql for
+// a URL) that the database has not seen yet. It refuses a bundled SQLite older than 3.51.3 and a
+// PostgreSQL server older than 14.
 func Open(ctx context.Context, path, schema string) (*DB, error) {
 	if path == "" {
 		return nil, errors.New("open database: empty path")
+	}
+	if IsPostgres(path) {
+		return openPostgres(ctx, path, schema)
 	}
 	if err := createPrivate(path); err != nil {
 		return nil, err
@@ -95,14 +102,14 @@ func Open(ctx context.Context, path, schema string) (*DB, error) {
 // Close closes both pools.
 func (db *DB) Close() error {
 	var errs []error
-	if db.Read != nil {
+	if db.Read != nil && db.Read != db.Write {
 		errs = append(errs, db.Read.Close())
 	}
 	errs = append(errs, db.Write.Close())
 	return errors.Join(errs...)
 }
 
-// Path is the database location the DB was opened with.
+// Path is the database location the DB was opened with (a PostgreSQL URL without its password).
 func (db *DB) Path() string { return db.path }
 
 // ProbeWrite commits one small write — the schema version rewritten with its own value, which
@@ -112,6 +119,12 @@ func (db *DB) Path() string { return db.path }
 // and the next one succeeds once the file is writable again), so nothing needs resetting after
 // it fails.
 func (db *DB) ProbeWrite(ctx context.Context) error {
+	if db.pg {
+		return db.WriteTx(ctx, func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, `UPDATE tokenguard_schema SET version = version`)
+			return err
+		})
+	}
 	return db.WriteTx(ctx, func(tx *sql.Tx) error {
 		var v int
 		if err := tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err != nil {
@@ -122,9 +135,16 @@ func (db *DB) ProbeWrite(ctx context.Context) error {
 	})
 }
 
-// WriteTx runs fn in one write transaction (BEGIN IMMEDIATE): it commits when fn returns nil and
-// rolls back otherwise.
+// WriteTx runs fn in one write transaction: it commits when fn returns nil and rolls back
+// otherwise. On SQLite (BEGIN IMMEDIATE) write transactions run one at a time; on PostgreSQL
+// they are SERIALIZABLE, so the read-then-write steps the store's callers take behave as they
+// do on one node however many replicas run them at once. PostgreSQL aborts one side of a
+// conflict; fn is then run again, up to pgAttempts times, so it must not keep state from one
+// run to the next outside the transaction.
 func (db *DB) WriteTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if db.pg {
+		return db.pgTx(ctx, sql.LevelSerializable, fn)
+	}
 	tx, err := db.Write.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)

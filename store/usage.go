@@ -1,12 +1,14 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"math/bits"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -106,6 +108,7 @@ func chunkSize(remaining int) int {
 type insertStmts struct {
 	mu    sync.Mutex
 	stmts map[int]*sql.Stmt
+	pg    bool // the statements return the rows they insert (PostgreSQL)
 }
 
 // get returns the statement inserting n rows, preparing it on first use. It must not be called
@@ -116,7 +119,7 @@ func (s *insertStmts) get(ctx context.Context, db *sql.DB, n int) (*sql.Stmt, er
 	if st := s.stmts[n]; st != nil {
 		return st, nil
 	}
-	st, err := db.PrepareContext(ctx, insertUsageQuery(n))
+	st, err := db.PrepareContext(ctx, insertUsageQuery(n, s.pg))
 	if err != nil {
 		return nil, fmt.Errorf("prepare usage insert of %d rows: %w", n, err)
 	}
@@ -128,7 +131,9 @@ func (s *insertStmts) get(ctx context.Context, db *sql.DB, n int) (*sql.Stmt, er
 }
 
 // insertUsageQuery is the INSERT of n usage rows; a row whose request id is stored is skipped.
-func insertUsageQuery(n int) string {
+// With returning (PostgreSQL) it returns the rollup columns of the rows it inserted: replicas
+// insert at once there, so the ids of one batch's rows need not be consecutive.
+func insertUsageQuery(n int, returning bool) string {
 	var q strings.Builder
 	q.Grow(300 + n*40)
 	q.WriteString(`INSERT INTO usage_logs (`)
@@ -142,6 +147,9 @@ func insertUsageQuery(n int) string {
 		q.WriteString(row)
 	}
 	q.WriteString(` ON CONFLICT (request_id) DO NOTHING`)
+	if returning {
+		q.WriteString(` RETURNING ` + rollupColumns)
+	}
 	return q.String()
 }
 
@@ -170,7 +178,7 @@ func (db *DB) InsertUsage(ctx context.Context, rows []UsageRow) (inserted int, e
 		}
 		stmts = append(stmts, st)
 	}
-	err = db.WriteTx(ctx, func(tx *sql.Tx) error {
+	err = db.usageTx(ctx, func(tx *sql.Tx) error {
 		inserted = 0
 		deltas := make(map[SpendCounter]int64)
 		var periods periodCache
@@ -178,14 +186,14 @@ func (db *DB) InsertUsage(ctx context.Context, rows []UsageRow) (inserted int, e
 		start := 0
 		for _, stmt := range stmts {
 			size := chunkSize(len(rows) - start)
-			n, err := insertUsageChunk(ctx, tx, tx.StmtContext(ctx, stmt), rows[start:start+size], versions, deltas, &periods, sums)
+			n, err := insertUsageChunk(ctx, tx, db.pg, tx.StmtContext(ctx, stmt), rows[start:start+size], versions, deltas, &periods, sums)
 			if err != nil {
 				return err
 			}
 			inserted += n
 			start += size
 		}
-		if err := sums.write(ctx, tx); err != nil {
+		if err := sums.write(ctx, tx, db.pg); err != nil {
 			return err
 		}
 		return addSpend(ctx, tx, deltas)
@@ -196,25 +204,22 @@ func (db *DB) InsertUsage(ctx context.Context, rows []UsageRow) (inserted int, e
 	return inserted, nil
 }
 
-func insertUsageChunk(ctx context.Context, tx *sql.Tx, stmt *sql.Stmt, rows []UsageRow, versions map[string]int64, deltas map[SpendCounter]int64, periods *periodCache, sums rollups) (int, error) {
+func insertUsageChunk(ctx context.Context, tx *sql.Tx, pg bool, stmt *sql.Stmt, rows []UsageRow, versions map[string]int64, deltas map[SpendCounter]int64, periods *periodCache, sums rollups) (int, error) {
 	defer stmt.Close()
 	args := make([]any, 0, len(rows)*usageColumnCount)
 	ids := make([]byte, len(rows)*requestIDBytes)
 	for i, r := range rows {
-		args = append(args, requestIDArg(r.RequestID, ids[i*requestIDBytes:(i+1)*requestIDBytes]),
+		// PostgreSQL's request_id is text, never the compact blob.
+		id := any(r.RequestID)
+		if !pg {
+			id = requestIDArg(r.RequestID, ids[i*requestIDBytes:(i+1)*requestIDBytes])
+		}
+		args = append(args, id,
 			r.CreatedAt, r.WorkspaceID, r.ProjectID, r.Provider,
 			r.OriginalModel, r.FinalModel, r.WasFallback, r.Status, r.InputTokens, r.OutputTokens,
 			r.TotalTokens, r.CostNano, r.LatencyMs, r.ErrorCode, r.Stream, r.UsageEstimated,
 			r.PricedByDefault, versions[r.PricesVersion], r.CacheReadTokens, r.CacheWriteTokens,
 			r.ReasoningTokens, r.TTFBMs, r.ErrorMessage, r.EndUser)
-	}
-	res, err := stmt.ExecContext(ctx, args...)
-	if err != nil {
-		return 0, err
-	}
-	affected, err := res.RowsAffected()
-	if err != nil {
-		return 0, err
 	}
 	count := func(u *UsageRow) {
 		sums.add(u)
@@ -226,6 +231,17 @@ func insertUsageChunk(ctx context.Context, tx *sql.Tx, stmt *sql.Stmt, rows []Us
 		deltas[SpendCounter{Scope: "project", ScopeID: u.ProjectID, Period: month}] += u.CostNano
 		deltas[SpendCounter{Scope: "workspace", ScopeID: u.WorkspaceID, Period: day}] += u.CostNano
 		deltas[SpendCounter{Scope: "workspace", ScopeID: u.WorkspaceID, Period: month}] += u.CostNano
+	}
+	if pg {
+		return countReturned(ctx, stmt, args, count)
+	}
+	res, err := stmt.ExecContext(ctx, args...)
+	if err != nil {
+		return 0, err
+	}
+	affected, err := res.RowsAffected()
+	if err != nil {
+		return 0, err
 	}
 	n := int(affected)
 	if n == len(rows) {
@@ -268,18 +284,47 @@ func insertUsageChunk(ctx context.Context, tx *sql.Tx, stmt *sql.Stmt, rows []Us
 	return n, nil
 }
 
+// countReturned runs a chunk's INSERT … RETURNING and counts each row it inserted.
+func countReturned(ctx context.Context, stmt *sql.Stmt, args []any, count func(*UsageRow)) (int, error) {
+	stored, err := stmt.QueryContext(ctx, args...)
+	if err != nil {
+		return 0, err
+	}
+	defer stored.Close()
+	n := 0
+	for stored.Next() {
+		var u UsageRow
+		if err := scanRollupSource(stored, &u); err != nil {
+			return 0, err
+		}
+		n++
+		count(&u)
+	}
+	return n, stored.Err()
+}
+
+// addSpend adds deltas to the counters, in key order: on PostgreSQL two replicas' batches then
+// lock the rows they share in one order and never deadlock.
 func addSpend(ctx context.Context, tx *sql.Tx, deltas map[SpendCounter]int64) error {
 	if len(deltas) == 0 {
 		return nil
 	}
 	stmt, err := tx.PrepareContext(ctx, `INSERT INTO spend_counters (scope, scope_id, period, spend_nano)
 		VALUES (?, ?, ?, ?)
-		ON CONFLICT (scope, scope_id, period) DO UPDATE SET spend_nano = spend_nano + excluded.spend_nano`)
+		ON CONFLICT (scope, scope_id, period) DO UPDATE SET spend_nano = spend_counters.spend_nano + excluded.spend_nano`)
 	if err != nil {
 		return err
 	}
 	defer stmt.Close()
-	for k, v := range deltas {
+	keys := make([]SpendCounter, 0, len(deltas))
+	for k := range deltas {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b SpendCounter) int {
+		return cmp.Or(cmp.Compare(a.Scope, b.Scope), cmp.Compare(a.ScopeID, b.ScopeID), cmp.Compare(a.Period, b.Period))
+	})
+	for _, k := range keys {
+		v := deltas[k]
 		if _, err := stmt.ExecContext(ctx, k.Scope, k.ScopeID, k.Period, v); err != nil {
 			return fmt.Errorf("add spend to %s %d %s: %w", k.Scope, k.ScopeID, k.Period, err)
 		}

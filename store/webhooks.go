@@ -113,19 +113,16 @@ func (db *DB) EnqueueWebhook(ctx context.Context, d WebhookDelivery, maxPending 
 	if d.DedupeKey != "" {
 		dedupe = d.DedupeKey
 	}
-	res, err := db.Write.ExecContext(ctx, `INSERT INTO webhook_deliveries
+	var id int64
+	err := db.Write.QueryRowContext(ctx, `INSERT INTO webhook_deliveries
 		(workspace_id, event, dedupe_key, body, status, attempts, next_at, created_at, updated_at)
 		SELECT ?, ?, ?, ?, 'pending', 0, ?, ?, ?
 		WHERE (SELECT count(*) FROM webhook_deliveries WHERE workspace_id = ? AND status = 'pending') < ?
-		ON CONFLICT (workspace_id, dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING`,
-		d.WorkspaceID, d.Event, dedupe, d.Body, d.NextAt, d.CreatedAt, d.CreatedAt, d.WorkspaceID, maxPending)
-	if err != nil {
-		return 0, fmt.Errorf("enqueue %s webhook of workspace %d: %w", d.Event, d.WorkspaceID, err)
+		ON CONFLICT (workspace_id, dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING RETURNING id`,
+		d.WorkspaceID, d.Event, dedupe, d.Body, d.NextAt, d.CreatedAt, d.CreatedAt, d.WorkspaceID, maxPending).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
 	}
-	if n, err := res.RowsAffected(); err != nil || n == 0 {
-		return 0, err
-	}
-	id, err := res.LastInsertId()
 	if err != nil {
 		return 0, fmt.Errorf("enqueue %s webhook of workspace %d: %w", d.Event, d.WorkspaceID, err)
 	}

@@ -1,11 +1,10 @@
-// Package storetest opens real, migrated TokenGuard databases in a test's temp dir.
+// Package storetest opens real, migrated TokenGuard databases: a SQLite file in a test's temp dir,
+// or a schema of its own on a throwaway PostgreSQL server (postgres.go).
 package storetest
 
 import (
 	"context"
-	"os"
 	"path/filepath"
-	"runtime"
 	"testing"
 
 	"tokenguard/store"
@@ -15,20 +14,16 @@ import (
 // in any package can use it.
 func Schema(tb testing.TB) string {
 	tb.Helper()
-	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		tb.Fatal("storetest: cannot locate source file")
-	}
-	b, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "..", "schema.sql"))
-	if err != nil {
-		tb.Fatalf("storetest: read schema: %v", err)
-	}
-	return string(b)
+	return readRepoFile(tb, "schema.sql")
 }
 
-// Open returns a migrated database in a file under tb.TempDir(), closed when the test ends.
+// Open returns a migrated database in a file under tb.TempDir() (in a new schema, when the
+// suite runs on PostgreSQL), closed when the test ends.
 func Open(tb testing.TB) *store.DB {
 	tb.Helper()
+	if OnPostgres() {
+		return OpenPostgres(tb)
+	}
 	return OpenAt(tb, filepath.Join(tb.TempDir(), "tokenguard.db"))
 }
 
@@ -36,6 +31,9 @@ func Open(tb testing.TB) *store.DB {
 // restart use it to reopen the same file.
 func OpenAt(tb testing.TB, path string) *store.DB {
 	tb.Helper()
+	if OnPostgres() {
+		return openPostgresAt(tb, path)
+	}
 	db, err := store.Open(context.Background(), path, Schema(tb))
 	if err != nil {
 		tb.Fatalf("storetest: open %s: %v", path, err)
