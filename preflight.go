@@ -19,9 +19,9 @@ var sqliteHeader = []byte("SQLite format 3\x00")
 // checkDatabasePath refuses a DATABASE_URL that cannot be TokenGuard's database before anything
 // is written (tokenguard.secrets is written beside it): a folder, a file that is not a SQLite
 // database, or a new file in a folder that does not exist. A "file:" URI is left to SQLite, as
-// store.Open does. It reads at most the file's first 16 bytes and writes nothing.
+// store.Open does, and a PostgreSQL URL to the server. It reads at most the file's first 16 bytes and writes nothing.
 func checkDatabasePath(location string) error {
-	if strings.HasPrefix(location, "file:") {
+	if strings.HasPrefix(location, "file:") || store.IsPostgres(location) {
 		return nil
 	}
 	path := store.FilePath(location)

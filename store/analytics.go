@@ -86,7 +86,7 @@ type UsageAggregate struct {
 // digest, the dashboard's periods) stay exact whatever is pruned.
 func (db *DB) AggregateUsage(ctx context.Context, f AnalyticsFilter, g UsageGroup, limit int) ([]UsageAggregate, error) {
 	out, err := db.readAggregate(ctx, func(tx *sql.Tx) ([]UsageAggregate, error) {
-		return aggregate(ctx, tx, f, rawFilter{}, g, limit)
+		return aggregate(ctx, tx, db.pg, f, rawFilter{}, g, limit)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("aggregate usage: %w", err)
@@ -114,7 +114,7 @@ type rawFilter struct {
 
 // aggregate is AggregateUsage in tx, or with a rawFilter the same sums over the raw rows it
 // selects.
-func aggregate(ctx context.Context, tx *sql.Tx, f AnalyticsFilter, raw rawFilter, g UsageGroup, limit int) ([]UsageAggregate, error) {
+func aggregate(ctx context.Context, tx *sql.Tx, pg bool, f AnalyticsFilter, raw rawFilter, g UsageGroup, limit int) ([]UsageAggregate, error) {
 	if f.WorkspaceID <= 0 || f.To <= f.From {
 		return nil, errors.New("workspace and a non-empty range are required")
 	}
@@ -125,6 +125,9 @@ func aggregate(ctx context.Context, tx *sql.Tx, f AnalyticsFilter, raw rawFilter
 		key, group = `'', '', 0`, ``
 	case GroupDay:
 		key = `strftime('%Y-%m-%d', day * 86400, 'unixepoch'), '', 0`
+		if pg {
+			key = `to_char(to_timestamp(day * 86400) AT TIME ZONE 'UTC', 'YYYY-MM-DD'), '', 0`
+		}
 		group, order = `day`, `day`
 	case GroupProvider:
 		key, group = `provider, provider, 0`, `provider`
@@ -166,7 +169,7 @@ func aggregate(ctx context.Context, tx *sql.Tx, f AnalyticsFilter, raw rawFilter
 	} else {
 		// Read in the caller's snapshot, so a prune that commits meanwhile cannot make a span
 		// look whole that is not.
-		kept, err := readRetained(ctx, tx)
+		kept, err := readRetained(ctx, tx, pg)
 		if err != nil {
 			return nil, err
 		}
@@ -185,7 +188,8 @@ func aggregate(ctx context.Context, tx *sql.Tx, f AnalyticsFilter, raw rawFilter
 		if sp.table == "" {
 			q.WriteString(`SELECT created_at / 86400000 AS day, ` + bucket("created_at") + ` AS bucket, provider, final_model,
 				project_id, 1 AS requests, cost_nano, input_tokens, output_tokens, total_tokens, latency_ms,
-				status >= 400 AND error_code <> ? AS errors, error_code = ? AS blocked, created_at AS last_at,
+				CASE WHEN status >= 400 AND error_code <> ? THEN 1 ELSE 0 END AS errors,
+				CASE WHEN error_code = ? THEN 1 ELSE 0 END AS blocked, created_at AS last_at,
 				cache_read_tokens, cache_write_tokens, reasoning_tokens
 				FROM usage_logs WHERE workspace_id = ? AND created_at >= ? AND created_at < ?`)
 			args = append(args, BlockedErrorCode, BlockedErrorCode, f.WorkspaceID, sp.from, sp.to)
@@ -208,9 +212,9 @@ func aggregate(ctx context.Context, tx *sql.Tx, f AnalyticsFilter, raw rawFilter
 				FROM ` + table + ` WHERE workspace_id = ? AND period_start >= ? AND period_start < ?`)
 			args = append(args, f.WorkspaceID, sp.from, sp.to)
 		}
-		args = appendConditions(&q, args, f.ProjectID, f.Provider, f.Model)
+		args = appendConditions(&q, args, pg, f.ProjectID, f.Provider, f.Model)
 	}
-	q.WriteString(`)`)
+	q.WriteString(`) AS spans`)
 	if group != "" {
 		q.WriteString(` GROUP BY ` + group)
 	}

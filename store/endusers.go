@@ -50,7 +50,7 @@ func (db *DB) AggregateEndUserUsage(ctx context.Context, f AnalyticsFilter, endU
 		return nil, errors.New("aggregate end-user usage: an end user is required")
 	}
 	out, err := db.readAggregate(ctx, func(tx *sql.Tx) ([]UsageAggregate, error) {
-		return aggregate(ctx, tx, f, rawFilter{endUser: endUser}, g, limit)
+		return aggregate(ctx, tx, db.pg, f, rawFilter{endUser: endUser}, g, limit)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("aggregate end-user usage: %w", err)

@@ -36,13 +36,23 @@ type queryRower interface {
 
 // Retained returns how far back usage rows and hourly rollups are whole (see Retained).
 func (db *DB) Retained(ctx context.Context) (Retained, error) {
-	return readRetained(ctx, db.Read)
+	return readRetained(ctx, db.Read, db.pg)
 }
 
-func readRetained(ctx context.Context, q queryRower) (Retained, error) {
+// metaNumber is the meta column that holds a number: SQLite's value column takes any type,
+// PostgreSQL's is bytea (the sealed key check) beside a bigint num.
+func metaNumber(pg bool) string {
+	if pg {
+		return "num"
+	}
+	return "value"
+}
+
+func readRetained(ctx context.Context, q queryRower, pg bool) (Retained, error) {
 	var r Retained
+	col := metaNumber(pg)
 	err := q.QueryRowContext(ctx, `SELECT
-		coalesce((SELECT value FROM meta WHERE key = ?), 0), coalesce((SELECT value FROM meta WHERE key = ?), 0)`,
+		coalesce((SELECT `+col+` FROM meta WHERE key = ?), 0), coalesce((SELECT `+col+` FROM meta WHERE key = ?), 0)`,
 		metaRawSince, metaHourlySince).Scan(&r.RawSince, &r.HourlySince)
 	if err != nil {
 		return Retained{}, fmt.Errorf("read usage retention: %w", err)
@@ -94,8 +104,9 @@ func (db *DB) prune(ctx context.Context, t pruneTarget, ws, before int64, n int)
 	}
 	var deleted int64
 	err := db.WriteTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES (?, ?)
-			ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)`, t.metaKey, before); err != nil {
+		col := metaNumber(db.pg)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO meta (key, `+col+`) VALUES (?, ?)
+			ON CONFLICT (key) DO UPDATE SET `+col+` = `+greatest(db.pg)+`(meta.`+col+`, excluded.`+col+`)`, t.metaKey, before); err != nil {
 			return err
 		}
 		res, err := tx.ExecContext(ctx, t.batch, ws, before, n)
@@ -133,7 +144,11 @@ func (db *DB) UsageWorkspaces(ctx context.Context) ([]int64, error) {
 }
 
 // AutoVacuum is the database's auto_vacuum mode: 0 none, 1 full, 2 incremental.
+// On PostgreSQL, whose autovacuum makes deleted rows' space reusable, it reports 2.
 func (db *DB) AutoVacuum(ctx context.Context) (int, error) {
+	if db.pg {
+		return 2, nil
+	}
 	var mode int
 	if err := db.Write.QueryRowContext(ctx, `PRAGMA auto_vacuum`).Scan(&mode); err != nil {
 		return 0, fmt.Errorf("read auto_vacuum: %w", err)
@@ -158,7 +173,11 @@ func (db *DB) EnableIncrementalVacuum(ctx context.Context) error {
 // IncrementalVacuum returns at most pages free pages to the filesystem (one statement, which
 // holds the write connection for as long as it moves those pages) and reports how many it freed,
 // how many are left, and the page size. It frees nothing unless auto_vacuum is INCREMENTAL.
+// On PostgreSQL it frees nothing: autovacuum reuses the space.
 func (db *DB) IncrementalVacuum(ctx context.Context, pages int) (freed, left, pageSize int64, err error) {
+	if db.pg {
+		return 0, 0, 0, nil
+	}
 	const free = `SELECT freelist_count, page_size FROM pragma_freelist_count, pragma_page_size`
 	var before int64
 	if err := db.Write.QueryRowContext(ctx, free).Scan(&before, &pageSize); err != nil {

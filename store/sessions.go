@@ -18,7 +18,7 @@ const revokedPruneBatch = 100
 func (db *DB) RevokeSession(ctx context.Context, sid []byte, expiresAt, now time.Time) error {
 	return db.WriteTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO revoked_sessions (sid, expires_at) VALUES (?, ?)
-			ON CONFLICT (sid) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)`,
+			ON CONFLICT (sid) DO UPDATE SET expires_at = `+greatest(db.pg)+`(revoked_sessions.expires_at, excluded.expires_at)`,
 			sid, expiresAt.UnixMilli()); err != nil {
 			return fmt.Errorf("revoke session: %w", err)
 		}

@@ -429,7 +429,7 @@ func (db *DB) ListUsage(ctx context.Context, f UsageFilter) ([]UsageRow, string,
 		q.WriteString(` AND created_at < ?`)
 		args = append(args, f.To)
 	}
-	args = appendConditions(&q, args, f.ProjectID, f.Provider, f.Model)
+	args = appendConditions(&q, args, db.pg, f.ProjectID, f.Provider, f.Model)
 	if f.Status != 0 {
 		q.WriteString(` AND status = ?`)
 		args = append(args, f.Status)
@@ -476,7 +476,7 @@ func (db *DB) ListUsage(ctx context.Context, f UsageFilter) ([]UsageRow, string,
 
 // appendConditions appends to q the optional filters that usage rows and rollups share (a
 // project, a provider, a partial original or final model), and returns args with their values.
-func appendConditions(q *strings.Builder, args []any, projectID int64, provider, model string) []any {
+func appendConditions(q *strings.Builder, args []any, pg bool, projectID int64, provider, model string) []any {
 	if projectID != 0 {
 		q.WriteString(` AND project_id = ?`)
 		args = append(args, projectID)
@@ -487,7 +487,12 @@ func appendConditions(q *strings.Builder, args []any, projectID int64, provider,
 	}
 	if model != "" {
 		pattern := "%" + escapeLike(model) + "%"
-		q.WriteString(` AND (final_model LIKE ? ESCAPE '\' OR original_model LIKE ? ESCAPE '\')`)
+		// SQLite's LIKE ignores ASCII case; PostgreSQL's ILIKE ignores case too.
+		like := "LIKE"
+		if pg {
+			like = "ILIKE"
+		}
+		q.WriteString(` AND (final_model ` + like + ` ? ESCAPE '\' OR original_model ` + like + ` ? ESCAPE '\')`)
 		args = append(args, pattern, pattern)
 	}
 	return args

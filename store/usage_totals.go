@@ -35,7 +35,7 @@ func (db *DB) UsageRawTotals(ctx context.Context, f AnalyticsFilter, endUser str
 	if inRange > maxRows {
 		return UsageAggregate{}, fmt.Errorf("usage raw totals: more than %d rows in the range: %w", maxRows, ErrTooManyRows)
 	}
-	rows, err := aggregate(ctx, tx, f, rawFilter{endUser: endUser, status: status}, GroupNone, 0)
+	rows, err := aggregate(ctx, tx, db.pg, f, rawFilter{endUser: endUser, status: status}, GroupNone, 0)
 	if err != nil {
 		return UsageAggregate{}, fmt.Errorf("usage raw totals: %w", err)
 	}

@@ -25,6 +25,12 @@ func EnsureSecrets(c *Config) (generated []string, path string, err error) {
 	if c.JWTSecret != "" && c.EncryptionKey != "" {
 		return nil, "", nil
 	}
+	if store.IsPostgres(c.DatabaseURL) {
+		// Replicas must share both: a session signed by one is checked by another, and a
+		// provider key sealed by one is opened by another. A secret generated here would be this
+		// replica's alone.
+		return nil, "", errors.New("with a PostgreSQL DATABASE_URL, set JWT_SECRET and ENCRYPTION_KEY (the same on every replica): they cannot be generated beside a database file")
+	}
 	path = filepath.Join(filepath.Dir(store.FilePath(c.DatabaseURL)), SecretsFile)
 	stored, err := readSecrets(path)
 	if err != nil {
