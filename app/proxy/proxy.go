@@ -203,6 +203,13 @@ func (p *Proxy) EvictWorkspace(id int64) {
 	p.remember(p.keys.evict(func(pr *project) bool { return pr.workspaceID == id }))
 }
 
+// EvictAll drops every cached key. A replica of a cluster calls it when its change listener
+// reconnects: changes published while it was away are lost, so any entry may be stale. Keys
+// already proven are not run through bcrypt again, so this costs each key one database read.
+func (p *Proxy) EvictAll() {
+	p.remember(p.keys.evict(func(*project) bool { return true }))
+}
+
 // remember keeps evicted entries' last-used times for the next write.
 func (p *Proxy) remember(gone []*project) {
 	p.touchMu.Lock()
