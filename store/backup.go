@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,7 +16,14 @@ import (
 // reading and writing it. It refuses an existing dst, writes to a temporary name beside it,
 // checks the copy's integrity, and only then renames it into place, so dst is either absent or a
 // complete, checked database.
+//
+// On PostgreSQL it copies nothing and returns an error saying to use pg_dump: the server's own
+// tools take a consistent copy of a live database, and a file written here could not be
+// restored into one.
 func Backup(ctx context.Context, src, dst string) error {
+	if IsPostgres(src) {
+		return pgBackupAdvice(src)
+	}
 	if _, err := os.Stat(dst); err == nil {
 		return fmt.Errorf("backup target %s already exists; choose a new name", dst)
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -50,6 +58,23 @@ func Backup(ctx context.Context, src, dst string) error {
 		return fmt.Errorf("move backup into place: %w", err)
 	}
 	return nil
+}
+
+// pgBackupAdvice is Backup's answer on PostgreSQL: what to run instead, with the connection
+// details filled in (never the password).
+func pgBackupAdvice(location string) error {
+	target := redactURL(location)
+	schema := ""
+	if u, err := url.Parse(location); err == nil {
+		if sp := u.Query().Get("search_path"); sp != "" {
+			schema = " --schema=" + strings.TrimSpace(strings.Split(sp, ",")[0])
+		}
+	}
+	return fmt.Errorf("tokenguard backup copies the embedded SQLite database, and DATABASE_URL is PostgreSQL (%s): nothing was written.\n"+
+		"Back it up with PostgreSQL's own tools, which take a consistent copy while every replica keeps running, e.g.\n"+
+		"  pg_dump --format=custom%s --file=tokenguard.dump '%s'\n"+
+		"(the password from PGPASSWORD or ~/.pgpass), and restore it with pg_restore. Keep ENCRYPTION_KEY with the dump: the provider keys in it are sealed with it",
+		target, schema, target)
 }
 
 // FilePath turns a database location — a path or a "file:" URI — into the file's path.
