@@ -140,7 +140,7 @@ func (p *Pruner) run(ctx context.Context) {
 	t := time.NewTicker(p.o.Interval)
 	defer t.Stop()
 	for {
-		if _, err := p.Pass(ctx); err != nil && ctx.Err() == nil {
+		if err := p.lockedPass(ctx); err != nil && ctx.Err() == nil {
 			p.o.Log.Error("usage retention pass failed; retrying at the next one", "err", err)
 		}
 		select {
@@ -149,6 +149,22 @@ func (p *Pruner) run(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// lockName is the cluster-wide lock a pass holds (store.DB.TryLock).
+const lockName = "retention"
+
+// lockedPass runs a pass unless another replica of the cluster is running one: its pass
+// deletes the same rows, so this one would only compete with it for them. The next tick tries
+// again. On SQLite the lock is always granted.
+func (p *Pruner) lockedPass(ctx context.Context) error {
+	unlock, ok, err := p.o.DB.TryLock(ctx, lockName)
+	if err != nil || !ok {
+		return err
+	}
+	defer unlock()
+	_, err = p.Pass(ctx)
+	return err
 }
 
 // marks are the prune marks of a pass at now: raw rows before the hour, hourly rollups before

@@ -105,6 +105,17 @@ func (s *Service) run() {
 			s.drain()
 			return
 		}
+		// One replica of a cluster delivers at a time (the lock): two would both post a due
+		// delivery before either recorded it. A replica that finds the lock taken looks again
+		// shortly, for rows the holder's pass may have missed. On SQLite it is always granted.
+		unlock, ok, err := s.db.TryLock(s.ctx, lockName)
+		if err != nil && s.ctx.Err() == nil {
+			s.log.Error("webhook: take the delivery lock", "err", err)
+		}
+		if !ok {
+			timer.Reset(max(s.untilNext(), busyRetry))
+			continue
+		}
 		s.deliverDue()
 		if now := s.now(); now.Sub(lastPrune) > time.Hour {
 			lastPrune = now
@@ -114,9 +125,17 @@ func (s *Service) run() {
 				s.log.Info("webhook deliveries pruned", "rows", n)
 			}
 		}
+		unlock()
 		timer.Reset(s.untilNext())
 	}
 }
+
+// lockName is the cluster-wide lock a delivery pass holds (store.DB.TryLock); busyRetry is how
+// soon a replica that found it taken looks again.
+const (
+	lockName  = "webhook-delivery"
+	busyRetry = time.Second
+)
 
 // drain writes the crossings still queued at Close to the outbox.
 func (s *Service) drain() {
