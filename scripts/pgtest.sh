@@ -105,6 +105,7 @@ _tg_pgtest() (
   rm -f -- "$envfile"
 
   port="${TG_PGTEST_PORT:-55432}"
+  case "$port" in '' | *[!0-9]*) die "TG_PGTEST_PORT=$port is not a port number" ;; esac
   local tries=0
   while port_busy "$port"; do
     port=$((port + 1))
@@ -113,6 +114,9 @@ _tg_pgtest() (
   done
 
   dir="$(mktemp -d /tmp/tg-pgtest-XXXXXX)"
+  # A cluster that did not come up whole is removed, so failed attempts leave nothing behind.
+  local ok=""
+  trap '[ -n "$ok" ] || { pgctl -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true; rm -rf -- "$dir"; }' EXIT
   chown "$server_user" "$dir"
   chmod 700 "$dir"
 
@@ -156,6 +160,7 @@ EOF
   } >"$tmp"
   chmod 644 "$tmp"
   mv -f -- "$tmp" "$envfile"
+  ok=1
   log "started PostgreSQL $("$bin/postgres" --version | awk '{print $3}') in $dir on 127.0.0.1:$port"
   url_for "$port"
 )
