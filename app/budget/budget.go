@@ -321,6 +321,14 @@ type Ticket struct {
 	settled     bool
 }
 
+// Settler is an admitted request's hold on its budgets: a *Ticket of the in-memory Engine, or
+// a shared ledger's (app/ledger). Settle it exactly once the request ends, whatever the
+// outcome, with its actual cost; it returns the alert thresholds the cost carried a budget
+// across, when the settler is the one to tell (a shared ledger's watcher tells them instead).
+type Settler interface {
+	Settle(at time.Time, actual pricing.NanoUSD) []Crossing
+}
+
 // Crossing reports that a settled request took a budget across an alert threshold (80% or 100%)
 // in the current period. Because spend only grows within a period, each threshold is crossed at
 // most once per period per budget (unless the budget itself is changed), and a restart — which

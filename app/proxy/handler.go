@@ -224,7 +224,12 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, u *upstream, path 
 		refuse(err)
 		return
 	}
-	ticket, decision := p.cfg.Budget.AdmitCost(proj.subject, cost)
+	ticket, decision, err := p.admitter().Admit(r.Context(), proj.subject, requestID, cost)
+	if err != nil {
+		limit.Cancel()
+		refuse(err)
+		return
+	}
 	if decision.Blocked {
 		limit.Cancel()
 		refuse(&apperr.Error{Code: apperr.BudgetExceeded, Message: decision.Message,

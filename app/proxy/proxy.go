@@ -35,6 +35,10 @@ type Config struct {
 	DB     *store.DB
 	Prices *pricing.Table
 	Budget *budget.Engine
+	// Gate admits requests against their budgets (gate.go); nil means Budget, the single
+	// node's in-memory engine. A cluster sets the shared ledger (app/ledger), and Budget is
+	// then its mirror of the counters, which the budget headers and GET /proxy/budget read.
+	Gate   Gate
 	Usage  *usage.Writer
 	Logger *slog.Logger
 	// Box opens the projects' stored provider keys; nil when none can be stored.
