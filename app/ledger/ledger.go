@@ -1,0 +1,494 @@
+// Package ledger is the budget gate of a TokenGuard cluster: several replicas on one PostgreSQL
+// database, holding every project and workspace to one budget between them. It owns the
+// reservations of this replica's requests in PostgreSQL (budget_reservations, and
+// spend_counters.reserved_nano), their leases, the sweep of other replicas' expired
+// reservations, this replica's mirror of the counters (a budget.Engine, which the dashboard,
+// /proxy/budget and the metrics read), and the budget alerts' crossings. The rules are
+// app/budget's (budget.Decide): one node and N replicas decide alike.
+//
+// How a request flows:
+//
+//  1. Admit reads the request's four counters (project and workspace, UTC day and month) in one
+//     SELECT: committed spend and what requests in flight on every replica hold.
+//  2. budget.Decide rules on them, exactly as the single-node engine does.
+//  3. When the request reserves something, one transaction adds its worst case to the four
+//     counters — one conditional upsert taking them in lock order, each under its budget's
+//     bound (budget.Account.Bound: soft, spend plus reservations under the limit; strict, the
+//     reservation fits too) as PostgreSQL sees the row once it holds its lock — and stores the
+//     reservation row (owner = this replica, expiring after the lease). If another replica took
+//     the room between 1 and 3, nothing is written and Admit starts over from 1, up to three
+//     times, then refuses as a reservation refusal (Retry-After 2 s).
+//  4. The request's Settle writes nothing to PostgreSQL: the usage writer's batch stores the
+//     request's usage row, adds its cost to spend_nano and deletes the reservation (taking it
+//     off reserved_nano) in one transaction (store.settleReservations), so no crash leaves spend
+//     counted without its row or a reservation released without its spend. Settle only adds the
+//     cost to this replica's mirror.
+//
+// The bound. Every admission is decided on the counters as they stand, and the conditional
+// upsert makes "read, decide, reserve" atomic per counter across replicas, so the single-node
+// rule holds for the cluster as a whole: committed spend passes a soft budget by at most one
+// request's worst case (the last one admitted under it), plus whatever real costs exceed their
+// reservations by; a strict budget is never passed except by that excess. N replicas do not
+// multiply the overshoot.
+//
+// Leases. A reservation expires Lease×3/4 after it was taken or last renewed; a goroutine renews
+// this replica's reservations every Lease/4 — those of requests in flight, and of settled ones
+// whose usage rows are still waiting for the writer — so long streams keep theirs. Every
+// replica sweeps every Lease/4: an expired reservation (its replica died, or lost PostgreSQL for
+// longer than the lease) is settled at its reserved cost, since the provider may have billed
+// it, as a usage row of its own — status 502, error code RESERVATION_EXPIRED, usage estimated,
+// no provider or model (the reservation does not know them) — through the usage writer's own
+// insert, so rollups and counters stay equal to the rows (store.SweepReservations). Whoever
+// sweeps first wins. A dead replica's reservations are therefore settled within one Lease of
+// its last renewal. Should the dead request's own row arrive later (a replica that lost
+// PostgreSQL, not its life), it is skipped by request id: the swept row stands.
+//
+// Failure. Every admission runs under Timeout (default 2 s). When PostgreSQL does not answer
+// in time, or fails, a metered request is refused with 503 STORAGE_UNAVAILABLE: it is never
+// admitted unmetered. Unmetered calls (model lists and the like, which reserve nothing) are
+// decided on the mirror without a round trip, as they are on one node.
+//
+// Mirror and alerts. Each admission writes the four counters it read into the mirror, and a
+// watcher refreshes every current-period counter every RefreshInterval (1 s), then hands the
+// budgets standing at or above 80% and 100% of their limits to OnCrossing — once per budget,
+// period and threshold per replica; the alert and webhook packages claim each one with a
+// database row (budget_alerts, webhook_deliveries.dedupe_key), so across replicas each alert is
+// sent once.
+package ledger
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"tokenguard/app/apperr"
+	"tokenguard/app/budget"
+	"tokenguard/app/pricing"
+	"tokenguard/store"
+)
+
+// Defaults of Options.
+const (
+	// DefaultLease is how long a dead replica's reservations hold budget before a sweep settles
+	// them (BUDGET_LEASE).
+	DefaultLease = 30 * time.Second
+	// DefaultTimeout bounds one admission's round trips (BUDGET_LEDGER_TIMEOUT).
+	DefaultTimeout = 2 * time.Second
+	// DefaultRefresh is how often the mirror and the crossings are refreshed.
+	DefaultRefresh = time.Second
+	// reserveAttempts is how many times Admit reads and reserves when other replicas keep
+	// taking the room in between.
+	reserveAttempts = 3
+	// sweepBatch bounds the reservations one sweep transaction settles.
+	sweepBatch = 500
+)
+
+// Options configure a Ledger; zero values take the defaults.
+type Options struct {
+	// Owner names this replica on its reservations; empty means host-pid-random, unique per
+	// process, so a restarted replica never renews its previous life's reservations.
+	Owner string
+	// Lease bounds how long a reservation outlives its replica (DefaultLease).
+	Lease time.Duration
+	// Timeout bounds an admission's round trips to PostgreSQL (DefaultTimeout).
+	Timeout time.Duration
+	// RefreshInterval is how often the mirror and crossings are refreshed (DefaultRefresh).
+	RefreshInterval time.Duration
+	// OnCrossing is handed the budgets that reached 80% or 100% (alerts, webhooks); nil: none.
+	OnCrossing func([]budget.Crossing)
+	Logger     *slog.Logger
+	// Now is the clock (time.Now).
+	Now func() time.Time
+}
+
+// Ledger admits requests against budgets held in PostgreSQL. Create it with New, start its
+// background work with Start, and stop it with Close.
+type Ledger struct {
+	db     *store.DB
+	engine *budget.Engine
+	opt    Options
+	log    *slog.Logger
+
+	mu sync.Mutex
+	// live are this replica's reservations to renew: in flight, or settled and waiting for their
+	// usage row (settled set, misses counting renewals that did not find the row).
+	live map[string]*liveReservation
+	// told are the crossings handed to OnCrossing, so each is handed once per replica.
+	told map[crossingKey]bool
+
+	stop      chan struct{}
+	done      sync.WaitGroup
+	startOnce sync.Once
+	closeOnce sync.Once
+}
+
+type liveReservation struct {
+	settled bool
+	misses  int
+}
+
+type crossingKey struct {
+	budget    budget.Budget
+	id        int64
+	period    string
+	threshold float64
+}
+
+// New returns a ledger over db, which must be PostgreSQL, mirroring its counters into engine.
+func New(db *store.DB, engine *budget.Engine, opt Options) (*Ledger, error) {
+	if db == nil || engine == nil {
+		return nil, errors.New("ledger: a database and an engine are required")
+	}
+	if !db.Postgres() {
+		return nil, errors.New("ledger: budgets are shared through PostgreSQL; on SQLite the engine is the gate")
+	}
+	if opt.Owner == "" {
+		var b [4]byte
+		rand.Read(b[:])
+		host, _ := os.Hostname()
+		opt.Owner = host + "-" + strconv.Itoa(os.Getpid()) + "-" + hex.EncodeToString(b[:])
+	}
+	if opt.Lease <= 0 {
+		opt.Lease = DefaultLease
+	}
+	if opt.Timeout <= 0 {
+		opt.Timeout = DefaultTimeout
+	}
+	if opt.RefreshInterval <= 0 {
+		opt.RefreshInterval = DefaultRefresh
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	return &Ledger{db: db, engine: engine, opt: opt, log: opt.Logger,
+		live: make(map[string]*liveReservation), told: make(map[crossingKey]bool), stop: make(chan struct{})}, nil
+}
+
+// Owner is the name this replica's reservations carry.
+func (l *Ledger) Owner() string { return l.opt.Owner }
+
+// Start starts the lease renewal and sweep (every Lease/4) and the mirror and crossing refresh
+// (every RefreshInterval). It refreshes the mirror once first, so the dashboard starts current.
+func (l *Ledger) Start(ctx context.Context) error {
+	err := l.Refresh(ctx)
+	l.startOnce.Do(func() {
+		l.done.Add(2)
+		go l.every(l.opt.Lease/4, func(ctx context.Context) {
+			if err := l.Renew(ctx); err != nil {
+				l.log.Error("budget reservations not renewed", "err", err)
+			}
+			if _, err := l.Sweep(ctx); err != nil {
+				l.log.Error("expired budget reservations not swept", "err", err)
+			}
+		})
+		go l.every(l.opt.RefreshInterval, func(ctx context.Context) {
+			if err := l.Refresh(ctx); err != nil {
+				l.log.Error("budget counters not refreshed", "err", err)
+			}
+		})
+	})
+	return err
+}
+
+// every runs fn every interval until Close, each run bounded by the interval.
+func (l *Ledger) every(interval time.Duration, fn func(context.Context)) {
+	defer l.done.Done()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), max(interval, l.opt.Timeout))
+			fn(ctx)
+			cancel()
+		}
+	}
+}
+
+// Close stops the background work. It settles nothing: reservations still held expire after
+// their lease and are swept (close the ledger after the usage writer has stored its rows, and
+// none are left).
+func (l *Ledger) Close() error {
+	l.closeOnce.Do(func() { close(l.stop) })
+	l.done.Wait()
+	return nil
+}
+
+// Admit decides on a request of s with id requestID and, unless it is blocked, reserves its
+// worst case in PostgreSQL (see the package doc). It returns a 503 STORAGE_UNAVAILABLE error
+// when PostgreSQL does not answer within Timeout or fails; a blocked request gets a nil settler.
+func (l *Ledger) Admit(ctx context.Context, s budget.Subject, requestID string, c budget.Cost) (budget.Settler, budget.Decision, error) {
+	if c.WorstCase == nil {
+		// Unmetered: nothing to reserve and no money at stake, so the mirror decides.
+		t, d := l.engine.AdmitCost(s, c)
+		if d.Blocked {
+			return nil, d, nil
+		}
+		return t, d, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, l.opt.Timeout)
+	defer cancel()
+	full := -1
+	for range reserveAttempts {
+		now := l.opt.Now()
+		day, month := budget.DayKey(now), budget.MonthKey(now)
+		counters, err := l.db.ReadLedger(ctx, s.ProjectID, s.WorkspaceID, day, month)
+		if err != nil {
+			return nil, budget.Decision{}, l.unavailable(ctx, err)
+		}
+		l.mirror(s, day, month, counters)
+		var spent, reserved [4]pricing.NanoUSD
+		for i, c := range counters {
+			spent[i], reserved[i] = pricing.NanoUSD(c.SpendNano), pricing.NanoUSD(c.ReservedNano)
+		}
+		acc := s.Accounts(spent, reserved)
+		d, amount := budget.Decide(s, acc, c, now)
+		if d.Blocked {
+			return nil, d, nil
+		}
+		t := &ticket{l: l, requestID: requestID, projectID: s.ProjectID, workspaceID: s.WorkspaceID}
+		if amount <= 0 {
+			return t, d, nil
+		}
+		var bounds [4]store.LedgerBound
+		for i, a := range acc {
+			if b, ok := a.Bound(amount); ok {
+				bounds[i] = store.LedgerBound{Check: true, Max: b}
+			}
+		}
+		// Tracked before the reservation exists, so a renewal never misses it.
+		l.track(requestID)
+		full, err = l.db.Reserve(ctx, store.Reservation{RequestID: requestID, Owner: l.opt.Owner,
+			ProjectID: s.ProjectID, WorkspaceID: s.WorkspaceID, Day: day, Month: month, AmountNano: int64(amount),
+			CreatedAt: now.UnixMilli(), ExpiresAt: l.expiry(now)}, bounds)
+		if err != nil || full >= 0 {
+			l.untrack(requestID)
+		}
+		if err != nil {
+			return nil, budget.Decision{}, l.unavailable(ctx, err)
+		}
+		if full < 0 {
+			t.reserved = true
+			return t, d, nil
+		}
+	}
+	return nil, budget.Refusal(budget.Budget(full+1), l.opt.Now()), nil
+}
+
+// expiry is when a reservation taken or renewed at now expires: three quarters of a lease on,
+// so that with renewals every quarter one can fail and the next still lands in time, and a dead
+// replica's reservations are swept (every quarter) within one lease.
+func (l *Ledger) expiry(now time.Time) int64 {
+	return now.Add(l.opt.Lease * 3 / 4).UnixMilli()
+}
+
+// unavailable is the fail-closed refusal of a metered request the ledger could not decide on.
+func (l *Ledger) unavailable(ctx context.Context, err error) error {
+	l.log.Error("budget ledger unavailable: metered request refused", "err", err)
+	msg := "Budgets cannot be checked: the database is failing, so metered requests are refused until it recovers"
+	if ctx.Err() != nil {
+		msg = fmt.Sprintf("Budgets cannot be checked: the database did not answer within %v, so metered requests are refused until it does", l.opt.Timeout)
+	}
+	return &apperr.Error{Code: apperr.StorageUnavailable, Message: msg, RetryAfter: time.Second}
+}
+
+// mirror writes the four counters an admission read into the engine.
+func (l *Ledger) mirror(s budget.Subject, day, month string, c [4]store.LedgerCounter) {
+	l.engine.SetSpend([]budget.Counter{
+		{Scope: budget.ProjectScope, ID: s.ProjectID, Period: day, Spend: pricing.NanoUSD(c[store.LedgerProjectDay].SpendNano)},
+		{Scope: budget.ProjectScope, ID: s.ProjectID, Period: month, Spend: pricing.NanoUSD(c[store.LedgerProjectMonth].SpendNano)},
+		{Scope: budget.WorkspaceScope, ID: s.WorkspaceID, Period: day, Spend: pricing.NanoUSD(c[store.LedgerWorkspaceDay].SpendNano)},
+		{Scope: budget.WorkspaceScope, ID: s.WorkspaceID, Period: month, Spend: pricing.NanoUSD(c[store.LedgerWorkspaceMonth].SpendNano)},
+	})
+}
+
+func (l *Ledger) track(id string) {
+	l.mu.Lock()
+	l.live[id] = &liveReservation{}
+	l.mu.Unlock()
+}
+
+func (l *Ledger) untrack(id string) {
+	l.mu.Lock()
+	delete(l.live, id)
+	l.mu.Unlock()
+}
+
+// ticket is an admitted request's hold on the shared budgets.
+type ticket struct {
+	l                      *Ledger
+	requestID              string
+	projectID, workspaceID int64
+	reserved               bool
+	mu                     sync.Mutex
+	settled                bool
+}
+
+// Settle adds actual to this replica's mirror and marks the reservation settled: it is still
+// renewed until the usage writer's batch has stored the request's row and deleted it. The
+// watcher reports crossings, so Settle reports none.
+func (t *ticket) Settle(at time.Time, actual pricing.NanoUSD) []budget.Crossing {
+	if t == nil {
+		return nil
+	}
+	t.mu.Lock()
+	done := t.settled
+	t.settled = true
+	t.mu.Unlock()
+	if done {
+		return nil
+	}
+	t.l.engine.Record(t.projectID, t.workspaceID, at, actual)
+	if t.reserved {
+		t.l.mu.Lock()
+		if r := t.l.live[t.requestID]; r != nil {
+			r.settled = true
+		}
+		t.l.mu.Unlock()
+	}
+	return nil
+}
+
+// Renew moves the expiry of this replica's live reservations a lease on, in one statement. A
+// settled reservation the renewal does not find twice in a row is forgotten: its usage row was
+// stored (or, rarely, it was swept).
+func (l *Ledger) Renew(ctx context.Context) error {
+	l.mu.Lock()
+	ids := make([]string, 0, len(l.live))
+	for id := range l.live {
+		ids = append(ids, id)
+	}
+	l.mu.Unlock()
+	if len(ids) == 0 {
+		return nil
+	}
+	renewed, err := l.db.RenewReservations(ctx, l.opt.Owner, ids, l.expiry(l.opt.Now()))
+	if err != nil {
+		return err
+	}
+	found := make(map[string]bool, len(renewed))
+	for _, id := range renewed {
+		found[id] = true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, id := range ids {
+		r := l.live[id]
+		switch {
+		case r == nil || found[id]:
+			if r != nil {
+				r.misses = 0
+			}
+		case r.settled:
+			if r.misses++; r.misses >= 2 {
+				delete(l.live, id)
+			}
+		}
+	}
+	return nil
+}
+
+// Sweep settles expired reservations of any replica at their reserved cost, in batches, and
+// returns how many it settled.
+func (l *Ledger) Sweep(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		swept, err := l.db.SweepReservations(ctx, l.opt.Now().UnixMilli(), sweepBatch)
+		if err != nil {
+			return total, err
+		}
+		total += len(swept)
+		if len(swept) > 0 {
+			owners := map[string]int{}
+			for _, r := range swept {
+				owners[r.Owner]++
+			}
+			l.log.Warn("expired budget reservations settled at their reserved cost", "count", len(swept), "owners", owners)
+		}
+		if len(swept) < sweepBatch {
+			return total, nil
+		}
+	}
+}
+
+// Refresh reads every counter of the current day and month into the mirror, and hands the
+// budgets that stand at or above 80% or 100% of their limits, and were not handed before, to
+// OnCrossing.
+func (l *Ledger) Refresh(ctx context.Context) error {
+	now := l.opt.Now()
+	day, month := budget.DayKey(now), budget.MonthKey(now)
+	counters, err := l.db.SpendCounters(ctx, day, month)
+	if err != nil {
+		return err
+	}
+	mirror := make([]budget.Counter, len(counters))
+	spend := make(map[store.SpendCounter]int64, len(counters))
+	for i, c := range counters {
+		mirror[i] = budget.Counter{Scope: budget.Scope(c.Scope), ID: c.ScopeID, Period: c.Period, Spend: pricing.NanoUSD(c.SpendNano)}
+		spend[store.SpendCounter{Scope: c.Scope, ScopeID: c.ScopeID, Period: c.Period}] = c.SpendNano
+	}
+	if err := l.engine.SetSpend(mirror); err != nil {
+		return err
+	}
+	if l.opt.OnCrossing == nil {
+		return nil
+	}
+	projects, workspaces, err := l.db.ListBudgetLimits(ctx)
+	if err != nil {
+		return err
+	}
+	var crossed []budget.Crossing
+	check := func(b budget.Budget, scope string, id, workspaceID int64, period string, limit *int64) {
+		if limit == nil || *limit <= 0 {
+			return
+		}
+		s := spend[store.SpendCounter{Scope: scope, ScopeID: id, Period: period}]
+		for _, thr := range [...]float64{budget.FallbackLevel, budget.BlockLevel} {
+			if float64(s)/float64(*limit) < thr {
+				return
+			}
+			k := crossingKey{b, id, period, thr}
+			if l.told[k] {
+				continue
+			}
+			l.told[k] = true
+			c := budget.Crossing{Budget: b, Threshold: thr, WorkspaceID: workspaceID,
+				Spend: pricing.NanoUSD(s), Limit: pricing.NanoUSD(*limit), At: now}
+			if scope == "project" {
+				c.ProjectID = id
+			}
+			crossed = append(crossed, c)
+		}
+	}
+	l.mu.Lock()
+	for k := range l.told {
+		if k.period != day && k.period != month {
+			delete(l.told, k) // an ended period's: it cannot be crossed again
+		}
+	}
+	for _, p := range projects {
+		check(budget.ProjectDaily, "project", p.ID, p.WorkspaceID, day, p.Daily)
+		check(budget.ProjectMonthly, "project", p.ID, p.WorkspaceID, month, p.Monthly)
+	}
+	for _, w := range workspaces {
+		check(budget.WorkspaceDaily, "workspace", w.ID, w.ID, day, w.Daily)
+		check(budget.WorkspaceMonthly, "workspace", w.ID, w.ID, month, w.Monthly)
+	}
+	l.mu.Unlock()
+	if len(crossed) > 0 {
+		l.opt.OnCrossing(crossed)
+	}
+	return nil
+}

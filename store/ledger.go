@@ -1,0 +1,452 @@
+package store
+
+// The shared budget ledger's SQL (PostgreSQL only; app/ledger says how it is used). Budgets are
+// held in spend_counters: spend_nano is committed spend (added by the usage writer's batch with
+// the rows it sums) and reserved_nano what in-flight requests on every replica hold. A request's
+// reservation is a budget_reservations row naming its four counters, so it can be released
+// exactly — by the batch that stores its usage row, or by a sweep when its replica died.
+//
+// Lock order. Every statement here that writes several counters takes them in one global order,
+// (scope, scope_id, period) — a project's month ('2006-01') before its day ('2006-01-02'), then
+// the workspace's — the order addSpend writes in, so no two transactions wait on each other in a
+// cycle. Reservation rows are taken with SKIP LOCKED (renewal, sweep), and the sweep gives up a
+// row after lockTimeout rather than wait on a usage batch storing the same request.
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// errNotShared is returned by the ledger's statements on SQLite, where one process's memory
+// holds the budgets (app/budget) and there is nothing to share.
+var errNotShared = errors.New("shared budgets need PostgreSQL")
+
+// Reservation is one row of budget_reservations: a request in flight holding AmountNano of its
+// project's and workspace's Day ('2006-01-02') and Month ('2006-01') counters. Owner is the
+// replica that admitted it, which renews ExpiresAt (unix ms) while the request runs and its
+// usage row waits to be written.
+type Reservation struct {
+	RequestID              string
+	Owner                  string
+	ProjectID, WorkspaceID int64
+	Day, Month             string
+	AmountNano             int64
+	CreatedAt, ExpiresAt   int64
+}
+
+// LedgerCounter is one counter's committed spend and in-flight reservations.
+type LedgerCounter struct {
+	SpendNano, ReservedNano int64
+}
+
+// LedgerBound is the condition on one counter a reservation is taken under: when Check is set,
+// the counter is taken only while spend plus reservations is at most Max (budget.Account.Bound).
+type LedgerBound struct {
+	Check bool
+	Max   int64
+}
+
+// The ledger's four counters of a request, in the order ReadLedger returns them, Reserve takes
+// their bounds and budget.Budget numbers them (Budget-1).
+const (
+	LedgerProjectDay = iota
+	LedgerProjectMonth
+	LedgerWorkspaceDay
+	LedgerWorkspaceMonth
+)
+
+// ReadLedger reads, in one statement, the spend and reservations of a project's and its
+// workspace's day and month counters (indexed LedgerProjectDay…; a counter not yet written is
+// zero). Reservations are summed exactly in numeric and read saturated to int64.
+func (db *DB) ReadLedger(ctx context.Context, projectID, workspaceID int64, day, month string) ([4]LedgerCounter, error) {
+	var out [4]LedgerCounter
+	if !db.pg {
+		return out, errNotShared
+	}
+	rows, err := db.Write.QueryContext(ctx, `SELECT scope, period, spend_nano,
+		GREATEST(LEAST(reserved_nano, 9223372036854775807), 0)::bigint
+		FROM spend_counters
+		WHERE (scope = 'project' AND scope_id = ? OR scope = 'workspace' AND scope_id = ?) AND period IN (?, ?)`,
+		projectID, workspaceID, day, month)
+	if err != nil {
+		return out, fmt.Errorf("read budget ledger of project %d: %w", projectID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var scope, period string
+		var c LedgerCounter
+		if err := rows.Scan(&scope, &period, &c.SpendNano, &c.ReservedNano); err != nil {
+			return out, fmt.Errorf("read budget ledger of project %d: %w", projectID, err)
+		}
+		i := LedgerProjectDay
+		if scope == "workspace" {
+			i = LedgerWorkspaceDay
+		}
+		if period == month {
+			i++
+		}
+		out[i] = c
+	}
+	if err := rows.Err(); err != nil {
+		return out, fmt.Errorf("read budget ledger of project %d: %w", projectID, err)
+	}
+	return out, nil
+}
+
+// reserveQuery stores a reservation and adds it to its four counters in one statement: the
+// counters in lock order (project month, project day, workspace month, workspace day), each
+// under its bound (NULL: none), which PostgreSQL checks on the row's latest version after
+// locking it. A counter not yet written is inserted unconditionally: the caller decided on it
+// reading zero. It returns the counters it took; fewer than four means another replica took the
+// room since the caller read, and the transaction must be rolled back.
+const reserveQuery = `WITH reservation AS (
+	INSERT INTO budget_reservations (request_id, owner, project_id, workspace_id, day, month, amount_nano,
+		created_at, expires_at) VALUES (?1, ?2, ?3::bigint, ?4::bigint, ?5::text, ?6::text, ?7::bigint, ?8, ?9))
+INSERT INTO spend_counters AS c (scope, scope_id, period, spend_nano, reserved_nano) VALUES
+	('project', ?3::bigint, ?6::text, 0, ?7::bigint), ('project', ?3::bigint, ?5::text, 0, ?7::bigint),
+	('workspace', ?4::bigint, ?6::text, 0, ?7::bigint), ('workspace', ?4::bigint, ?5::text, 0, ?7::bigint)
+ON CONFLICT (scope, scope_id, period) DO UPDATE SET reserved_nano = c.reserved_nano + excluded.reserved_nano
+WHERE coalesce(c.spend_nano + c.reserved_nano <= CASE
+	WHEN excluded.scope = 'project' AND excluded.period = ?5::text THEN ?10::numeric
+	WHEN excluded.scope = 'project' THEN ?11::numeric
+	WHEN excluded.period = ?5::text THEN ?12::numeric
+	ELSE ?13::numeric END, true)
+RETURNING c.scope, c.period`
+
+// Reserve takes r.AmountNano on r's four counters, each under its bound (indexed
+// LedgerProjectDay…), and stores r, in one transaction. When a bound fails — another replica
+// reserved or spent the room since the caller read the counters — nothing is written and full
+// is the index of the first counter that refused (in LedgerProjectDay… order); otherwise full
+// is -1.
+func (db *DB) Reserve(ctx context.Context, r Reservation, bounds [4]LedgerBound) (full int, err error) {
+	if !db.pg {
+		return -1, errNotShared
+	}
+	var bound [4]any
+	for i, b := range bounds {
+		if b.Check {
+			bound[i] = b.Max
+		}
+	}
+	errFull := errors.New("budget full")
+	err = db.pgTx(ctx, sql.LevelReadCommitted, func(tx *sql.Tx) error {
+		full = -1
+		rows, err := tx.QueryContext(ctx, reserveQuery, r.RequestID, r.Owner, r.ProjectID, r.WorkspaceID,
+			r.Day, r.Month, r.AmountNano, r.CreatedAt, r.ExpiresAt, bound[0], bound[1], bound[2], bound[3])
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		var took [4]bool
+		for rows.Next() {
+			var scope, period string
+			if err := rows.Scan(&scope, &period); err != nil {
+				return err
+			}
+			i := LedgerProjectDay
+			if scope == "workspace" {
+				i = LedgerWorkspaceDay
+			}
+			if period == r.Month {
+				i++
+			}
+			took[i] = true
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for i, ok := range took {
+			if !ok {
+				full = i
+				return errFull
+			}
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errFull):
+		return full, nil
+	case err != nil:
+		return -1, fmt.Errorf("reserve %d for request %s: %w", r.AmountNano, r.RequestID, err)
+	}
+	return -1, nil
+}
+
+// RenewReservations moves the expiry of owner's reservations named in requestIDs to expiresAt
+// (unix ms), in one statement, and returns the ids it renewed. A reservation locked at that
+// moment — being settled by a usage batch, or swept — is skipped rather than waited for: it is
+// about to be gone.
+func (db *DB) RenewReservations(ctx context.Context, owner string, requestIDs []string, expiresAt int64) ([]string, error) {
+	if !db.pg {
+		return nil, errNotShared
+	}
+	if len(requestIDs) == 0 {
+		return nil, nil
+	}
+	rows, err := db.Write.QueryContext(ctx, `UPDATE budget_reservations SET expires_at = ?
+		WHERE request_id IN (SELECT request_id FROM budget_reservations
+			WHERE owner = ? AND request_id = ANY(?) ORDER BY request_id FOR UPDATE SKIP LOCKED)
+		RETURNING request_id`,
+		expiresAt, owner, requestIDs)
+	if err != nil {
+		return nil, fmt.Errorf("renew %d reservations of %s: %w", len(requestIDs), owner, err)
+	}
+	defer rows.Close()
+	renewed := make([]string, 0, len(requestIDs))
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("renew reservations of %s: %w", owner, err)
+		}
+		renewed = append(renewed, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("renew reservations of %s: %w", owner, err)
+	}
+	return renewed, nil
+}
+
+// Swept reservations become usage rows with this status and error code: their replica stopped
+// renewing them (it died, or lost PostgreSQL for longer than a lease) before their request's
+// row was written, so what the request did is unknown and the provider may have billed it.
+const (
+	SweptStatus    = 502
+	SweptErrorCode = "RESERVATION_EXPIRED"
+)
+
+// lockTimeout bounds the sweep's waits: a usage batch storing a request the sweep has locked
+// waits on the sweep, and the sweep's insert of that request's row waits on the batch — the
+// sweep gives up (this round) rather than wait for PostgreSQL's deadlock detection.
+const lockTimeout = "250ms"
+
+// SweepReservations settles, at their reserved cost, up to limit reservations that expired
+// before now (unix ms), in one transaction: each becomes a usage row (its request id, created
+// at its admission, cost its amount, status SweptStatus, error SweptErrorCode, usage estimated)
+// inserted through the usage writer's own path — so the rollups and spend counters count it as
+// they count every row — and its counters' reservations are released. Reservations another
+// replica is sweeping or settling are skipped (SKIP LOCKED): whoever sweeps first wins. A
+// request whose row reaches the writer after its reservation was swept keeps the swept row (its
+// insert is skipped by request id), so counters always equal the rows.
+func (db *DB) SweepReservations(ctx context.Context, now int64, limit int) ([]Reservation, error) {
+	if !db.pg {
+		return nil, errNotShared
+	}
+	var swept []Reservation
+	err := db.pgTx(ctx, sql.LevelReadCommitted, func(tx *sql.Tx) error {
+		swept = swept[:0]
+		if _, err := tx.ExecContext(ctx, `SET LOCAL lock_timeout = '`+lockTimeout+`'`); err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT request_id, owner, project_id, workspace_id, day, month,
+			amount_nano, created_at, expires_at FROM budget_reservations
+			WHERE expires_at < ? ORDER BY expires_at LIMIT ? FOR UPDATE SKIP LOCKED`, now, limit)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var r Reservation
+			if err := rows.Scan(&r.RequestID, &r.Owner, &r.ProjectID, &r.WorkspaceID, &r.Day, &r.Month,
+				&r.AmountNano, &r.CreatedAt, &r.ExpiresAt); err != nil {
+				rows.Close()
+				return err
+			}
+			swept = append(swept, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(swept) == 0 {
+			return nil
+		}
+		usage := make([]UsageRow, len(swept))
+		ids := make([]string, len(swept))
+		for i, r := range swept {
+			usage[i] = UsageRow{RequestID: r.RequestID, CreatedAt: r.CreatedAt, WorkspaceID: r.WorkspaceID,
+				ProjectID: r.ProjectID, Status: SweptStatus, CostNano: r.AmountNano, ErrorCode: SweptErrorCode,
+				UsageEstimated: true}
+			ids[i] = r.RequestID
+		}
+		spend, err := db.insertUsageTx(ctx, tx, usage)
+		if err != nil {
+			return err
+		}
+		return db.settleAndAddSpend(ctx, tx, ids, spend)
+	})
+	if isLockTimeout(err) {
+		return nil, nil // a usage batch is settling one of them: the next sweep will see
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sweep expired reservations: %w", err)
+	}
+	return swept, nil
+}
+
+func isLockTimeout(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "55P03"
+}
+
+// insertUsageTx inserts usage rows in tx as InsertUsage does (skipping request ids already
+// stored, adding the rollups) and returns the spend to add to the counters, which it leaves to
+// the caller. The rows must name no prices version (the sweep's do not).
+func (db *DB) insertUsageTx(ctx context.Context, tx *sql.Tx, rows []UsageRow) (map[SpendCounter]int64, error) {
+	versions := map[string]int64{"": 0}
+	deltas := make(map[SpendCounter]int64)
+	var periods periodCache
+	sums := rollups{}
+	for start := 0; start < len(rows); {
+		n := chunkSize(len(rows) - start)
+		stmt, err := tx.PrepareContext(ctx, insertUsageQuery(n, db.pg))
+		if err != nil {
+			return nil, fmt.Errorf("prepare usage insert of %d rows: %w", n, err)
+		}
+		if _, err := insertUsageChunk(ctx, tx, db.pg, stmt, rows[start:start+n], versions, deltas, &periods, sums); err != nil {
+			return nil, err
+		}
+		start += n
+	}
+	if err := sums.write(ctx, tx, db.pg); err != nil {
+		return nil, err
+	}
+	return deltas, nil
+}
+
+// settleReservations releases the reservations of requestIDs, in tx: it deletes their rows and
+// takes their amounts off the reserved_nano of the four counters each names, in lock order. It
+// is idempotent by request id: an id with no reservation (never reserved, already settled by an
+// earlier try of the batch, or swept) changes nothing. The usage writer's batch calls it on
+// PostgreSQL in the transaction that stores those requests' rows; settleAndAddSpend does both
+// in one pass over the counters.
+func (db *DB) settleReservations(ctx context.Context, tx *sql.Tx, requestIDs []string) error {
+	return db.settleAndAddSpend(ctx, tx, requestIDs, nil)
+}
+
+// counterDelta is what one statement adds to a counter.
+type counterDelta struct{ spend, reserved int64 }
+
+// settleAndAddSpend releases the reservations of requestIDs (as settleReservations) and adds
+// spend to the counters (as addSpend), writing every counter once, in lock order: a batch that
+// added its spend and then released its reservations in two passes could take a counter of the
+// second pass after a later one of the first, out of order, and deadlock against an admission.
+func (db *DB) settleAndAddSpend(ctx context.Context, tx *sql.Tx, requestIDs []string, spend map[SpendCounter]int64) error {
+	deltas := make(map[SpendCounter]counterDelta, len(spend)+4)
+	for k, v := range spend {
+		deltas[k] = counterDelta{spend: v}
+	}
+	if len(requestIDs) > 0 {
+		rows, err := tx.QueryContext(ctx, `DELETE FROM budget_reservations WHERE request_id = ANY(?)
+			RETURNING project_id, workspace_id, day, month, amount_nano`, requestIDs)
+		if err != nil {
+			return fmt.Errorf("settle %d reservations: %w", len(requestIDs), err)
+		}
+		for rows.Next() {
+			var project, workspace, amount int64
+			var day, month string
+			if err := rows.Scan(&project, &workspace, &day, &month, &amount); err != nil {
+				rows.Close()
+				return fmt.Errorf("settle reservations: %w", err)
+			}
+			for _, k := range [...]SpendCounter{{"project", project, day, 0}, {"project", project, month, 0},
+				{"workspace", workspace, day, 0}, {"workspace", workspace, month, 0}} {
+				d := deltas[k]
+				d.reserved -= amount
+				deltas[k] = d
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("settle reservations: %w", err)
+		}
+	}
+	return addCounters(ctx, tx, deltas)
+}
+
+// addCounters adds deltas to spend_counters in one statement, the rows in lock order (INSERT …
+// SELECT FROM unnest takes them in the arrays' order).
+func addCounters(ctx context.Context, tx *sql.Tx, deltas map[SpendCounter]counterDelta) error {
+	if len(deltas) == 0 {
+		return nil
+	}
+	keys := make([]SpendCounter, 0, len(deltas))
+	for k, d := range deltas {
+		if d != (counterDelta{}) {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	slices.SortFunc(keys, func(a, b SpendCounter) int {
+		return cmp.Or(cmp.Compare(a.Scope, b.Scope), cmp.Compare(a.ScopeID, b.ScopeID), cmp.Compare(a.Period, b.Period))
+	})
+	scopes, periods := make([]string, len(keys)), make([]string, len(keys))
+	ids, spends, reserved := make([]int64, len(keys)), make([]int64, len(keys)), make([]int64, len(keys))
+	for i, k := range keys {
+		d := deltas[k]
+		scopes[i], ids[i], periods[i], spends[i], reserved[i] = k.Scope, k.ScopeID, k.Period, d.spend, d.reserved
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO spend_counters AS c (scope, scope_id, period, spend_nano, reserved_nano)
+		SELECT * FROM unnest(?::text[], ?::bigint[], ?::text[], ?::bigint[], ?::numeric[])
+		ON CONFLICT (scope, scope_id, period) DO UPDATE SET spend_nano = c.spend_nano + excluded.spend_nano,
+			reserved_nano = c.reserved_nano + excluded.reserved_nano`,
+		scopes, ids, periods, spends, reserved)
+	if err != nil {
+		return fmt.Errorf("add to %d spend counters: %w", len(keys), err)
+	}
+	return nil
+}
+
+// ReservedCounter is one counter's in-flight reservations, as ReservedCounters reads them.
+type ReservedCounter struct {
+	Scope        string
+	ScopeID      int64
+	Period       string
+	ReservedNano int64
+}
+
+// ReservedCounters returns the counters of the given periods that hold reservations (for the
+// ledger's tests and diagnostics: the dashboard shows committed spend).
+func (db *DB) ReservedCounters(ctx context.Context, periods ...string) ([]ReservedCounter, error) {
+	if !db.pg {
+		return nil, errNotShared
+	}
+	if len(periods) == 0 {
+		return nil, nil
+	}
+	rows, err := db.Read.QueryContext(ctx, `SELECT scope, scope_id, period,
+		LEAST(reserved_nano, 9223372036854775807)::bigint FROM spend_counters
+		WHERE reserved_nano <> 0 AND period IN (?`+strings.Repeat(",?", len(periods)-1)+`)
+		ORDER BY scope, scope_id, period`, anySlice(periods)...)
+	if err != nil {
+		return nil, fmt.Errorf("read reserved counters: %w", err)
+	}
+	defer rows.Close()
+	var out []ReservedCounter
+	for rows.Next() {
+		var c ReservedCounter
+		if err := rows.Scan(&c.Scope, &c.ScopeID, &c.Period, &c.ReservedNano); err != nil {
+			return nil, fmt.Errorf("read reserved counters: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read reserved counters: %w", err)
+	}
+	return out, nil
+}
+
+func anySlice(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
