@@ -196,6 +196,11 @@ func (db *DB) InsertUsage(ctx context.Context, rows []UsageRow) (inserted int, e
 		if err := sums.write(ctx, tx, db.pg); err != nil {
 			return err
 		}
+		if db.pg {
+			// The batch settles its requests' reservations (store/ledger.go) in the
+			// transaction that stores their rows, so spend is never counted without its row.
+			return db.settleAndAddSpend(ctx, tx, requestIDs(rows), deltas)
+		}
 		return addSpend(ctx, tx, deltas)
 	})
 	if err != nil {
@@ -301,6 +306,14 @@ func countReturned(ctx context.Context, stmt *sql.Stmt, args []any, count func(*
 		count(&u)
 	}
 	return n, stored.Err()
+}
+
+func requestIDs(rows []UsageRow) []string {
+	out := make([]string, len(rows))
+	for i := range rows {
+		out[i] = rows[i].RequestID
+	}
+	return out
 }
 
 // addSpend adds deltas to the counters, in key order: on PostgreSQL two replicas' batches then
