@@ -37,6 +37,7 @@ import (
 	"tokenguard/app/api"
 	"tokenguard/app/bodyguard"
 	"tokenguard/app/budget"
+	"tokenguard/app/cluster"
 	"tokenguard/app/config"
 	"tokenguard/app/enduser"
 	"tokenguard/app/health"
@@ -275,6 +276,8 @@ type Main struct {
 	Usage  *usagelog.Writer
 	// Proxy serves /proxy/<provider>/…; its key cache is what the account service evicts.
 	Proxy *proxy.Proxy
+	// Cluster carries key and budget changes to the other replicas' caches; nil on SQLite.
+	Cluster *cluster.Notifier
 	// Mailer queues outgoing mail (invites, alerts, digests) and records each outcome.
 	Mailer *mail.Mailer
 	// Alerts mails the 80% / 100% budget alerts the proxy reports; Webhooks posts them to the
@@ -446,9 +449,20 @@ func (m *Main) Run(ctx context.Context) error {
 	// First of the closers: cut-off requests record their usage before the writer closes.
 	m.closers = append([]func(context.Context) error{m.Proxy.Close}, m.closers...)
 
+	// On PostgreSQL other replicas cache keys too: the account service's evictions go through
+	// the change notifier, which evicts here and publishes to every replica (app/cluster).
+	var keys account.KeyCache = m.Proxy
+	if m.DB.Postgres() {
+		if m.Cluster, err = cluster.Start(ctx, cluster.Options{DB: m.DB, URL: cfg.DatabaseURL, Cache: m.Proxy, Log: m.Logger}); err != nil {
+			return err
+		}
+		m.closers = append(m.closers, m.Cluster.Close)
+		keys = m.Cluster
+	}
+
 	// Accounts, the JSON API and invites on it, and the dashboard: the same service layer under
 	// both surfaces, which evicts the proxy's cached keys whenever a project or workspace changes.
-	m.Accounts, err = account.New(m.DB, account.Options{JWTSecret: []byte(cfg.JWTSecret), Box: box, Keys: m.Proxy,
+	m.Accounts, err = account.New(m.DB, account.Options{JWTSecret: []byte(cfg.JWTSecret), Box: box, Keys: keys,
 		AllowSignup: cfg.AllowSignup, Now: m.Now, Logger: m.Logger})
 	if err != nil {
 		return err
