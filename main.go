@@ -5,7 +5,7 @@
 // Usage:
 //
 //	tokenguard [serve] [--config tokenguard.toml]   run the server (the default)
-//	tokenguard backup OUT.db [--config …]           write an online, consistent copy of the database
+//	tokenguard backup OUT.db [--config …]           write an online, consistent copy of the SQLite database
 //	tokenguard prices MODEL… [--input N …]          how a model is priced, and what it would cost
 //	tokenguard version                              print the version (also --version)
 //	tokenguard help                                 every command and flag (also -h, --help)
@@ -135,7 +135,7 @@ var commands = []struct {
 	flags            func() *flag.FlagSet
 }{
 	{"serve", "", "run the server (the default command)", func() *flag.FlagSet { return new(Main).flagSet() }},
-	{"backup", "OUT.db", "write an online, consistent copy of the database to OUT.db", func() *flag.FlagSet {
+	{"backup", "OUT.db", "write an online, consistent copy of the SQLite database to OUT.db (on PostgreSQL it says how to use pg_dump instead)", func() *flag.FlagSet {
 		fs, _ := backupFlags()
 		return fs
 	}},

@@ -241,6 +241,10 @@ func (m *Mailer) Close(ctx context.Context) error {
 }
 
 // run is the delivery worker: it takes ready jobs one at a time until Close has drained them.
+// It takes no cluster lock: a message and its retries live only in the memory of the replica
+// that queued it (mail_log records outcomes and is never read back to send), so two replicas
+// can never send one message. What must be mailed once across replicas is claimed before Send
+// (budget alerts, in budget_alerts).
 func (m *Mailer) run() {
 	defer close(m.done)
 	defer m.cancel()
