@@ -63,6 +63,19 @@ var Version = "dev"
 //go:embed schema.sql
 var schema string
 
+// schemaPostgres is the same schema for a PostgreSQL DATABASE_URL.
+//
+//go:embed schema_postgres.sql
+var schemaPostgres string
+
+// schemaFor is the schema of the database location names.
+func schemaFor(location string) string {
+	if store.IsPostgres(location) {
+		return schemaPostgres
+	}
+	return schema
+}
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -352,7 +365,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("LISTEN_ADDR %s: %w", cfg.ListenAddr, err)
 	}
-	m.DB, err = store.Open(ctx, cfg.DatabaseURL, schema)
+	m.DB, err = store.Open(ctx, cfg.DatabaseURL, schemaFor(cfg.DatabaseURL))
 	if err != nil {
 		return err
 	}

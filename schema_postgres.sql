@@ -185,8 +185,10 @@ CREATE TABLE spend_counters (
     spend_nano    BIGINT NOT NULL,
     -- Shared budget (issue 12; PostgreSQL only): what the requests in flight on every replica
     -- have reserved in this period and not yet settled, the sum of their budget_reservations
-    -- rows. An admission checks spend_nano + reserved_nano against the budget.
-    reserved_nano BIGINT NOT NULL DEFAULT 0 CHECK (reserved_nano >= 0),
+    -- rows. An admission checks spend_nano + reserved_nano against the budget. numeric, so that
+    -- however many worst cases of up to 2^63-1 each are in flight the sum is exact and never
+    -- overflows (the in-memory engine's sum128); it is read saturated to bigint.
+    reserved_nano NUMERIC(39, 0) NOT NULL DEFAULT 0 CHECK (reserved_nano >= 0),
     PRIMARY KEY (scope, scope_id, period)
 );
 
