@@ -7,9 +7,10 @@
 // The replica that makes a change evicts its own cache at once, as on a single node, and
 // publishes the change with PostgreSQL's NOTIFY (store.DB.Notify). Every replica keeps a session
 // of its own listening for changes (store.Listen) and evicts what each event names; delivery
-// takes milliseconds. Notifications sent while a listener is disconnected are lost, so after
-// every (re)connect the listener drops its whole cache: each key's next request reads it again
-// from the database (one query: bcrypt is not run again for a key already proven).
+// takes milliseconds. Notifications sent while a listener is disconnected are lost, so the
+// listener drops its whole cache when it loses its session, after every failed attempt to
+// reconnect (at most RetryMax apart) and once it listens again: each key's next request reads
+// it from the database (one query: bcrypt is not run again for a key already proven).
 //
 // On SQLite there is one node and no Notifier: the account service evicts the proxy directly.
 package cluster
@@ -233,6 +234,8 @@ func (n *Notifier) listen(l *store.Listener) {
 			return
 		}
 		n.o.Log.Warn("cluster: change listener lost its PostgreSQL session; reconnecting", "err", err)
+		// Changes go unheard from now on: what the cache holds may already be stale.
+		n.o.Cache.EvictAll()
 		if l = n.reconnect(); l == nil {
 			return
 		}
@@ -241,7 +244,9 @@ func (n *Notifier) listen(l *store.Listener) {
 }
 
 // reconnect opens a new listener session, waiting RetryMin doubling to RetryMax between
-// attempts, and returns nil once Close is called.
+// attempts, and returns nil once Close is called. After every failed attempt it empties the
+// cache again, so while no session listens a change takes at most RetryMax to reach this
+// replica (its keys are read from the database again), not until the listener is back.
 func (n *Notifier) reconnect() *store.Listener {
 	wait := n.o.RetryMin
 	for {
@@ -259,6 +264,7 @@ func (n *Notifier) reconnect() *store.Listener {
 			return nil
 		}
 		n.o.Log.Warn("cluster: change listener cannot connect; retrying", "in", wait, "err", err)
+		n.o.Cache.EvictAll()
 		wait = min(2*wait, n.o.RetryMax)
 	}
 }
@@ -268,8 +274,8 @@ func (n *Notifier) reconnect() *store.Listener {
 // is lost.
 func (n *Notifier) listening(l *store.Listener) {
 	n.pid.Store(l.PID())
-	n.connects.Add(1)
 	n.o.Cache.EvictAll()
+	n.connects.Add(1)
 }
 
 // serve waits for events on l and applies them until the session fails or Close is called.
