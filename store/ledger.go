@@ -32,14 +32,26 @@ var errNotShared = errors.New("shared budgets need PostgreSQL")
 // project's and workspace's Day ('2006-01-02') and Month ('2006-01') counters. Owner is the
 // replica that admitted it, which renews ExpiresAt (unix ms) while the request runs and its
 // usage row waits to be written.
+//
+// Expiries are read on the database's clock, not the replicas': Reserve and RenewReservations
+// set them LeaseMs past PostgreSQL's time, and the sweep compares them with it, so a replica
+// whose clock is off can neither sweep another's live reservations early nor keep its own past
+// the lease.
 type Reservation struct {
 	RequestID              string
 	Owner                  string
 	ProjectID, WorkspaceID int64
 	Day, Month             string
 	AmountNano             int64
-	CreatedAt, ExpiresAt   int64
+	// CreatedAt is the admission on the replica's clock, the swept usage row's createdAt (in
+	// Day and Month).
+	CreatedAt int64
+	// LeaseMs is how long Reserve makes the reservation last; ExpiresAt is read back.
+	LeaseMs, ExpiresAt int64
 }
+
+// dbNowMs is PostgreSQL's time in unix milliseconds.
+const dbNowMs = `(extract(epoch FROM statement_timestamp()) * 1000)::bigint`
 
 // LedgerCounter is one counter's committed spend and in-flight reservations.
 type LedgerCounter struct {
@@ -108,12 +120,12 @@ func (db *DB) ReadLedger(ctx context.Context, projectID, workspaceID int64, day,
 // room since the caller read, and the transaction must be rolled back.
 const reserveQuery = `WITH reservation AS (
 	INSERT INTO budget_reservations (request_id, owner, project_id, workspace_id, day, month, amount_nano,
-		created_at, expires_at) VALUES (?1, ?2, ?3::bigint, ?4::bigint, ?5::text, ?6::text, ?7::bigint, ?8, ?9))
+		created_at, expires_at) VALUES (?1, ?2, ?3::bigint, ?4::bigint, ?5::text, ?6::text, ?7::bigint, ?8, ` + dbNowMs + ` + ?9::bigint))
 INSERT INTO spend_counters AS c (scope, scope_id, period, spend_nano, reserved_nano) VALUES
 	('project', ?3::bigint, ?6::text, 0, ?7::bigint), ('project', ?3::bigint, ?5::text, 0, ?7::bigint),
 	('workspace', ?4::bigint, ?6::text, 0, ?7::bigint), ('workspace', ?4::bigint, ?5::text, 0, ?7::bigint)
 ON CONFLICT (scope, scope_id, period) DO UPDATE SET reserved_nano = c.reserved_nano + excluded.reserved_nano
-WHERE coalesce(c.spend_nano + c.reserved_nano <= CASE
+WHERE coalesce(c.spend_nano::numeric + c.reserved_nano <= CASE
 	WHEN excluded.scope = 'project' AND excluded.period = ?5::text THEN ?10::numeric
 	WHEN excluded.scope = 'project' THEN ?11::numeric
 	WHEN excluded.period = ?5::text THEN ?12::numeric
@@ -139,7 +151,7 @@ func (db *DB) Reserve(ctx context.Context, r Reservation, bounds [4]LedgerBound)
 	err = db.pgTx(ctx, sql.LevelReadCommitted, func(tx *sql.Tx) error {
 		full = -1
 		rows, err := tx.QueryContext(ctx, reserveQuery, r.RequestID, r.Owner, r.ProjectID, r.WorkspaceID,
-			r.Day, r.Month, r.AmountNano, r.CreatedAt, r.ExpiresAt, bound[0], bound[1], bound[2], bound[3])
+			r.Day, r.Month, r.AmountNano, r.CreatedAt, r.LeaseMs, bound[0], bound[1], bound[2], bound[3])
 		if err != nil {
 			return err
 		}
@@ -179,22 +191,22 @@ func (db *DB) Reserve(ctx context.Context, r Reservation, bounds [4]LedgerBound)
 	return -1, nil
 }
 
-// RenewReservations moves the expiry of owner's reservations named in requestIDs to expiresAt
-// (unix ms), in one statement, and returns the ids it renewed. A reservation locked at that
+// RenewReservations moves the expiry of owner's reservations named in requestIDs to leaseMs past
+// the database's time, in one statement, and returns the ids it renewed. A reservation locked at that
 // moment — being settled by a usage batch, or swept — is skipped rather than waited for: it is
 // about to be gone.
-func (db *DB) RenewReservations(ctx context.Context, owner string, requestIDs []string, expiresAt int64) ([]string, error) {
+func (db *DB) RenewReservations(ctx context.Context, owner string, requestIDs []string, leaseMs int64) ([]string, error) {
 	if !db.pg {
 		return nil, errNotShared
 	}
 	if len(requestIDs) == 0 {
 		return nil, nil
 	}
-	rows, err := db.Write.QueryContext(ctx, `UPDATE budget_reservations SET expires_at = ?
+	rows, err := db.Write.QueryContext(ctx, `UPDATE budget_reservations SET expires_at = `+dbNowMs+` + ?::bigint
 		WHERE request_id IN (SELECT request_id FROM budget_reservations
 			WHERE owner = ? AND request_id = ANY(?) ORDER BY request_id FOR UPDATE SKIP LOCKED)
 		RETURNING request_id`,
-		expiresAt, owner, requestIDs)
+		leaseMs, owner, requestIDs)
 	if err != nil {
 		return nil, fmt.Errorf("renew %d reservations of %s: %w", len(requestIDs), owner, err)
 	}
@@ -226,15 +238,15 @@ const (
 // sweep gives up (this round) rather than wait for PostgreSQL's deadlock detection.
 const lockTimeout = "250ms"
 
-// SweepReservations settles, at their reserved cost, up to limit reservations that expired
-// before now (unix ms), in one transaction: each becomes a usage row (its request id, created
+// SweepReservations settles, at their reserved cost, up to limit reservations that have expired
+// (on the database's clock), in one transaction: each becomes a usage row (its request id, created
 // at its admission, cost its amount, status SweptStatus, error SweptErrorCode, usage estimated)
 // inserted through the usage writer's own path — so the rollups and spend counters count it as
 // they count every row — and its counters' reservations are released. Reservations another
 // replica is sweeping or settling are skipped (SKIP LOCKED): whoever sweeps first wins. A
 // request whose row reaches the writer after its reservation was swept keeps the swept row (its
 // insert is skipped by request id), so counters always equal the rows.
-func (db *DB) SweepReservations(ctx context.Context, now int64, limit int) ([]Reservation, error) {
+func (db *DB) SweepReservations(ctx context.Context, limit int) ([]Reservation, error) {
 	if !db.pg {
 		return nil, errNotShared
 	}
@@ -246,7 +258,7 @@ func (db *DB) SweepReservations(ctx context.Context, now int64, limit int) ([]Re
 		}
 		rows, err := tx.QueryContext(ctx, `SELECT request_id, owner, project_id, workspace_id, day, month,
 			amount_nano, created_at, expires_at FROM budget_reservations
-			WHERE expires_at < ? ORDER BY expires_at LIMIT ? FOR UPDATE SKIP LOCKED`, now, limit)
+			WHERE expires_at < `+dbNowMs+` ORDER BY expires_at LIMIT ? FOR UPDATE SKIP LOCKED`, limit)
 		if err != nil {
 			return err
 		}
@@ -333,7 +345,7 @@ func (db *DB) settleReservations(ctx context.Context, tx *sql.Tx, requestIDs []s
 type counterDelta struct{ spend, reserved int64 }
 
 // settleAndAddSpend releases the reservations of requestIDs (as settleReservations) and adds
-// spend to the counters (as addSpend), writing every counter once, in lock order: a batch that
+// spend to the counters (as addSpend), taking every counter in lock order first: a batch that
 // added its spend and then released its reservations in two passes could take a counter of the
 // second pass after a later one of the first, out of order, and deadlock against an admission.
 func (db *DB) settleAndAddSpend(ctx context.Context, tx *sql.Tx, requestIDs []string, spend map[SpendCounter]int64) error {
@@ -369,12 +381,13 @@ func (db *DB) settleAndAddSpend(ctx context.Context, tx *sql.Tx, requestIDs []st
 	return addCounters(ctx, tx, deltas)
 }
 
-// addCounters adds deltas to spend_counters in one statement, the rows in lock order (INSERT …
-// SELECT FROM unnest takes them in the arrays' order).
+// addCounters adds deltas to spend_counters, every counter taken in lock order: one statement
+// locks the existing ones sorted, then one adds the spend (inserting counters not yet written)
+// and one takes the released reservations off reserved_nano. The release cannot ride on the
+// spend's upsert: its negative amount would fail the column's CHECK on the row proposed for
+// insertion, before the conflict makes it an update. A release larger than what the counter
+// holds (which only a bug could cause) leaves it at zero rather than failing every batch after.
 func addCounters(ctx context.Context, tx *sql.Tx, deltas map[SpendCounter]counterDelta) error {
-	if len(deltas) == 0 {
-		return nil
-	}
 	keys := make([]SpendCounter, 0, len(deltas))
 	for k, d := range deltas {
 		if d != (counterDelta{}) {
@@ -387,19 +400,41 @@ func addCounters(ctx context.Context, tx *sql.Tx, deltas map[SpendCounter]counte
 	slices.SortFunc(keys, func(a, b SpendCounter) int {
 		return cmp.Or(cmp.Compare(a.Scope, b.Scope), cmp.Compare(a.ScopeID, b.ScopeID), cmp.Compare(a.Period, b.Period))
 	})
-	scopes, periods := make([]string, len(keys)), make([]string, len(keys))
-	ids, spends, reserved := make([]int64, len(keys)), make([]int64, len(keys)), make([]int64, len(keys))
-	for i, k := range keys {
+	var scopes, periods, spendScopes, spendPeriods, releaseScopes, releasePeriods []string
+	var ids, spendIDs, spends, releaseIDs, releases []int64
+	for _, k := range keys {
 		d := deltas[k]
-		scopes[i], ids[i], periods[i], spends[i], reserved[i] = k.Scope, k.ScopeID, k.Period, d.spend, d.reserved
+		scopes, ids, periods = append(scopes, k.Scope), append(ids, k.ScopeID), append(periods, k.Period)
+		if d.spend != 0 {
+			spendScopes, spendIDs, spendPeriods = append(spendScopes, k.Scope), append(spendIDs, k.ScopeID), append(spendPeriods, k.Period)
+			spends = append(spends, d.spend)
+		}
+		if d.reserved != 0 {
+			releaseScopes, releaseIDs, releasePeriods = append(releaseScopes, k.Scope), append(releaseIDs, k.ScopeID), append(releasePeriods, k.Period)
+			releases = append(releases, -d.reserved)
+		}
 	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO spend_counters AS c (scope, scope_id, period, spend_nano, reserved_nano)
-		SELECT * FROM unnest(?::text[], ?::bigint[], ?::text[], ?::bigint[], ?::numeric[])
-		ON CONFLICT (scope, scope_id, period) DO UPDATE SET spend_nano = c.spend_nano + excluded.spend_nano,
-			reserved_nano = c.reserved_nano + excluded.reserved_nano`,
-		scopes, ids, periods, spends, reserved)
-	if err != nil {
-		return fmt.Errorf("add to %d spend counters: %w", len(keys), err)
+	// ORDER BY sorts before FOR UPDATE locks, so the rows are locked in key order.
+	if _, err := tx.ExecContext(ctx, `SELECT 1 FROM spend_counters
+		WHERE (scope, scope_id, period) IN (SELECT * FROM unnest(?::text[], ?::bigint[], ?::text[]))
+		ORDER BY scope, scope_id, period FOR UPDATE`, scopes, ids, periods); err != nil {
+		return fmt.Errorf("lock %d spend counters: %w", len(keys), err)
+	}
+	if len(spends) > 0 {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO spend_counters AS c (scope, scope_id, period, spend_nano)
+			SELECT * FROM unnest(?::text[], ?::bigint[], ?::text[], ?::bigint[])
+			ON CONFLICT (scope, scope_id, period) DO UPDATE SET spend_nano = c.spend_nano + excluded.spend_nano`,
+			spendScopes, spendIDs, spendPeriods, spends); err != nil {
+			return fmt.Errorf("add spend to %d counters: %w", len(spends), err)
+		}
+	}
+	if len(releases) > 0 {
+		if _, err := tx.ExecContext(ctx, `UPDATE spend_counters AS c SET reserved_nano = GREATEST(c.reserved_nano - d.amount, 0)
+			FROM unnest(?::text[], ?::bigint[], ?::text[], ?::bigint[]) AS d (scope, scope_id, period, amount)
+			WHERE c.scope = d.scope AND c.scope_id = d.scope_id AND c.period = d.period`,
+			releaseScopes, releaseIDs, releasePeriods, releases); err != nil {
+			return fmt.Errorf("release reservations of %d counters: %w", len(releases), err)
+		}
 	}
 	return nil
 }

@@ -31,7 +31,8 @@
 // reservations by; a strict budget is never passed except by that excess. N replicas do not
 // multiply the overshoot.
 //
-// Leases. A reservation expires Lease×3/4 after it was taken or last renewed; a goroutine renews
+// Leases. A reservation expires Lease×3/4 after it was taken or last renewed, on PostgreSQL's
+// clock (replicas' clocks may differ); a goroutine renews
 // this replica's reservations every Lease/4 — those of requests in flight, and of settled ones
 // whose usage rows are still waiting for the writer — so long streams keep theirs. Every
 // replica sweeps every Lease/4: an expired reservation (its replica died, or lost PostgreSQL for
@@ -272,7 +273,7 @@ func (l *Ledger) Admit(ctx context.Context, s budget.Subject, requestID string, 
 		l.track(requestID)
 		full, err = l.db.Reserve(ctx, store.Reservation{RequestID: requestID, Owner: l.opt.Owner,
 			ProjectID: s.ProjectID, WorkspaceID: s.WorkspaceID, Day: day, Month: month, AmountNano: int64(amount),
-			CreatedAt: now.UnixMilli(), ExpiresAt: l.expiry(now)}, bounds)
+			CreatedAt: now.UnixMilli(), LeaseMs: l.leaseMs()}, bounds)
 		if err != nil || full >= 0 {
 			l.untrack(requestID)
 		}
@@ -287,11 +288,11 @@ func (l *Ledger) Admit(ctx context.Context, s budget.Subject, requestID string, 
 	return nil, budget.Refusal(budget.Budget(full+1), l.opt.Now()), nil
 }
 
-// expiry is when a reservation taken or renewed at now expires: three quarters of a lease on,
-// so that with renewals every quarter one can fail and the next still lands in time, and a dead
-// replica's reservations are swept (every quarter) within one lease.
-func (l *Ledger) expiry(now time.Time) int64 {
-	return now.Add(l.opt.Lease * 3 / 4).UnixMilli()
+// leaseMs is how long a reservation lasts once taken or renewed: three quarters of a lease (on
+// the database's clock), so that with renewals every quarter one can fail and the next still
+// lands in time, and a dead replica's reservations are swept (every quarter) within one lease.
+func (l *Ledger) leaseMs() int64 {
+	return (l.opt.Lease * 3 / 4).Milliseconds()
 }
 
 // unavailable is the fail-closed refusal of a metered request the ledger could not decide on.
@@ -374,7 +375,7 @@ func (l *Ledger) Renew(ctx context.Context) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	renewed, err := l.db.RenewReservations(ctx, l.opt.Owner, ids, l.expiry(l.opt.Now()))
+	renewed, err := l.db.RenewReservations(ctx, l.opt.Owner, ids, l.leaseMs())
 	if err != nil {
 		return err
 	}
@@ -405,7 +406,7 @@ func (l *Ledger) Renew(ctx context.Context) error {
 func (l *Ledger) Sweep(ctx context.Context) (int, error) {
 	total := 0
 	for {
-		swept, err := l.db.SweepReservations(ctx, l.opt.Now().UnixMilli(), sweepBatch)
+		swept, err := l.db.SweepReservations(ctx, sweepBatch)
 		if err != nil {
 			return total, err
 		}
