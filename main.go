@@ -42,6 +42,7 @@ import (
 	"tokenguard/app/enduser"
 	"tokenguard/app/health"
 	"tokenguard/app/invite"
+	"tokenguard/app/ledger"
 	"tokenguard/app/mail"
 	"tokenguard/app/pricing"
 	"tokenguard/app/provider/anthropic"
@@ -287,6 +288,9 @@ type Main struct {
 	Prices *pricing.Table
 	Budget *budget.Engine
 	Usage  *usagelog.Writer
+	// Ledger is the budget gate shared by every replica on PostgreSQL (Budget is then its
+	// mirror of the database's counters); nil on SQLite, where Budget is the gate.
+	Ledger *ledger.Ledger
 	// Proxy serves /proxy/<provider>/…; its key cache is what the account service evicts.
 	Proxy *proxy.Proxy
 	// Cluster carries key and budget changes to the other replicas' caches; nil on SQLite.
@@ -444,10 +448,19 @@ func (m *Main) Run(ctx context.Context) error {
 		m.Alerts.OnCrossing(cs)
 		m.Webhooks.OnCrossing(cs)
 	}
+	// On PostgreSQL every replica admits against the database's counters (app/ledger), and the
+	// ledger's watcher reports the crossings; it starts once the webhook service exists.
+	var gate proxy.Gate
+	if m.DB.Postgres() {
+		if m.Ledger, err = ledger.New(m.DB, m.Budget, ledger.Options{OnCrossing: onCrossing, Logger: m.Logger, Now: m.Now}); err != nil {
+			return err
+		}
+		gate = m.Ledger
+	}
 
 	// The proxy: key auth (cached), budget gate, relay and metering for every provider.
 	m.Proxy, err = proxy.New(proxy.Config{
-		DB: m.DB, Prices: m.Prices, Budget: m.Budget, Usage: m.Usage, Logger: m.Logger, Box: box, Now: m.Now,
+		DB: m.DB, Prices: m.Prices, Budget: m.Budget, Gate: gate, Usage: m.Usage, Logger: m.Logger, Box: box, Now: m.Now,
 		MaxBodyBytes: cfg.MaxBodyBytes, UpstreamTimeout: cfg.UpstreamTimeout.Duration,
 		StreamIdleTimeout: cfg.StreamIdleTimeout.Duration, OnCrossing: onCrossing,
 		Observers: m.obs.observers(), EndUsers: endUsers,
@@ -502,6 +515,15 @@ func (m *Main) Run(ctx context.Context) error {
 	})
 	if err != nil {
 		return err
+	}
+
+	if m.Ledger != nil {
+		// Last of the closers: it stops renewing and sweeping once the writer has stored every
+		// row (settling their reservations), so none of this replica's are left behind.
+		if err := m.Ledger.Start(ctx); err != nil {
+			return fmt.Errorf("refusing to start without the shared budget counters: %w", err)
+		}
+		m.closers = append(m.closers, func(context.Context) error { return m.Ledger.Close() })
 	}
 
 	router := httprouter.New()

@@ -179,9 +179,12 @@ func New(db *store.DB, engine *budget.Engine, opt Options) (*Ledger, error) {
 func (l *Ledger) Owner() string { return l.opt.Owner }
 
 // Start starts the lease renewal and sweep (every Lease/4) and the mirror and crossing refresh
-// (every RefreshInterval). It refreshes the mirror once first, so the dashboard starts current.
+// (every RefreshInterval). It refreshes the mirror once first, so the dashboard starts current,
+// and starts nothing when that fails.
 func (l *Ledger) Start(ctx context.Context) error {
-	err := l.Refresh(ctx)
+	if err := l.Refresh(ctx); err != nil {
+		return err
+	}
 	l.startOnce.Do(func() {
 		l.done.Add(2)
 		go l.every(l.opt.Lease/4, func(ctx context.Context) {
@@ -198,7 +201,7 @@ func (l *Ledger) Start(ctx context.Context) error {
 			}
 		})
 	})
-	return err
+	return nil
 }
 
 // every runs fn every interval until Close, each run bounded by the interval.
