@@ -158,7 +158,12 @@ func aggregate(ctx context.Context, tx *sql.Tx, pg bool, f AnalyticsFilter, raw 
 	}
 	var q strings.Builder
 	var args []any
-	q.WriteString(`SELECT ` + key + `, coalesce(bucket, 0), coalesce(sum(requests), 0), coalesce(sum(cost_nano), 0),
+	// Ungrouped by period every bucket is 0, and PostgreSQL takes no bare column beside sums.
+	bucketColumn := `0`
+	if periodMs > 0 {
+		bucketColumn = `coalesce(bucket, 0)`
+	}
+	q.WriteString(`SELECT ` + key + `, ` + bucketColumn + `, coalesce(sum(requests), 0), coalesce(sum(cost_nano), 0),
 		coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0), coalesce(sum(total_tokens), 0),
 		coalesce(sum(latency_ms), 0), coalesce(sum(errors), 0), coalesce(sum(blocked), 0),
 		coalesce(max(last_at), 0), coalesce(sum(cache_read_tokens), 0), coalesce(sum(cache_write_tokens), 0),

@@ -13,6 +13,7 @@ import (
 // upgrades on open with today's behaviour: no rate limits, every model, no failover, no
 // end-user budget.
 func TestControlsMigrateInPlace(t *testing.T) {
+	storetest.SQLiteOnly(t)
 	db := storetest.OpenAt(t, oldDatabase(t, "6"))
 	p, err := db.ProjectByID(ctx, 1)
 	if err != nil {

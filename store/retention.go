@@ -131,7 +131,7 @@ func (db *DB) UsageWorkspaces(ctx context.Context) ([]int64, error) {
 		var next sql.NullInt64
 		err := db.Read.QueryRowContext(ctx, `SELECT min(ws) FROM (
 			SELECT min(workspace_id) AS ws FROM usage_logs WHERE workspace_id > ?1
-			UNION ALL SELECT min(workspace_id) FROM usage_hourly WHERE workspace_id > ?1)`, last).Scan(&next)
+			UNION ALL SELECT min(workspace_id) FROM usage_hourly WHERE workspace_id > ?1) AS firsts`, last).Scan(&next)
 		if err != nil {
 			return nil, fmt.Errorf("list workspaces with usage: %w", err)
 		}
@@ -160,7 +160,11 @@ func (db *DB) AutoVacuum(ctx context.Context) (int, error) {
 // that has tables takes a full VACUUM: it rewrites the whole file, holds the write connection
 // until done (seconds per million usage rows) and needs free disk about the file's size. Run it
 // before serving, once; IncrementalVacuum then returns freed pages cheaply.
+// On PostgreSQL there is nothing to switch: AutoVacuum reports it done.
 func (db *DB) EnableIncrementalVacuum(ctx context.Context) error {
+	if db.pg {
+		return nil
+	}
 	if _, err := db.Write.ExecContext(ctx, `PRAGMA auto_vacuum = INCREMENTAL`); err != nil {
 		return fmt.Errorf("set auto_vacuum: %w", err)
 	}

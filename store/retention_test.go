@@ -86,9 +86,13 @@ func count(t *testing.T, db *store.DB, q string, args ...any) int64 {
 	return n
 }
 
-// fileSize is the main database file's size once the WAL is checkpointed into it.
+// fileSize is the main database file's size once the WAL is checkpointed into it (0 on
+// PostgreSQL, whose autovacuum reuses the space rather than give it back).
 func fileSize(t *testing.T, db *store.DB) int64 {
 	t.Helper()
+	if db.Postgres() {
+		return 0
+	}
 	if _, err := db.Write.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +225,7 @@ func TestRetention(t *testing.T) {
 	}
 	got := fileSize(t, db)
 	t.Logf("pruned %d usage rows and %d hourly rollups: file %d -> %d bytes", raw, hourly, sizeBefore, got)
-	if got >= sizeBefore*3/4 {
+	if !db.Postgres() && got >= sizeBefore*3/4 {
 		t.Errorf("file is %d bytes after pruning and vacuum, was %d: want it at least a quarter smaller", got, sizeBefore)
 	}
 }

@@ -70,6 +70,9 @@ func rawAggregate(t *testing.T, db *store.DB, f store.AnalyticsFilter, g store.U
 		store.GroupProject:  {`'', '', project_id`, `project_id`, `6 DESC, 5 DESC, 1, 2, 3`},
 	}[kind]
 	key, group, order := parts[0], parts[1], parts[2]
+	if kind == store.GroupDay && db.Postgres() {
+		key = `to_char(to_timestamp(created_at / 86400000 * 86400) AT TIME ZONE 'UTC', 'YYYY-MM-DD'), '', 0`
+	}
 	bucket := `0`
 	if per != 0 {
 		unit := map[store.UsageGroup]int64{store.PerHour: 3_600_000, store.PerDay: 86_400_000}[per]
@@ -85,7 +88,7 @@ func rawAggregate(t *testing.T, db *store.DB, f store.AnalyticsFilter, g store.U
 	}
 	q := `SELECT ` + key + `, ` + bucket + `, count(*), coalesce(sum(cost_nano), 0), coalesce(sum(input_tokens), 0),
 		coalesce(sum(output_tokens), 0), coalesce(sum(total_tokens), 0), coalesce(sum(latency_ms), 0),
-		coalesce(sum(status >= 400 AND error_code <> 'BUDGET_EXCEEDED'), 0), coalesce(sum(error_code = 'BUDGET_EXCEEDED'), 0),
+		coalesce(sum(CASE WHEN status >= 400 AND error_code <> 'BUDGET_EXCEEDED' THEN 1 ELSE 0 END), 0), coalesce(sum(CASE WHEN error_code = 'BUDGET_EXCEEDED' THEN 1 ELSE 0 END), 0),
 		coalesce(max(created_at), 0), coalesce(sum(cache_read_tokens), 0), coalesce(sum(cache_write_tokens), 0),
 		coalesce(sum(reasoning_tokens), 0)
 		FROM usage_logs WHERE workspace_id = ? AND created_at >= ? AND created_at < ?`
@@ -100,7 +103,11 @@ func rawAggregate(t *testing.T, db *store.DB, f store.AnalyticsFilter, g store.U
 	}
 	if f.Model != "" {
 		pattern := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(f.Model) + "%"
-		q += ` AND (final_model LIKE ? ESCAPE '\' OR original_model LIKE ? ESCAPE '\')`
+		like := "LIKE" // SQLite's ignores ASCII case, as PostgreSQL's ILIKE ignores case
+		if db.Postgres() {
+			like = "ILIKE"
+		}
+		q += ` AND (final_model ` + like + ` ? ESCAPE '\' OR original_model ` + like + ` ? ESCAPE '\')`
 		args = append(args, pattern, pattern)
 	}
 	rows, err := db.Read.Query(q+group+order, args...)
@@ -165,7 +172,7 @@ func rollupTableMatchesRaw(t *testing.T, db *store.DB, table string, periodMs in
 	}
 	want := read(`SELECT workspace_id, created_at - created_at % ?, `+project+`, provider, final_model,
 		original_model, count(*), sum(input_tokens), sum(output_tokens), sum(total_tokens), sum(cost_nano),
-		sum(latency_ms), sum(status >= 400 AND error_code <> 'BUDGET_EXCEEDED'), sum(error_code = 'BUDGET_EXCEEDED'),
+		sum(latency_ms), sum(CASE WHEN status >= 400 AND error_code <> 'BUDGET_EXCEEDED' THEN 1 ELSE 0 END), sum(CASE WHEN error_code = 'BUDGET_EXCEEDED' THEN 1 ELSE 0 END),
 		sum(was_fallback), sum(usage_estimated), sum(stream), max(created_at), sum(cache_read_tokens),
 		sum(cache_write_tokens), sum(reasoning_tokens)
 		FROM usage_logs GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6`, periodMs)
@@ -295,6 +302,7 @@ func insertAsOldRelease(tx *sql.Tx, rng *rand.Rand, n int) error {
 // then every rollup row reconciles with the raw rows and every analytics answer is the one the
 // previous release computed from them.
 func TestRollupsBuiltOnUpgrade(t *testing.T) {
+	storetest.SQLiteOnly(t)
 	path := filepath.Join(t.TempDir(), "old.db")
 	old, err := store.Open(ctx, path, schemaBefore(t, "5"))
 	if err != nil {
@@ -361,6 +369,7 @@ func TestRollupsBuiltOnUpgrade(t *testing.T) {
 // built from them: they reconcile with the raw rows, and the analytics answers that now read
 // them are the raw scans' to the nano-dollar.
 func TestWorkspaceDailyBuiltOnUpgrade(t *testing.T) {
+	storetest.SQLiteOnly(t)
 	path := filepath.Join(t.TempDir(), "old.db")
 	old, err := store.Open(ctx, path, schemaBefore(t, "10"))
 	if err != nil {
@@ -381,7 +390,7 @@ func TestWorkspaceDailyBuiltOnUpgrade(t *testing.T) {
 				fallbacks, estimated, streams, last_at, cache_read_tokens, cache_write_tokens, reasoning_tokens)
 				SELECT workspace_id, created_at - created_at % ?, project_id, provider, final_model, original_model,
 				count(*), sum(input_tokens), sum(output_tokens), sum(total_tokens), sum(cost_nano), sum(latency_ms),
-				sum(status >= 400 AND error_code <> 'BUDGET_EXCEEDED'), sum(error_code = 'BUDGET_EXCEEDED'),
+				sum(CASE WHEN status >= 400 AND error_code <> 'BUDGET_EXCEEDED' THEN 1 ELSE 0 END), sum(CASE WHEN error_code = 'BUDGET_EXCEEDED' THEN 1 ELSE 0 END),
 				sum(was_fallback), sum(usage_estimated), sum(stream), max(created_at), sum(cache_read_tokens),
 				sum(cache_write_tokens), sum(reasoning_tokens)
 				FROM usage_logs GROUP BY 1, 2, 3, 4, 5, 6`, t.periodMs); err != nil {

@@ -14,6 +14,7 @@ import (
 // TestOpenRefusesUnwritableDatabase ensures a database that opens but cannot take writes stops
 // the start with an error naming the file, instead of a server that can record no usage.
 func TestOpenRefusesUnwritableDatabase(t *testing.T) {
+	storetest.SQLiteOnly(t)
 	tests := []struct {
 		name string
 		// prepare makes the database at path unwritable and returns what to open.

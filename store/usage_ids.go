@@ -96,8 +96,12 @@ func (db *DB) pricesVersionIDs(ctx context.Context, rows []UsageRow) (map[string
 // unique request_id index, for either stored form of the id.
 func (db *DB) UsageByRequestID(ctx context.Context, workspaceID int64, requestID string) (UsageRow, bool, error) {
 	var buf [requestIDBytes]byte
+	stored := requestIDArg(requestID, buf[:])
+	if db.pg {
+		stored = requestID // PostgreSQL's request_id is text only
+	}
 	rows, err := db.Read.QueryContext(ctx, `SELECT `+selectColumns+` FROM usage_logs
-		WHERE request_id IN (?, ?) AND workspace_id = ?`, requestIDArg(requestID, buf[:]), requestID, workspaceID)
+		WHERE request_id IN (?, ?) AND workspace_id = ?`, stored, requestID, workspaceID)
 	if err != nil {
 		return UsageRow{}, false, fmt.Errorf("usage of request %q: %w", requestID, err)
 	}

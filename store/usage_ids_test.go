@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"tokenguard/store"
+	"tokenguard/store/storetest"
 )
 
 // A database from before migration 7 upgrades in place: its rows keep their text request ids and
@@ -14,6 +15,7 @@ import (
 // back and are found by request id in the same text form. A retried id is still skipped, and
 // another workspace's id is not found.
 func TestUsageCompactForms(t *testing.T) {
+	storetest.SQLiteOnly(t) // the forms of rows an older SQLite release wrote
 	at := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	oldID := fmt.Sprintf("%032x", 1)
 	db := upgradedWith(t, "7", `INSERT INTO usage_logs (request_id, created_at, workspace_id, project_id, provider,

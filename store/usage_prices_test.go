@@ -34,6 +34,7 @@ func upgradedWith(t *testing.T, n, insert string, args ...any) *store.DB {
 // before migration 4 read back with an empty version and their cost unchanged; a version over
 // 64 bytes is refused rather than stored.
 func TestUsagePricesVersion(t *testing.T) {
+	storetest.SQLiteOnly(t)
 	at := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	db := upgradedWith(t, "4", `INSERT INTO usage_logs (request_id, created_at, workspace_id, project_id, provider,
 		original_model, final_model, was_fallback, status, input_tokens, output_tokens, total_tokens,

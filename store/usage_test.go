@@ -265,6 +265,7 @@ func TestListUsage(t *testing.T) {
 // The page query reads through the workspace/time index, never a scan with a sort, so a deep
 // page costs what the first one does.
 func TestListUsageUsesIndex(t *testing.T) {
+	storetest.SQLiteOnly(t)
 	db := storetest.Open(t)
 	rows, err := db.Read.Query(`EXPLAIN QUERY PLAN SELECT * FROM usage_logs WHERE workspace_id = ?
 		AND (created_at, id) < (?, ?) ORDER BY created_at DESC, id DESC LIMIT 100`, 1, 2, 3)

@@ -28,7 +28,7 @@ func (db *DB) UsageRawTotals(ctx context.Context, f AnalyticsFilter, endUser str
 	defer tx.Rollback()
 	var inRange int
 	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM usage_logs
-		WHERE workspace_id = ? AND created_at >= ? AND created_at < ? LIMIT ?)`,
+		WHERE workspace_id = ? AND created_at >= ? AND created_at < ? LIMIT ?) AS bounded`,
 		f.WorkspaceID, f.From, f.To, maxRows+1).Scan(&inRange); err != nil {
 		return UsageAggregate{}, fmt.Errorf("usage raw totals: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,10 +43,14 @@ func TestUsageRawTotals(t *testing.T) {
 				t.Fatal(err)
 			}
 			var want store.UsageAggregate
+			where := tc.where
+			if db.Postgres() {
+				where = strings.ReplaceAll(where, " LIKE ", " ILIKE ") // as SQLite's LIKE, case-blind
+			}
 			if err := db.Read.QueryRow(fmt.Sprintf(`SELECT count(*), coalesce(sum(cost_nano), 0), coalesce(sum(input_tokens), 0),
-				coalesce(sum(output_tokens), 0), coalesce(sum(total_tokens), 0), coalesce(sum(error_code = 'BUDGET_EXCEEDED'), 0),
+				coalesce(sum(output_tokens), 0), coalesce(sum(total_tokens), 0), coalesce(sum(CASE WHEN error_code = 'BUDGET_EXCEEDED' THEN 1 ELSE 0 END), 0),
 				coalesce(sum(latency_ms), 0), coalesce(max(created_at), 0)
-				FROM usage_logs WHERE workspace_id = 1 AND created_at < %d AND status = %d%s`, end.UnixMilli(), tc.status, tc.where)).Scan(
+				FROM usage_logs WHERE workspace_id = 1 AND created_at < %d AND status = %d%s`, end.UnixMilli(), tc.status, where)).Scan(
 				&want.Requests, &want.CostNano, &want.InputTokens, &want.OutputTokens, &want.TotalTokens, &want.Blocked,
 				&want.LatencyMs, &want.LastAt); err != nil {
 				t.Fatal(err)

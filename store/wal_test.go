@@ -18,6 +18,7 @@ import (
 // adversarial case for SQLite's own checkpoints, which can never reset a log that some reader
 // still reads and so let it grow without end.
 func TestWALBoundedUnderOverlappingReads(t *testing.T) {
+	storetest.SQLiteOnly(t)
 	if testing.Short() {
 		t.Skip("writes 300,000 usage rows")
 	}
