@@ -16,6 +16,7 @@ import (
 	"database/sql/driver"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -44,8 +45,7 @@ func (db *DB) TryLock(ctx context.Context, name string) (unlock func(), ok bool,
 	if err != nil {
 		return nil, false, fmt.Errorf("lock %s: pin a connection: %w", name, err)
 	}
-	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock(`+lockKey+`)`,
-		name).Scan(&ok); err != nil {
+	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock(`+lockKey+`)`, name).Scan(&ok); err != nil {
 		discard(conn)
 		return nil, false, fmt.Errorf("lock %s: %w", name, err)
 	}
@@ -53,26 +53,25 @@ func (db *DB) TryLock(ctx context.Context, name string) (unlock func(), ok bool,
 		conn.Close()
 		return nil, false, nil
 	}
-	released := false
-	return func() {
-		if released {
-			return
-		}
-		released = true
-		// Detached from ctx: the job's context is often cancelled by the time it unlocks
-		// (shutdown), and the lock must be released all the same.
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lockReleaseTimeout)
-		defer cancel()
-		var freed bool
-		err := conn.QueryRowContext(uctx, `SELECT pg_advisory_unlock(`+lockKey+`)`,
-			name).Scan(&freed)
-		if err != nil || !freed {
-			// Back in the pool the session would keep holding the lock: end it instead.
-			discard(conn)
-			return
-		}
-		conn.Close()
-	}, true, nil
+	var once sync.Once
+	return func() { once.Do(func() { release(ctx, conn, name) }) }, true, nil
+}
+
+// release ends the lock name held on conn and gives conn back to the pool, or throws the
+// session away when the lock cannot be released on it.
+func release(ctx context.Context, conn *sql.Conn, name string) {
+	// Detached from ctx: the job's context is often cancelled by the time it unlocks
+	// (shutdown), and the lock must be released all the same.
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lockReleaseTimeout)
+	defer cancel()
+	var freed bool
+	err := conn.QueryRowContext(uctx, `SELECT pg_advisory_unlock(`+lockKey+`)`, name).Scan(&freed)
+	if err != nil || !freed {
+		// Back in the pool the session would keep holding the lock: end it instead.
+		discard(conn)
+		return
+	}
+	conn.Close()
 }
 
 // lockReleaseTimeout bounds the unlock statement; past it the session is dropped, which
