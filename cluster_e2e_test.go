@@ -10,15 +10,11 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math"
 	"net/http"
-	"net/url"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -31,6 +27,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"tokenguard/app/pricing"
+	"tokenguard/store/storetest"
 )
 
 const (
@@ -39,8 +36,6 @@ const (
 	clusterLease = 3 * time.Second
 	// clusterLeaseEnv names the setting of that lease.
 	clusterLeaseEnv = "BUDGET_LEASE"
-	// clusterSweepEvery is the longest a sweep of expired reservations waits after a lease ends.
-	clusterSweepEvery = time.Second
 	// propagation is the bound for a key or budget change to reach every replica.
 	propagation = time.Second
 	// slack is what a poll bound allows beyond the stated one: the poll's own round trip on
@@ -151,53 +146,17 @@ func (u *clusterUpstream) count(replica int, tag string, inFlight bool) int {
 }
 
 // clusterPostgres returns a DATABASE_URL naming a schema of its own on the test PostgreSQL
-// (TG_TEST_POSTGRES_URL, from scripts/pgtest.sh) and a connection to it for the test's own
-// queries. Without PostgreSQL the test skips, unless CI is set.
+// (storetest.PostgresURL: skips without TG_TEST_POSTGRES_URL, fails in CI) and a connection to
+// it for the test's own queries.
 func clusterPostgres(t *testing.T) (string, *pgx.Conn) {
 	t.Helper()
-	base := os.Getenv("TG_TEST_POSTGRES_URL")
-	if base == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("TG_TEST_POSTGRES_URL is not set and CI is: the cluster test must run (source scripts/pgtest.sh)")
-		}
-		t.Skip("TG_TEST_POSTGRES_URL is not set: no PostgreSQL to run three replicas on (source scripts/pgtest.sh)")
-	}
-	ctx := context.Background()
-	admin, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatalf("connect to TG_TEST_POSTGRES_URL: %v", err)
-	}
-	defer admin.Close(ctx)
-	var b [6]byte
-	rand.Read(b[:])
-	schema := "tg_cluster_" + hex.EncodeToString(b[:])
-	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		c, err := pgx.Connect(context.Background(), base)
-		if err != nil {
-			t.Logf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer c.Close(context.Background())
-		if _, err := c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Logf("drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatalf("TG_TEST_POSTGRES_URL: %v", err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema) // pgx sends unknown URL parameters as run-time settings
-	u.RawQuery = q.Encode()
-	conn, err := pgx.Connect(ctx, u.String())
+	u := storetest.PostgresURL(t)
+	conn, err := pgx.Connect(context.Background(), u)
 	if err != nil {
 		t.Fatalf("connect to the test schema: %v", err)
 	}
 	t.Cleanup(func() { conn.Close(context.Background()) })
-	return u.String(), conn
+	return u, conn
 }
 
 // buildTokenguard builds this module's binary into a temp dir, as an operator would run it.
@@ -762,12 +721,14 @@ func TestThreeReplicasOnePostgres(t *testing.T) {
 				t.Errorf("a reservation of the dead replica holds %d nano-USD, want its worst case (≤ %d)", amount, worst)
 			}
 		}
-		// Swept within one lease of the kill, plus the sweeper's interval.
-		deadline := killed.Add(clusterLease + clusterSweepEvery + slack)
+		// Swept within one lease of the kill: app/ledger states one lease of the last renewal
+		// (a reservation expires 3/4 of a lease after it, and every replica sweeps every
+		// quarter lease).
+		deadline := killed.Add(clusterLease + slack)
 		for reservationsByOwner(t, db)[dead] > 0 {
 			if time.Now().After(deadline) {
-				t.Fatalf("the killed replica's reservations are still there %v after the kill (lease %v, sweep every %v)",
-					time.Since(killed).Round(time.Millisecond), clusterLease, clusterSweepEvery)
+				t.Fatalf("the killed replica's reservations are still there %v after the kill (lease %v)",
+					time.Since(killed).Round(time.Millisecond), clusterLease)
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
