@@ -112,34 +112,41 @@ func (db *DB) ReadLedger(ctx context.Context, projectID, workspaceID int64, day,
 	return out, nil
 }
 
-// reserveQuery stores a reservation and adds it to its four counters in one statement: the
-// counters in lock order (project month, project day, workspace month, workspace day), each
-// under its bound (NULL: none), which PostgreSQL checks on the row's latest version after
-// locking it. A counter not yet written is inserted unconditionally: the caller decided on it
-// reading zero. It returns the counters it took; fewer than four means another replica took the
-// room since the caller read, and the transaction must be rolled back.
+// reserveQuery stores a reservation and adds it to its four counters, in one statement (one
+// round trip, no explicit transaction): the counters in lock order (project month, project day,
+// workspace month, workspace day), each under its bound (NULL: none), which PostgreSQL checks on
+// the row's latest version once it holds the row's lock. A counter not yet written is inserted
+// unconditionally: the caller decided on it reading zero. When fewer than four counters were
+// taken — another replica took the room since the caller read them — the final cast fails
+// (errBudgetFull's text, SQLSTATE 22P02) and the failed statement undoes everything it wrote,
+// the reservation row included. The cast depends on the count, so it cannot be folded and
+// raised at planning time.
 const reserveQuery = `WITH reservation AS (
 	INSERT INTO budget_reservations (request_id, owner, project_id, workspace_id, day, month, amount_nano,
-		created_at, expires_at) VALUES (?1, ?2, ?3::bigint, ?4::bigint, ?5::text, ?6::text, ?7::bigint, ?8, ` + dbNowMs + ` + ?9::bigint))
-INSERT INTO spend_counters AS c (scope, scope_id, period, spend_nano, reserved_nano) VALUES
-	('project', ?3::bigint, ?6::text, 0, ?7::bigint), ('project', ?3::bigint, ?5::text, 0, ?7::bigint),
-	('workspace', ?4::bigint, ?6::text, 0, ?7::bigint), ('workspace', ?4::bigint, ?5::text, 0, ?7::bigint)
-ON CONFLICT (scope, scope_id, period) DO UPDATE SET reserved_nano = c.reserved_nano + excluded.reserved_nano
-WHERE coalesce(c.spend_nano::numeric + c.reserved_nano <= CASE
-	WHEN excluded.scope = 'project' AND excluded.period = ?5::text THEN ?10::numeric
-	WHEN excluded.scope = 'project' THEN ?11::numeric
-	WHEN excluded.period = ?5::text THEN ?12::numeric
-	ELSE ?13::numeric END, true)
-RETURNING c.scope, c.period`
+		created_at, expires_at) VALUES (?1, ?2, ?3::bigint, ?4::bigint, ?5::text, ?6::text, ?7::bigint, ?8, ` + dbNowMs + ` + ?9::bigint)),
+taken AS (
+	INSERT INTO spend_counters AS c (scope, scope_id, period, spend_nano, reserved_nano) VALUES
+		('project', ?3::bigint, ?6::text, 0, ?7::bigint), ('project', ?3::bigint, ?5::text, 0, ?7::bigint),
+		('workspace', ?4::bigint, ?6::text, 0, ?7::bigint), ('workspace', ?4::bigint, ?5::text, 0, ?7::bigint)
+	ON CONFLICT (scope, scope_id, period) DO UPDATE SET reserved_nano = c.reserved_nano + excluded.reserved_nano
+	WHERE coalesce(c.spend_nano::numeric + c.reserved_nano <= CASE
+		WHEN excluded.scope = 'project' AND excluded.period = ?5::text THEN ?10::numeric
+		WHEN excluded.scope = 'project' THEN ?11::numeric
+		WHEN excluded.period = ?5::text THEN ?12::numeric
+		ELSE ?13::numeric END, true)
+	RETURNING 1)
+SELECT CASE WHEN count(*) = 4 THEN count(*) ELSE ('` + budgetFull + `' || count(*))::bigint END FROM taken`
+
+// budgetFull starts the error reserveQuery fails with when a bound refused a counter.
+const budgetFull = "budget full, counters taken: "
 
 // Reserve takes r.AmountNano on r's four counters, each under its bound (indexed
-// LedgerProjectDay…), and stores r, in one transaction. When a bound fails — another replica
-// reserved or spent the room since the caller read the counters — nothing is written and full
-// is the index of the first counter that refused (in LedgerProjectDay… order); otherwise full
-// is -1.
-func (db *DB) Reserve(ctx context.Context, r Reservation, bounds [4]LedgerBound) (full int, err error) {
+// LedgerProjectDay…), and stores r, atomically, in one round trip. ok is false when a bound
+// failed — another replica reserved or spent the room since the caller read the counters — and
+// then nothing is written.
+func (db *DB) Reserve(ctx context.Context, r Reservation, bounds [4]LedgerBound) (ok bool, err error) {
 	if !db.pg {
-		return -1, errNotShared
+		return false, errNotShared
 	}
 	var bound [4]any
 	for i, b := range bounds {
@@ -147,48 +154,17 @@ func (db *DB) Reserve(ctx context.Context, r Reservation, bounds [4]LedgerBound)
 			bound[i] = b.Max
 		}
 	}
-	errFull := errors.New("budget full")
-	err = db.pgTx(ctx, sql.LevelReadCommitted, func(tx *sql.Tx) error {
-		full = -1
-		rows, err := tx.QueryContext(ctx, reserveQuery, r.RequestID, r.Owner, r.ProjectID, r.WorkspaceID,
-			r.Day, r.Month, r.AmountNano, r.CreatedAt, r.LeaseMs, bound[0], bound[1], bound[2], bound[3])
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		var took [4]bool
-		for rows.Next() {
-			var scope, period string
-			if err := rows.Scan(&scope, &period); err != nil {
-				return err
-			}
-			i := LedgerProjectDay
-			if scope == "workspace" {
-				i = LedgerWorkspaceDay
-			}
-			if period == r.Month {
-				i++
-			}
-			took[i] = true
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		for i, ok := range took {
-			if !ok {
-				full = i
-				return errFull
-			}
-		}
-		return nil
-	})
+	var taken int64
+	err = db.Write.QueryRowContext(ctx, reserveQuery, r.RequestID, r.Owner, r.ProjectID, r.WorkspaceID,
+		r.Day, r.Month, r.AmountNano, r.CreatedAt, r.LeaseMs, bound[0], bound[1], bound[2], bound[3]).Scan(&taken)
+	var pe *pgconn.PgError
 	switch {
-	case errors.Is(err, errFull):
-		return full, nil
+	case errors.As(err, &pe) && pe.Code == "22P02" && strings.Contains(pe.Message, budgetFull):
+		return false, nil
 	case err != nil:
-		return -1, fmt.Errorf("reserve %d for request %s: %w", r.AmountNano, r.RequestID, err)
+		return false, fmt.Errorf("reserve %d for request %s: %w", r.AmountNano, r.RequestID, err)
 	}
-	return -1, nil
+	return true, nil
 }
 
 // RenewReservations moves the expiry of owner's reservations named in requestIDs to leaseMs past
@@ -286,7 +262,7 @@ func (db *DB) SweepReservations(ctx context.Context, limit int) ([]Reservation, 
 				UsageEstimated: true}
 			ids[i] = r.RequestID
 		}
-		spend, err := db.insertUsageTx(ctx, tx, usage)
+		_, spend, err := db.insertUsageTx(ctx, tx, usage, map[string]int64{"": 0})
 		if err != nil {
 			return err
 		}
@@ -304,31 +280,6 @@ func (db *DB) SweepReservations(ctx context.Context, limit int) ([]Reservation, 
 func isLockTimeout(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && pe.Code == "55P03"
-}
-
-// insertUsageTx inserts usage rows in tx as InsertUsage does (skipping request ids already
-// stored, adding the rollups) and returns the spend to add to the counters, which it leaves to
-// the caller. The rows must name no prices version (the sweep's do not).
-func (db *DB) insertUsageTx(ctx context.Context, tx *sql.Tx, rows []UsageRow) (map[SpendCounter]int64, error) {
-	versions := map[string]int64{"": 0}
-	deltas := make(map[SpendCounter]int64)
-	var periods periodCache
-	sums := rollups{}
-	for start := 0; start < len(rows); {
-		n := chunkSize(len(rows) - start)
-		stmt, err := tx.PrepareContext(ctx, insertUsageQuery(n, db.pg))
-		if err != nil {
-			return nil, fmt.Errorf("prepare usage insert of %d rows: %w", n, err)
-		}
-		if _, err := insertUsageChunk(ctx, tx, db.pg, stmt, rows[start:start+n], versions, deltas, &periods, sums); err != nil {
-			return nil, err
-		}
-		start += n
-	}
-	if err := sums.write(ctx, tx, db.pg); err != nil {
-		return nil, err
-	}
-	return deltas, nil
 }
 
 // settleReservations releases the reservations of requestIDs, in tx: it deletes their rows and

@@ -60,7 +60,6 @@ func openPostgres(ctx context.Context, location, schema string) (*DB, error) {
 	pool.SetMaxIdleConns(PostgresPoolSize)
 	pool.SetConnMaxIdleTime(5 * time.Minute)
 	db := &DB{Write: pool, Read: pool, pg: true, path: redactURL(location)}
-	db.usageInsert.pg = true
 	var num int
 	if err := pool.QueryRowContext(ctx, `SELECT current_setting('server_version_num')::int`).Scan(&num); err != nil {
 		pool.Close()

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -161,25 +162,36 @@ func (r rollups) coarser(widen func(*rollupKey)) rollups {
 // replicas' batches adding to the same rows on PostgreSQL take their locks in one order and never
 // deadlock.
 func upsertRollups(ctx context.Context, tx *sql.Tx, pg bool, table string, sums rollups) error {
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO `+table+` (workspace_id, period_start, project_id, provider,
+	values := `VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	if pg {
+		// One statement for the table's rows, their columns as arrays (usage_postgres.go).
+		values = `SELECT * FROM unnest(?::bigint[], ?::bigint[], ?::bigint[], ?::text[], ?::text[], ?::text[]` +
+			strings.Repeat(`, ?::bigint[]`, 15) + `)`
+	}
+	upsert := `INSERT INTO ` + table + ` (workspace_id, period_start, project_id, provider,
 		final_model, original_model, requests, input_tokens, output_tokens, total_tokens, cost_nano, latency_ms,
 		errors, blocked, fallbacks, estimated, streams, last_at, cache_read_tokens, cache_write_tokens,
 		reasoning_tokens)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		` + values + `
 		ON CONFLICT (workspace_id, period_start, project_id, provider, final_model, original_model) DO UPDATE SET
-		requests = `+table+`.requests + excluded.requests, input_tokens = `+table+`.input_tokens + excluded.input_tokens,
-		output_tokens = `+table+`.output_tokens + excluded.output_tokens, total_tokens = `+table+`.total_tokens + excluded.total_tokens,
-		cost_nano = `+table+`.cost_nano + excluded.cost_nano, latency_ms = `+table+`.latency_ms + excluded.latency_ms,
-		errors = `+table+`.errors + excluded.errors, blocked = `+table+`.blocked + excluded.blocked,
-		fallbacks = `+table+`.fallbacks + excluded.fallbacks, estimated = `+table+`.estimated + excluded.estimated,
-		streams = `+table+`.streams + excluded.streams, last_at = `+greatest(pg)+`(`+table+`.last_at, excluded.last_at),
-		cache_read_tokens = `+table+`.cache_read_tokens + excluded.cache_read_tokens, cache_write_tokens = `+table+`.cache_write_tokens + excluded.cache_write_tokens,
-		reasoning_tokens = `+table+`.reasoning_tokens + excluded.reasoning_tokens`)
+		requests = ` + table + `.requests + excluded.requests, input_tokens = ` + table + `.input_tokens + excluded.input_tokens,
+		output_tokens = ` + table + `.output_tokens + excluded.output_tokens, total_tokens = ` + table + `.total_tokens + excluded.total_tokens,
+		cost_nano = ` + table + `.cost_nano + excluded.cost_nano, latency_ms = ` + table + `.latency_ms + excluded.latency_ms,
+		errors = ` + table + `.errors + excluded.errors, blocked = ` + table + `.blocked + excluded.blocked,
+		fallbacks = ` + table + `.fallbacks + excluded.fallbacks, estimated = ` + table + `.estimated + excluded.estimated,
+		streams = ` + table + `.streams + excluded.streams, last_at = ` + greatest(pg) + `(` + table + `.last_at, excluded.last_at),
+		cache_read_tokens = ` + table + `.cache_read_tokens + excluded.cache_read_tokens, cache_write_tokens = ` + table + `.cache_write_tokens + excluded.cache_write_tokens,
+		reasoning_tokens = ` + table + `.reasoning_tokens + excluded.reasoning_tokens`
+	keys := sums.keys()
+	if pg {
+		return upsertRollupColumns(ctx, tx, table, upsert, keys, sums)
+	}
+	stmt, err := tx.PrepareContext(ctx, upsert)
 	if err != nil {
 		return fmt.Errorf("prepare %s upsert: %w", table, err)
 	}
 	defer stmt.Close()
-	for _, k := range sums.keys() {
+	for _, k := range keys {
 		s := sums[k]
 		if _, err := stmt.ExecContext(ctx, k.workspaceID, k.periodStart, k.projectID, k.provider, k.finalModel,
 			k.originalModel, s.requests, s.inputTokens, s.outputTokens, s.totalTokens, s.costNano, s.latencyMs,
@@ -187,6 +199,38 @@ func upsertRollups(ctx context.Context, tx *sql.Tx, pg bool, table string, sums 
 			s.cacheWriteTokens, s.reasoningTokens); err != nil {
 			return fmt.Errorf("add to %s: %w", table, err)
 		}
+	}
+	return nil
+}
+
+// upsertRollupColumns runs upsert with keys' rows as column arrays.
+func upsertRollupColumns(ctx context.Context, tx *sql.Tx, table, upsert string, keys []rollupKey, sums rollups) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	ids := make([][]int64, 3)
+	names := make([][]string, 3)
+	counts := make([][]int64, 15)
+	for _, k := range keys {
+		s := sums[k]
+		for i, v := range [...]int64{k.workspaceID, k.periodStart, k.projectID} {
+			ids[i] = append(ids[i], v)
+		}
+		for i, v := range [...]string{k.provider, k.finalModel, k.originalModel} {
+			names[i] = append(names[i], v)
+		}
+		for i, v := range [...]int64{s.requests, s.inputTokens, s.outputTokens, s.totalTokens, s.costNano,
+			s.latencyMs, s.errors, s.blocked, s.fallbacks, s.estimated, s.streams, s.lastAt, s.cacheReadTokens,
+			s.cacheWriteTokens, s.reasoningTokens} {
+			counts[i] = append(counts[i], v)
+		}
+	}
+	args := []any{ids[0], ids[1], ids[2], names[0], names[1], names[2]}
+	for _, c := range counts {
+		args = append(args, c)
+	}
+	if _, err := tx.ExecContext(ctx, upsert, args...); err != nil {
+		return fmt.Errorf("add to %s: %w", table, err)
 	}
 	return nil
 }

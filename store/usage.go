@@ -108,7 +108,6 @@ func chunkSize(remaining int) int {
 type insertStmts struct {
 	mu    sync.Mutex
 	stmts map[int]*sql.Stmt
-	pg    bool // the statements return the rows they insert (PostgreSQL)
 }
 
 // get returns the statement inserting n rows, preparing it on first use. It must not be called
@@ -119,7 +118,7 @@ func (s *insertStmts) get(ctx context.Context, db *sql.DB, n int) (*sql.Stmt, er
 	if st := s.stmts[n]; st != nil {
 		return st, nil
 	}
-	st, err := db.PrepareContext(ctx, insertUsageQuery(n, s.pg))
+	st, err := db.PrepareContext(ctx, insertUsageQuery(n))
 	if err != nil {
 		return nil, fmt.Errorf("prepare usage insert of %d rows: %w", n, err)
 	}
@@ -131,9 +130,7 @@ func (s *insertStmts) get(ctx context.Context, db *sql.DB, n int) (*sql.Stmt, er
 }
 
 // insertUsageQuery is the INSERT of n usage rows; a row whose request id is stored is skipped.
-// With returning (PostgreSQL) it returns the rollup columns of the rows it inserted: replicas
-// insert at once there, so the ids of one batch's rows need not be consecutive.
-func insertUsageQuery(n int, returning bool) string {
+func insertUsageQuery(n int) string {
 	var q strings.Builder
 	q.Grow(300 + n*40)
 	q.WriteString(`INSERT INTO usage_logs (`)
@@ -147,9 +144,6 @@ func insertUsageQuery(n int, returning bool) string {
 		q.WriteString(row)
 	}
 	q.WriteString(` ON CONFLICT (request_id) DO NOTHING`)
-	if returning {
-		q.WriteString(` RETURNING ` + rollupColumns)
-	}
 	return q.String()
 }
 
@@ -168,9 +162,10 @@ func (db *DB) InsertUsage(ctx context.Context, rows []UsageRow) (inserted int, e
 		return 0, err
 	}
 	// Prepared before the transaction, which holds the write pool's only connection; the
-	// transaction then runs them on that same connection without preparing again.
+	// transaction then runs them on that same connection without preparing again. PostgreSQL
+	// takes the batch in one statement (insertUsagePostgres).
 	var stmts []*sql.Stmt // one per chunk, in order
-	for start, n := 0, 0; start < len(rows); start += n {
+	for start, n := 0, 0; !db.pg && start < len(rows); start += n {
 		n = chunkSize(len(rows) - start)
 		st, err := db.usageInsert.get(ctx, db.Write, n)
 		if err != nil {
@@ -179,27 +174,32 @@ func (db *DB) InsertUsage(ctx context.Context, rows []UsageRow) (inserted int, e
 		stmts = append(stmts, st)
 	}
 	err = db.usageTx(ctx, func(tx *sql.Tx) error {
+		if db.pg {
+			// The batch settles its requests' reservations (store/ledger.go) in the
+			// transaction that stores their rows, so spend is never counted without its row.
+			n, spend, err := db.insertUsageTx(ctx, tx, rows, versions)
+			if err != nil {
+				return err
+			}
+			inserted = n
+			return db.settleAndAddSpend(ctx, tx, requestIDs(rows), spend)
+		}
 		inserted = 0
 		deltas := make(map[SpendCounter]int64)
-		var periods periodCache
 		sums := rollups{}
+		count := counting(deltas, sums)
 		start := 0
 		for _, stmt := range stmts {
 			size := chunkSize(len(rows) - start)
-			n, err := insertUsageChunk(ctx, tx, db.pg, tx.StmtContext(ctx, stmt), rows[start:start+size], versions, deltas, &periods, sums)
+			n, err := insertUsageChunk(ctx, tx, tx.StmtContext(ctx, stmt), rows[start:start+size], versions, count)
 			if err != nil {
 				return err
 			}
 			inserted += n
 			start += size
 		}
-		if err := sums.write(ctx, tx, db.pg); err != nil {
+		if err := sums.write(ctx, tx, false); err != nil {
 			return err
-		}
-		if db.pg {
-			// The batch settles its requests' reservations (store/ledger.go) in the
-			// transaction that stores their rows, so spend is never counted without its row.
-			return db.settleAndAddSpend(ctx, tx, requestIDs(rows), deltas)
 		}
 		return addSpend(ctx, tx, deltas)
 	})
@@ -209,24 +209,11 @@ func (db *DB) InsertUsage(ctx context.Context, rows []UsageRow) (inserted int, e
 	return inserted, nil
 }
 
-func insertUsageChunk(ctx context.Context, tx *sql.Tx, pg bool, stmt *sql.Stmt, rows []UsageRow, versions map[string]int64, deltas map[SpendCounter]int64, periods *periodCache, sums rollups) (int, error) {
-	defer stmt.Close()
-	args := make([]any, 0, len(rows)*usageColumnCount)
-	ids := make([]byte, len(rows)*requestIDBytes)
-	for i, r := range rows {
-		// PostgreSQL's request_id is text, never the compact blob.
-		id := any(r.RequestID)
-		if !pg {
-			id = requestIDArg(r.RequestID, ids[i*requestIDBytes:(i+1)*requestIDBytes])
-		}
-		args = append(args, id,
-			r.CreatedAt, r.WorkspaceID, r.ProjectID, r.Provider,
-			r.OriginalModel, r.FinalModel, r.WasFallback, r.Status, r.InputTokens, r.OutputTokens,
-			r.TotalTokens, r.CostNano, r.LatencyMs, r.ErrorCode, r.Stream, r.UsageEstimated,
-			r.PricedByDefault, versions[r.PricesVersion], r.CacheReadTokens, r.CacheWriteTokens,
-			r.ReasoningTokens, r.TTFBMs, r.ErrorMessage, r.EndUser)
-	}
-	count := func(u *UsageRow) {
+// counting returns the function that adds an inserted row to the batch's counter deltas and
+// rollup sums.
+func counting(deltas map[SpendCounter]int64, sums rollups) func(*UsageRow) {
+	var periods periodCache
+	return func(u *UsageRow) {
 		sums.add(u)
 		if u.CostNano == 0 {
 			return
@@ -237,8 +224,19 @@ func insertUsageChunk(ctx context.Context, tx *sql.Tx, pg bool, stmt *sql.Stmt, 
 		deltas[SpendCounter{Scope: "workspace", ScopeID: u.WorkspaceID, Period: day}] += u.CostNano
 		deltas[SpendCounter{Scope: "workspace", ScopeID: u.WorkspaceID, Period: month}] += u.CostNano
 	}
-	if pg {
-		return countReturned(ctx, stmt, args, count)
+}
+
+func insertUsageChunk(ctx context.Context, tx *sql.Tx, stmt *sql.Stmt, rows []UsageRow, versions map[string]int64, count func(*UsageRow)) (int, error) {
+	defer stmt.Close()
+	args := make([]any, 0, len(rows)*usageColumnCount)
+	ids := make([]byte, len(rows)*requestIDBytes)
+	for i, r := range rows {
+		args = append(args, requestIDArg(r.RequestID, ids[i*requestIDBytes:(i+1)*requestIDBytes]),
+			r.CreatedAt, r.WorkspaceID, r.ProjectID, r.Provider,
+			r.OriginalModel, r.FinalModel, r.WasFallback, r.Status, r.InputTokens, r.OutputTokens,
+			r.TotalTokens, r.CostNano, r.LatencyMs, r.ErrorCode, r.Stream, r.UsageEstimated,
+			r.PricedByDefault, versions[r.PricesVersion], r.CacheReadTokens, r.CacheWriteTokens,
+			r.ReasoningTokens, r.TTFBMs, r.ErrorMessage, r.EndUser)
 	}
 	res, err := stmt.ExecContext(ctx, args...)
 	if err != nil {
@@ -287,25 +285,6 @@ func insertUsageChunk(ctx context.Context, tx *sql.Tx, pg bool, stmt *sql.Stmt, 
 		return 0, fmt.Errorf("inserted %d usage rows but found %d of them", n, got)
 	}
 	return n, nil
-}
-
-// countReturned runs a chunk's INSERT … RETURNING and counts each row it inserted.
-func countReturned(ctx context.Context, stmt *sql.Stmt, args []any, count func(*UsageRow)) (int, error) {
-	stored, err := stmt.QueryContext(ctx, args...)
-	if err != nil {
-		return 0, err
-	}
-	defer stored.Close()
-	n := 0
-	for stored.Next() {
-		var u UsageRow
-		if err := scanRollupSource(stored, &u); err != nil {
-			return 0, err
-		}
-		n++
-		count(&u)
-	}
-	return n, stored.Err()
 }
 
 func requestIDs(rows []UsageRow) []string {
