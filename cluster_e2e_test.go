@@ -574,13 +574,14 @@ func TestThreeReplicasOnePostgres(t *testing.T) {
 	})
 
 	t.Run("propagation", func(t *testing.T) {
+		up.delay.Store(0) // a poll's answer is the replica's, not the upstream's wait
 		// Deactivated through replica 0: refused by replicas 1 and 2 within a second.
 		if got := apiCall(t, "POST", fmt.Sprintf("%s/api/projects/%d/deactivate", r0, a.ProjectID), a.Token, nil, nil); got != 200 {
 			t.Fatalf("deactivate project A: status %d", got)
 		}
 		changed := time.Now()
 		for _, i := range []int{1, 2} {
-			took := pollRefused(t, fmt.Sprintf("replica %d refusing deactivated project A", i), changed, func() (bool, string) {
+			took := pollWithin(t, fmt.Sprintf("replica %d refusing deactivated project A", i), changed, propagation, func() (bool, string) {
 				r := clusterSend(http.DefaultClient, replicas[i].URL, a.Key, "A", 9000)
 				return r.status == 401 && r.code == "KEY_DEACTIVATED", fmt.Sprintf("%d %s", r.status, r.code)
 			})
@@ -597,7 +598,7 @@ func TestThreeReplicasOnePostgres(t *testing.T) {
 		}
 		changed = time.Now()
 		for _, i := range []int{0, 2} {
-			took := pollRefused(t, fmt.Sprintf("replica %d refusing project B's old key", i), changed, func() (bool, string) {
+			took := pollWithin(t, fmt.Sprintf("replica %d refusing project B's old key", i), changed, propagation, func() (bool, string) {
 				r := clusterSend(http.DefaultClient, replicas[i].URL, b.Key, "B", 9001)
 				return r.status == 401 && r.code == "INVALID_KEY", fmt.Sprintf("%d %s", r.status, r.code)
 			})
@@ -633,7 +634,7 @@ func TestThreeReplicasOnePostgres(t *testing.T) {
 		}
 		changed = time.Now()
 		for _, i := range []int{0, 1} {
-			took := pollRefused(t, fmt.Sprintf("replica %d admitting under the raised workspace budget", i), changed, func() (bool, string) {
+			took := pollWithin(t, fmt.Sprintf("replica %d admitting under the raised workspace budget", i), changed, propagation, func() (bool, string) {
 				r := clusterSend(http.DefaultClient, replicas[i].URL, b.Key, "B", 9002)
 				return r.status == 200, fmt.Sprintf("%d %s", r.status, r.code)
 			})
@@ -690,31 +691,33 @@ func TestThreeReplicasOnePostgres(t *testing.T) {
 		if code := victim.wait(t); code != -1 {
 			t.Fatalf("exit code = %d, want -1 (killed)", code)
 		}
-		// The owner of the victim's reservations: the one that still has reservations once
-		// the survivors' requests have settled (their upstream answers within the lease).
+		// The victim's reservations, as it left them: their owner names the replica's process
+		// (app/ledger: host-pid-random).
+		var dead string
+		for owner := range before {
+			if strings.Contains(owner, fmt.Sprintf("-%d-", victim.cmd.Process.Pid)) {
+				dead = owner
+			}
+		}
+		if dead == "" {
+			t.Fatalf("no reservation owner names the killed replica's pid %d: %v", victim.cmd.Process.Pid, before)
+		}
+		rs, err := db.Query(context.Background(), `SELECT amount_nano FROM budget_reservations WHERE owner = $1`, dead)
+		if err != nil {
+			t.Fatalf("the dead replica's reservations: %v", err)
+		}
+		reserved, err := pgx.CollectRows(rs, pgx.RowTo[int64])
+		if err != nil {
+			t.Fatalf("the dead replica's reservations: %v", err)
+		}
+		if len(reserved) != perReplica {
+			t.Errorf("the killed replica left %d reservations, want one per request it had in flight upstream (%d)", len(reserved), perReplica)
+		}
 		replies := <-done
 		for i, r := range replies {
 			if jobs[i].replica != 2 && r.status != 200 {
 				t.Errorf("request %d through surviving replica %d = %d %s, want 200", i, r.replica, r.status, r.code)
 			}
-		}
-		after := reservationsByOwner(t, db)
-		var dead string
-		for owner, n := range after {
-			if n > 0 && n == before[owner] {
-				dead = owner
-			}
-		}
-		if dead == "" || len(after) != 1 {
-			t.Fatalf("once the survivors settled, want one owner left with all its reservations: before %v, after %v", before, after)
-		}
-		var reserved []int64
-		rs, err := db.Query(context.Background(), `SELECT amount_nano FROM budget_reservations WHERE owner = $1`, dead)
-		if err == nil {
-			reserved, err = pgx.CollectRows(rs, pgx.RowTo[int64])
-		}
-		if err != nil {
-			t.Fatalf("the dead replica's reservations: %v", err)
 		}
 		for _, amount := range reserved {
 			if amount <= 0 || pricing.NanoUSD(amount) > worst {
@@ -733,8 +736,9 @@ func TestThreeReplicasOnePostgres(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 		swept := time.Since(killed)
-		t.Logf("kill -9 with %d requests in flight through it: reservations by owner before %v, after the survivors settled %v; "+
-			"swept %v after the kill (lease %v)", perReplica, before, after, swept.Round(time.Millisecond), clusterLease)
+		waitFor(t, "the survivors' reservations settled", func() bool { return len(reservationsByOwner(t, db)) == 0 })
+		t.Logf("kill -9 with %d requests in flight through it: reservations by owner before %v; the killed replica's (%s) swept %v after the kill (lease %v)",
+			perReplica, before, dead, swept.Round(time.Millisecond), clusterLease)
 
 		// Every request of project C the provider saw is paid: the survivors' at their cost,
 		// the dead replica's at their reservation. The counters equal the rows.
@@ -757,46 +761,49 @@ func TestThreeReplicasOnePostgres(t *testing.T) {
 		checkCountersEqualRows(t, db)
 
 		// The next request through a surviving replica, and through the killed one started
-		// again, sees that spend.
-		wantRemaining := pricing.FromDollars(limitC) - spendC
+		// again, sees that spend. Its admission reads PostgreSQL's counters; the budget status
+		// and headers read the replica's mirror of them, refreshed every second (app/ledger),
+		// so they show it within a second.
 		for i, r := range []*child{replicas[0], replicas[1], startReplica(t, bin, envOf(2))} {
-			status, st := getBudget(t, r.URL, c.Key)
-			_, spent, ok := st.figure("project", "daily")
-			if status != 200 || !ok || pricing.FromDollars(spent) != spendC {
-				t.Errorf("replica %d: GET /proxy/budget = %d, project daily spent %g USD (listed %t), want %d nano-USD", i, status, spent, ok, spendC)
-			}
+			took := pollWithin(t, fmt.Sprintf("replica %d's budget status showing project C's spend of %d nano-USD", i, spendC), time.Now(), propagation, func() (bool, string) {
+				status, st := getBudget(t, r.URL, c.Key)
+				_, spent, ok := st.figure("project", "daily")
+				return status == 200 && ok && pricing.FromDollars(spent) == spendC, fmt.Sprintf("%d, spent %g USD (listed %t)", status, spent, ok)
+			})
 			reply := clusterSend(http.DefaultClient, r.URL, c.Key, "C", 9100+i)
+			want := (pricing.FromDollars(limitC) - spendC).Dollars()
 			got, err := strconv.ParseFloat(reply.remaining, 64)
-			if reply.status != 200 || err != nil || math.Abs(got-wantRemaining.Dollars()) > 2e-6 {
-				t.Errorf("replica %d: next request = %d with x-tokenguard-budget-remaining-usd %q, want 200 with about %.6f",
-					i, reply.status, reply.remaining, wantRemaining.Dollars())
+			if reply.status != 200 || err != nil || math.Abs(got-want) > 1e-6 {
+				t.Errorf("replica %d: next request = %d with x-tokenguard-budget-remaining-usd %q, want 200 with %.6f",
+					i, reply.status, reply.remaining, want)
 			}
-			// This request's own cost is in the spend the next replica sees.
+			t.Logf("replica %d: budget status showed the spend after %v; next request %d, remaining %s USD",
+				i, took.Round(time.Millisecond), reply.status, reply.remaining)
+			// This request's own cost is in the spend the next replica must show.
 			prev := spendC
 			waitFor(t, "the request's row", func() bool {
 				_, _, spendC = spendOf(t, db, "project_id", c.Project.ID)
 				return spendC > prev && len(reservationsByOwner(t, db)) == 0
 			})
-			wantRemaining = pricing.FromDollars(limitC) - spendC
 		}
 		checkCountersEqualRows(t, db)
 	})
 }
 
-// pollRefused polls check every 10 ms from changed until it holds, failing the test when the
-// issue's propagation bound (plus slack) passes first; it returns how long after changed.
-func pollRefused(t *testing.T, what string, changed time.Time, check func() (bool, string)) time.Duration {
+// pollWithin polls check every 10 ms from since until it holds, failing the test when bound
+// (plus slack) passes first; it returns how long after since it held.
+func pollWithin(t *testing.T, what string, since time.Time, bound time.Duration, check func() (bool, string)) time.Duration {
 	t.Helper()
 	last := ""
 	for {
 		ok, seen := check()
 		if ok {
-			return time.Since(changed)
+			return time.Since(since)
 		}
 		last = seen
-		if time.Since(changed) > propagation+slack {
-			t.Errorf("%s: not within %v (last answer %s)", what, propagation, last)
-			return time.Since(changed)
+		if time.Since(since) > bound+slack {
+			t.Errorf("%s: not within %v (last answer %s)", what, bound, last)
+			return time.Since(since)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
