@@ -11,13 +11,14 @@
 //  1. Admit reads the request's four counters (project and workspace, UTC day and month) in one
 //     SELECT: committed spend and what requests in flight on every replica hold.
 //  2. budget.Decide rules on them, exactly as the single-node engine does.
-//  3. When the request reserves something, one transaction adds its worst case to the four
-//     counters — one conditional upsert taking them in lock order, each under its budget's
-//     bound (budget.Account.Bound: soft, spend plus reservations under the limit; strict, the
-//     reservation fits too) as PostgreSQL sees the row once it holds its lock — and stores the
-//     reservation row (owner = this replica, expiring after the lease). If another replica took
-//     the room between 1 and 3, nothing is written and Admit starts over from 1, up to three
-//     times, then refuses as a reservation refusal (Retry-After 2 s).
+//  3. When the request reserves something, one statement (atomic on its own: one round trip, no
+//     explicit transaction) adds its worst case to the four counters — one conditional upsert
+//     taking them in lock order, each under its budget's bound (budget.Account.Bound: soft,
+//     spend plus reservations under the limit; strict, the reservation fits too) as PostgreSQL
+//     sees the row once it holds its lock — and stores the reservation row (owner = this
+//     replica, expiring after the lease). If another replica took the room between 1 and 3, the
+//     statement fails and writes nothing, and Admit starts over from 1, up to three times, then
+//     refuses as a reservation refusal (Retry-After 2 s).
 //  4. The request's Settle writes nothing to PostgreSQL: the usage writer's batch stores the
 //     request's usage row, adds its cost to spend_nano and deletes the reservation (taking it
 //     off reserved_nano) in one transaction (store.settleReservations), so no crash leaves spend
@@ -244,7 +245,7 @@ func (l *Ledger) Admit(ctx context.Context, s budget.Subject, requestID string, 
 	}
 	ctx, cancel := context.WithTimeout(ctx, l.opt.Timeout)
 	defer cancel()
-	full := -1
+	var last budget.Decision
 	for range reserveAttempts {
 		now := l.opt.Now()
 		day, month := budget.DayKey(now), budget.MonthKey(now)
@@ -274,21 +275,25 @@ func (l *Ledger) Admit(ctx context.Context, s budget.Subject, requestID string, 
 		}
 		// Tracked before the reservation exists, so a renewal never misses it.
 		l.track(requestID)
-		full, err = l.db.Reserve(ctx, store.Reservation{RequestID: requestID, Owner: l.opt.Owner,
+		ok, err := l.db.Reserve(ctx, store.Reservation{RequestID: requestID, Owner: l.opt.Owner,
 			ProjectID: s.ProjectID, WorkspaceID: s.WorkspaceID, Day: day, Month: month, AmountNano: int64(amount),
 			CreatedAt: now.UnixMilli(), LeaseMs: l.leaseMs()}, bounds)
-		if err != nil || full >= 0 {
+		if err != nil || !ok {
 			l.untrack(requestID)
 		}
 		if err != nil {
 			return nil, budget.Decision{}, l.unavailable(ctx, err)
 		}
-		if full < 0 {
+		if ok {
 			t.reserved = true
 			return t, d, nil
 		}
+		last = d
 	}
-	return nil, budget.Refusal(budget.Budget(full+1), l.opt.Now()), nil
+	// Other replicas kept taking the room: refused like a request whose budget the ones in
+	// flight hold, naming the fullest budget as last read (one with a bound, since only a bound
+	// can fail).
+	return nil, budget.Refusal(last.Budget, l.opt.Now()), nil
 }
 
 // leaseMs is how long a reservation lasts once taken or renewed: three quarters of a lease (on

@@ -224,7 +224,9 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, u *upstream, path 
 		refuse(err)
 		return
 	}
-	ticket, decision, err := p.admitter().Admit(r.Context(), proj.subject, requestID, cost)
+	// Not cut short by a client that goes away meanwhile: the gate bounds its own wait (the
+	// ledger's timeout), and a refusal must not blame the database for the client.
+	ticket, decision, err := p.admitter().Admit(context.WithoutCancel(r.Context()), proj.subject, requestID, cost)
 	if err != nil {
 		limit.Cancel()
 		refuse(err)
