@@ -1,0 +1,75 @@
+package store_test
+
+import (
+	"context"
+	"testing"
+
+	"tokenguard/store"
+	"tokenguard/store/storetest"
+)
+
+// TestReserveBounds checks Reserve's conditional upsert on PostgreSQL: a reservation is taken on
+// all four counters when each stands at or under its bound (no bound: always), and when any one
+// is over, nothing at all is written — neither the other counters nor the reservation row.
+func TestReserveBounds(t *testing.T) {
+	if !storetest.OnPostgres() {
+		t.Skip("PostgreSQL only: runs in the suite's PostgreSQL pass")
+	}
+	ctx := context.Background()
+	check := func(max int64) store.LedgerBound { return store.LedgerBound{Check: true, Max: max} }
+	tests := []struct {
+		name   string
+		before int64 // spend of each of the four counters (0: not yet written)
+		bounds [4]store.LedgerBound
+		ok     bool
+	}{
+		{"no bounds", 1 << 40, [4]store.LedgerBound{}, true},
+		{"every counter at its bound", 500, [4]store.LedgerBound{check(500), check(500), check(500), check(500)}, true},
+		{"the project's day over its bound", 500, [4]store.LedgerBound{store.LedgerProjectDay: check(499)}, false},
+		{"the workspace's month over its bound", 500, [4]store.LedgerBound{store.LedgerWorkspaceMonth: check(499)}, false},
+		// The caller decided reading zero: a counter not yet written is taken unconditionally.
+		{"counters not yet written", 0, [4]store.LedgerBound{check(-1), check(-1), check(-1), check(-1)}, true},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db := storetest.Open(t)
+			project, workspace := int64(1+i), int64(100+i)
+			day, month := "2026-03-14", "2026-03"
+			if tt.before > 0 {
+				if _, err := db.InsertUsage(ctx, []store.UsageRow{{RequestID: "seed", CreatedAt: 1773446400000 + 1000, // 2026-03-14
+					WorkspaceID: workspace, ProjectID: project, Provider: "openai", Status: 200, CostNano: tt.before}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ok, err := db.Reserve(ctx, store.Reservation{RequestID: "r", Owner: "replica-a", ProjectID: project,
+				WorkspaceID: workspace, Day: day, Month: month, AmountNano: 70, CreatedAt: 1, LeaseMs: 30000}, tt.bounds)
+			if err != nil || ok != tt.ok {
+				t.Fatalf("Reserve = %v, %v; want %v", ok, err, tt.ok)
+			}
+			got, err := db.ReadLedger(ctx, project, workspace, day, month)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := int64(0)
+			if tt.ok {
+				want = 70
+			}
+			for i, c := range got {
+				if c.ReservedNano != want {
+					t.Errorf("counter %d holds %d reserved, want %d (all four or none): %+v", i, c.ReservedNano, want, got)
+				}
+			}
+			renewed, err := db.RenewReservations(ctx, "replica-a", []string{"r"}, 30000)
+			if err != nil || len(renewed) != btoi(tt.ok) {
+				t.Fatalf("reservation row stored = %v (%v), want %v", renewed, err, tt.ok)
+			}
+		})
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
