@@ -554,7 +554,7 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 	}()
 	m.obs.serve(m.Logger)
-	m.Logger.Info("TokenGuard is serving", "addr", m.Addr(), "dashboard", cfg.FrontendURL, "database", cfg.DatabaseURL, "version", Version)
+	m.Logger.Info("TokenGuard is serving", "addr", m.Addr(), "dashboard", cfg.FrontendURL, "database", m.DB.Path(), "version", Version)
 	return nil
 }
 

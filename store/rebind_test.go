@@ -18,3 +18,15 @@ func TestRebind(t *testing.T) {
 		}
 	}
 }
+
+func TestRedactURL(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"postgres://tg:s3cret@db.example:5433/tokenguard?sslmode=require", "postgres://tg@db.example:5433/tokenguard"},
+		{"postgresql://tg:s3cret@localhost/tg", "postgres://tg@localhost:5432/tg"},
+		{"postgres://%zz", "(unparsable URL)"},
+	} {
+		if got := redactURL(tc.in); got != tc.want {
+			t.Errorf("redactURL(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
