@@ -452,7 +452,8 @@ func (m *Main) Run(ctx context.Context) error {
 	// ledger's watcher reports the crossings; it starts once the webhook service exists.
 	var gate proxy.Gate
 	if m.DB.Postgres() {
-		if m.Ledger, err = ledger.New(m.DB, m.Budget, ledger.Options{OnCrossing: onCrossing, Logger: m.Logger, Now: m.Now}); err != nil {
+		if m.Ledger, err = ledger.New(m.DB, m.Budget, ledger.Options{OnCrossing: onCrossing, Logger: m.Logger, Now: m.Now,
+			Lease: cfg.BudgetLease.Duration, Timeout: cfg.BudgetLedgerTimeout.Duration}); err != nil {
 			return err
 		}
 		gate = m.Ledger

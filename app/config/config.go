@@ -28,11 +28,15 @@ type Config struct {
 	// WebhookAllowPrivate lets workspace webhooks post to loopback, private and link-local
 	// addresses (WEBHOOK_ALLOW_PRIVATE): off, any signed-up user could make the server post to
 	// the services of its own network.
-	WebhookAllowPrivate bool      `toml:"webhook_allow_private"`
-	MaxBodyBytes        int64     `toml:"max_body_bytes"`
-	UpstreamTimeout     Duration  `toml:"upstream_timeout"`
-	StreamIdleTimeout   Duration  `toml:"stream_idle_timeout"`
-	FlushInterval       Duration  `toml:"flush_interval"`
+	WebhookAllowPrivate bool     `toml:"webhook_allow_private"`
+	MaxBodyBytes        int64    `toml:"max_body_bytes"`
+	UpstreamTimeout     Duration `toml:"upstream_timeout"`
+	StreamIdleTimeout   Duration `toml:"stream_idle_timeout"`
+	FlushInterval       Duration `toml:"flush_interval"`
+	// BudgetLease and BudgetLedgerTimeout are the PostgreSQL budget ledger's (app/ledger): how
+	// long a dead replica's reservations hold budget, and how long an admission may wait.
+	BudgetLease         Duration  `toml:"budget_lease"`
+	BudgetLedgerTimeout Duration  `toml:"budget_ledger_timeout"`
 	SMTP                SMTP      `toml:"smtp"`
 	ProviderKeys        Providers `toml:"provider_keys"`
 	Upstreams           Providers `toml:"upstreams"`
@@ -173,7 +177,10 @@ func Default() Config {
 		UpstreamTimeout:   Duration{10 * time.Minute},
 		StreamIdleTimeout: Duration{2 * time.Minute},
 		FlushInterval:     Duration{200 * time.Millisecond},
-		UsageQueueMax:     10_000, // usage.DefaultMaxQueue, which says why
+		// ledger.DefaultLease and ledger.DefaultTimeout, which say why.
+		BudgetLease:         Duration{30 * time.Second},
+		BudgetLedgerTimeout: Duration{2 * time.Second},
+		UsageQueueMax:       10_000, // usage.DefaultMaxQueue, which says why
 		// 400 days of hourly rollups (about a million rows a year for 120 project-model pairs)
 		// answer the part-day edges of any range up to a year and a month back, last year's
 		// same month included, to the hour once the raw rows are gone; older ranges are
@@ -253,9 +260,11 @@ func (c *Config) applyEnv(getenv func(string) (string, bool)) error {
 		}
 	}
 	durations := map[string]*Duration{
-		"UPSTREAM_TIMEOUT":    &c.UpstreamTimeout,
-		"STREAM_IDLE_TIMEOUT": &c.StreamIdleTimeout,
-		"FLUSH_INTERVAL":      &c.FlushInterval,
+		"UPSTREAM_TIMEOUT":      &c.UpstreamTimeout,
+		"STREAM_IDLE_TIMEOUT":   &c.StreamIdleTimeout,
+		"FLUSH_INTERVAL":        &c.FlushInterval,
+		"BUDGET_LEASE":          &c.BudgetLease,
+		"BUDGET_LEDGER_TIMEOUT": &c.BudgetLedgerTimeout,
 	}
 	for name, dst := range durations {
 		if v, ok := getenv(name); ok {
@@ -357,6 +366,14 @@ func (c *Config) validate() error {
 		if d.Duration <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive", name))
 		}
+	}
+	// A lease shorter than a few round trips would expire reservations of live replicas; one
+	// longer than an hour would hold a dead replica's share of budgets for most of a day's use.
+	if l := c.BudgetLease.Duration; l < time.Second || l > time.Hour {
+		errs = append(errs, fmt.Errorf("BUDGET_LEASE %s: want 1s-1h", l))
+	}
+	if t := c.BudgetLedgerTimeout.Duration; t < 50*time.Millisecond || t > time.Minute {
+		errs = append(errs, fmt.Errorf("BUDGET_LEDGER_TIMEOUT %s: want 50ms-1m", t))
 	}
 	for name, r := range map[string]Retention{"USAGE_RETENTION": c.UsageRetention, "ROLLUP_HOURLY_RETENTION": c.HourlyRetention} {
 		if r.Duration != 0 && (r.Duration < MinRetention || r.Duration > MaxRetention) {
