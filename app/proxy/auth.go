@@ -63,6 +63,15 @@ func (p *Proxy) authenticate(w http.ResponseWriter, r *http.Request) (*project, 
 	}
 	proj, err := p.keys.get(r.Context(), tgKey, prefix)
 	if err != nil {
+		var known *apperr.Error
+		if !errors.As(err, &known) && r.Context().Err() == nil {
+			// The database failed (PostgreSQL unreachable, a SQLite I/O error): the key cannot
+			// be checked, so nothing is served, and the caller is told to retry, not that the
+			// server is broken.
+			p.log.Error("key lookup failed: request refused", "err", err)
+			err = &apperr.Error{Code: apperr.StorageUnavailable, RetryAfter: time.Second,
+				Message: "The key cannot be checked: the database is failing, so requests are refused until it recovers"}
+		}
 		p.fail(w, r, err)
 		return nil, "", false
 	}
