@@ -108,6 +108,8 @@ type keyCache struct {
 	now    func() time.Time
 	bcrypt func(hash, full string) bool
 	slots  chan struct{}
+	// loadTimeout is keyLoadTimeout; tests shorten it.
+	loadTimeout time.Duration
 
 	mu      sync.RWMutex
 	entries map[[32]byte]*project
@@ -164,10 +166,15 @@ type flight struct {
 func newKeyCache(load keyLoader, box *secret.Box) *keyCache {
 	return &keyCache{
 		load: load, box: box, now: time.Now, bcrypt: apikey.Verify, slots: make(chan struct{}, bcryptSlots),
-		entries: map[[32]byte]*project{}, flights: map[[32]byte]*flight{}, refused: map[[32]byte]struct{}{},
+		loadTimeout: keyLoadTimeout,
+		entries:     map[[32]byte]*project{}, flights: map[[32]byte]*flight{}, refused: map[[32]byte]struct{}{},
 		proven: map[string]proof{}, budgets: map[string]*bucket{},
 	}
 }
+
+// keyLoadTimeout bounds one key's load from the database: SQLite's busy timeout, beyond which
+// the store itself gives up on a locked file.
+const keyLoadTimeout = 10 * time.Second
 
 // get returns the project of the full key whose lookup prefix is prefix (already checked by
 // apikey.Parse). It returns an *apperr.Error INVALID_KEY for an unknown or wrong key, and
@@ -210,8 +217,12 @@ func (c *keyCache) get(ctx context.Context, full, prefix string) (*project, erro
 	gen := c.gen
 	c.mu.Unlock()
 
-	// The load runs detached from this request: other requests may be waiting on it.
-	f.p, f.err = c.verify(context.WithoutCancel(ctx), full, prefix, ck)
+	// The load runs detached from this request: other requests may be waiting on it. It is
+	// bounded all the same, so that a database that stops answering (a PostgreSQL server
+	// frozen or cut off) refuses requests in bounded time instead of holding them.
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.loadTimeout)
+	f.p, f.err = c.verify(lctx, full, prefix, ck)
+	cancel()
 
 	c.mu.Lock()
 	delete(c.flights, ck)

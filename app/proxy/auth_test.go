@@ -342,3 +342,28 @@ func BenchmarkKeyCacheHitUnderFlood(b *testing.B) {
 		})
 	}
 }
+
+// A database that stops answering holds a key's load no longer than loadTimeout: the request
+// gets an error it can refuse with, in bounded time, even though the load runs detached from
+// the request (whose own context here never ends).
+func TestKeyLoadBounded(t *testing.T) {
+	k, _ := testKey(t)
+	c := newKeyCache(func(ctx context.Context, prefix string) (store.KeyAuth, error) {
+		<-ctx.Done() // a frozen server: nothing comes back until the caller gives up
+		return store.KeyAuth{}, ctx.Err()
+	}, nil)
+	c.loadTimeout = 50 * time.Millisecond
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.get(context.Background(), k.Full, k.Prefix)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("get = %v, want the load's deadline", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a load from a database that does not answer is still waiting after 5s")
+	}
+}
