@@ -264,7 +264,7 @@ const pgAttempts = 8
 func (db *DB) pgTx(ctx context.Context, level sql.IsolationLevel, fn func(tx *sql.Tx) error) error {
 	var err error
 	for attempt := 0; attempt < pgAttempts; attempt++ {
-		if err = db.pgTxOnce(ctx, level, fn); !retryable(err) {
+		if err = runTx(ctx, db.Write, &sql.TxOptions{Isolation: level}, fn); !retryable(err) {
 			return err
 		}
 		// A short, growing pause lets the transaction that won finish.
@@ -277,20 +277,6 @@ func (db *DB) pgTx(ctx context.Context, level sql.IsolationLevel, fn func(tx *sq
 	return err
 }
 
-func (db *DB) pgTxOnce(ctx context.Context, level sql.IsolationLevel, fn func(tx *sql.Tx) error) error {
-	tx, err := db.Write.BeginTx(ctx, &sql.TxOptions{Isolation: level})
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	defer tx.Rollback()
-	if err := fn(tx); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
-}
 
 // greatest is the SQL function of the larger of two values: SQLite's max takes several
 // arguments, PostgreSQL's is an aggregate only.

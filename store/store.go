@@ -145,7 +145,16 @@ func (db *DB) WriteTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if db.pg {
 		return db.pgTx(ctx, sql.LevelSerializable, fn)
 	}
-	tx, err := db.Write.BeginTx(ctx, nil)
+	if err := runTx(ctx, db.Write, nil, fn); err != nil {
+		return err
+	}
+	db.boundWAL(ctx)
+	return nil
+}
+
+// runTx runs fn in a transaction of pool with opts, committing when fn returns nil.
+func runTx(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn func(tx *sql.Tx) error) error {
+	tx, err := pool.BeginTx(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
@@ -156,7 +165,6 @@ func (db *DB) WriteTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
-	db.boundWAL(ctx)
 	return nil
 }
 
