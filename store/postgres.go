@@ -277,7 +277,6 @@ func (db *DB) pgTx(ctx context.Context, level sql.IsolationLevel, fn func(tx *sq
 	return err
 }
 
-
 // greatest is the SQL function of the larger of two values: SQLite's max takes several
 // arguments, PostgreSQL's is an aggregate only.
 func greatest(pg bool) string {
