@@ -113,21 +113,36 @@ func (db *DB) ReadLedger(ctx context.Context, projectID, workspaceID int64, day,
 }
 
 // reserveQuery stores a reservation and adds it to its four counters, in one statement (one
-// round trip, no explicit transaction): the counters in lock order (project month, project day,
-// workspace month, workspace day), each under its bound (NULL: none), which PostgreSQL checks on
-// the row's latest version once it holds the row's lock. A counter not yet written is inserted
-// unconditionally: the caller decided on it reading zero. When fewer than four counters were
-// taken — another replica took the room since the caller read them — the final cast fails
-// (errBudgetFull's text, SQLSTATE 22P02) and the failed statement undoes everything it wrote,
-// the reservation row included. The cast depends on the count, so it cannot be folded and
-// raised at planning time.
-const reserveQuery = `WITH reservation AS (
-	INSERT INTO budget_reservations (request_id, owner, project_id, workspace_id, day, month, amount_nano,
-		created_at, expires_at) VALUES (?1, ?2, ?3::bigint, ?4::bigint, ?5::text, ?6::text, ?7::bigint, ?8, ` + dbNowMs + ` + ?9::bigint)),
+// round trip, no explicit transaction): the reservation row first (the counters' rows are drawn
+// from its RETURNING, so it is written, and locked, before them — the order a usage batch takes
+// them in), then the counters in lock order (project month, project day, workspace month,
+// workspace day), each under its bound (NULL: none), which PostgreSQL checks on the row's latest
+// version once it holds the row's lock. A counter not yet written is inserted unconditionally:
+// the caller decided on it reading zero. When fewer than four counters were taken — another
+// replica took the room since the caller read them — the final cast fails (errBudgetFull's
+// text, SQLSTATE 22P02) and the failed statement undoes everything it wrote, the reservation row
+// included. The cast depends on the count, so it cannot be folded and raised at planning time.
+var reserveQuery = ledgerTakeQuery(``)
+
+// topUpQuery is reserveQuery for a replica's headroom slice: the slice row's amount grows when
+// it exists (and is this owner's), its lease renewed, and is inserted otherwise.
+var topUpQuery = ledgerTakeQuery(` ON CONFLICT (request_id) DO UPDATE SET
+		amount_nano = r.amount_nano + excluded.amount_nano, expires_at = excluded.expires_at
+		WHERE r.owner = excluded.owner`)
+
+// ledgerTakeQuery is the statement of reserveQuery, with onConflict after the reservation's
+// insert.
+func ledgerTakeQuery(onConflict string) string {
+	return `WITH reservation AS (
+	INSERT INTO budget_reservations AS r (request_id, owner, project_id, workspace_id, day, month, amount_nano,
+		created_at, expires_at) VALUES (?1, ?2, ?3::bigint, ?4::bigint, ?5::text, ?6::text, ?7::bigint, ?8, ` + dbNowMs + ` + ?9::bigint)` +
+		onConflict + `
+	RETURNING 1),
 taken AS (
-	INSERT INTO spend_counters AS c (scope, scope_id, period, spend_nano, reserved_nano) VALUES
-		('project', ?3::bigint, ?6::text, 0, ?7::bigint), ('project', ?3::bigint, ?5::text, 0, ?7::bigint),
-		('workspace', ?4::bigint, ?6::text, 0, ?7::bigint), ('workspace', ?4::bigint, ?5::text, 0, ?7::bigint)
+	INSERT INTO spend_counters AS c (scope, scope_id, period, spend_nano, reserved_nano)
+	SELECT v.* FROM reservation CROSS JOIN (VALUES
+		('project', ?3::bigint, ?6::text, 0::bigint, ?7::bigint), ('project', ?3::bigint, ?5::text, 0::bigint, ?7::bigint),
+		('workspace', ?4::bigint, ?6::text, 0::bigint, ?7::bigint), ('workspace', ?4::bigint, ?5::text, 0::bigint, ?7::bigint)) AS v
 	ON CONFLICT (scope, scope_id, period) DO UPDATE SET reserved_nano = c.reserved_nano + excluded.reserved_nano
 	WHERE coalesce(c.spend_nano::numeric + c.reserved_nano <= CASE
 		WHEN excluded.scope = 'project' AND excluded.period = ?5::text THEN ?10::numeric
@@ -136,6 +151,7 @@ taken AS (
 		ELSE ?13::numeric END, true)
 	RETURNING 1)
 SELECT CASE WHEN count(*) = 4 THEN count(*) ELSE ('` + budgetFull + `' || count(*))::bigint END FROM taken`
+}
 
 // budgetFull starts the error reserveQuery fails with when a bound refused a counter.
 const budgetFull = "budget full, counters taken: "
@@ -145,6 +161,19 @@ const budgetFull = "budget full, counters taken: "
 // failed — another replica reserved or spent the room since the caller read the counters — and
 // then nothing is written.
 func (db *DB) Reserve(ctx context.Context, r Reservation, bounds [4]LedgerBound) (ok bool, err error) {
+	return db.take(ctx, reserveQuery, r, bounds)
+}
+
+// TopUpSlice adds r.AmountNano to the headroom slice r (a reservation this replica holds for
+// requests it admits without a round trip, app/ledger) and to its four counters, each under its
+// bound, inserting the slice row when it is not there yet and renewing its lease, atomically, in
+// one round trip. ok is false, and nothing is written, when a bound failed or r.RequestID is
+// another owner's.
+func (db *DB) TopUpSlice(ctx context.Context, r Reservation, bounds [4]LedgerBound) (ok bool, err error) {
+	return db.take(ctx, topUpQuery, r, bounds)
+}
+
+func (db *DB) take(ctx context.Context, query string, r Reservation, bounds [4]LedgerBound) (ok bool, err error) {
 	if !db.pg {
 		return false, errNotShared
 	}
@@ -155,16 +184,111 @@ func (db *DB) Reserve(ctx context.Context, r Reservation, bounds [4]LedgerBound)
 		}
 	}
 	var taken int64
-	err = db.Write.QueryRowContext(ctx, reserveQuery, r.RequestID, r.Owner, r.ProjectID, r.WorkspaceID,
+	err = db.Write.QueryRowContext(ctx, query, r.RequestID, r.Owner, r.ProjectID, r.WorkspaceID,
 		r.Day, r.Month, r.AmountNano, r.CreatedAt, r.LeaseMs, bound[0], bound[1], bound[2], bound[3]).Scan(&taken)
 	var pe *pgconn.PgError
 	switch {
 	case errors.As(err, &pe) && pe.Code == "22P02" && strings.Contains(pe.Message, budgetFull):
 		return false, nil
 	case err != nil:
-		return false, fmt.Errorf("reserve %d for request %s: %w", r.AmountNano, r.RequestID, err)
+		return false, fmt.Errorf("reserve %d for %s: %w", r.AmountNano, r.RequestID, err)
 	}
 	return true, nil
+}
+
+// ReturnSlice gives up to amount of owner's headroom slice id back — off the slice row and its
+// four counters' reservations, in one transaction, the slice row locked before the counters (the
+// usage batch's order) — and deletes the slice row once nothing is left in it. It returns what
+// the slice still holds (the worst cases of requests admitted from it whose rows are not stored
+// yet) and whether the slice was found; a slice swept meanwhile is not.
+func (db *DB) ReturnSlice(ctx context.Context, owner, id string, amount int64) (left int64, found bool, err error) {
+	if !db.pg {
+		return 0, false, errNotShared
+	}
+	err = db.pgTx(ctx, sql.LevelReadCommitted, func(tx *sql.Tx) error {
+		var r Reservation
+		err := tx.QueryRowContext(ctx, `SELECT project_id, workspace_id, day, month, amount_nano FROM budget_reservations
+			WHERE request_id = ? AND owner = ? FOR UPDATE`, id, owner).Scan(&r.ProjectID, &r.WorkspaceID, &r.Day, &r.Month, &r.AmountNano)
+		if errors.Is(err, sql.ErrNoRows) {
+			found, left = false, 0
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		found = true
+		give := min(max(amount, 0), r.AmountNano)
+		left = r.AmountNano - give
+		if left == 0 {
+			_, err = tx.ExecContext(ctx, `DELETE FROM budget_reservations WHERE request_id = ?`, id)
+		} else if give > 0 {
+			_, err = tx.ExecContext(ctx, `UPDATE budget_reservations SET amount_nano = ? WHERE request_id = ?`, left, id)
+		}
+		if err != nil || give == 0 {
+			return err
+		}
+		return addCounters(ctx, tx, releaseOf(r, give, nil))
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("return %d of headroom slice %s: %w", amount, id, err)
+	}
+	return left, found, nil
+}
+
+// releaseOf adds to deltas (a new map when nil) the release of amount from r's four counters.
+func releaseOf(r Reservation, amount int64, deltas map[SpendCounter]counterDelta) map[SpendCounter]counterDelta {
+	if deltas == nil {
+		deltas = make(map[SpendCounter]counterDelta, 4)
+	}
+	for _, k := range [...]SpendCounter{{"project", r.ProjectID, r.Day, 0}, {"project", r.ProjectID, r.Month, 0},
+		{"workspace", r.WorkspaceID, r.Day, 0}, {"workspace", r.WorkspaceID, r.Month, 0}} {
+		d := deltas[k]
+		d.reserved -= amount
+		deltas[k] = d
+	}
+	return deltas
+}
+
+// RenewSlices is RenewReservations for owner's headroom slices, waiting for a slice row locked
+// by a usage batch or a return rather than skipping it: a slice is long-lived, so a slice it
+// does not find is gone (swept), not busy.
+func (db *DB) RenewSlices(ctx context.Context, owner string, ids []string, leaseMs int64) ([]string, error) {
+	return db.renew(ctx, "FOR UPDATE", owner, ids, leaseMs)
+}
+
+// LedgerRow is one counter as ReadLedgerAll reads it.
+type LedgerRow struct {
+	Scope   string
+	ScopeID int64
+	Period  string
+	LedgerCounter
+}
+
+// ReadLedgerAll reads every counter of the given day and month, with its reservations
+// (saturated to int64), in one statement: the ledger's periodic refresh.
+func (db *DB) ReadLedgerAll(ctx context.Context, day, month string) ([]LedgerRow, error) {
+	if !db.pg {
+		return nil, errNotShared
+	}
+	rows, err := db.Write.QueryContext(ctx, `SELECT scope, scope_id, period, spend_nano,
+		GREATEST(LEAST(reserved_nano, 9223372036854775807), 0)::bigint
+		FROM spend_counters WHERE period IN (?, ?)`, day, month)
+	if err != nil {
+		return nil, fmt.Errorf("read budget ledger: %w", err)
+	}
+	defer rows.Close()
+	var out []LedgerRow
+	for rows.Next() {
+		var c LedgerRow
+		if err := rows.Scan(&c.Scope, &c.ScopeID, &c.Period, &c.SpendNano, &c.ReservedNano); err != nil {
+			return nil, fmt.Errorf("read budget ledger: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read budget ledger: %w", err)
+	}
+	return out, nil
 }
 
 // RenewReservations moves the expiry of owner's reservations named in requestIDs to leaseMs past
@@ -172,6 +296,10 @@ func (db *DB) Reserve(ctx context.Context, r Reservation, bounds [4]LedgerBound)
 // moment — being settled by a usage batch, or swept — is skipped rather than waited for: it is
 // about to be gone.
 func (db *DB) RenewReservations(ctx context.Context, owner string, requestIDs []string, leaseMs int64) ([]string, error) {
+	return db.renew(ctx, "FOR UPDATE SKIP LOCKED", owner, requestIDs, leaseMs)
+}
+
+func (db *DB) renew(ctx context.Context, lock, owner string, requestIDs []string, leaseMs int64) ([]string, error) {
 	if !db.pg {
 		return nil, errNotShared
 	}
@@ -180,7 +308,7 @@ func (db *DB) RenewReservations(ctx context.Context, owner string, requestIDs []
 	}
 	rows, err := db.Write.QueryContext(ctx, `UPDATE budget_reservations SET expires_at = `+dbNowMs+` + ?::bigint
 		WHERE request_id IN (SELECT request_id FROM budget_reservations
-			WHERE owner = ? AND request_id = ANY(?) ORDER BY request_id FOR UPDATE SKIP LOCKED)
+			WHERE owner = ? AND request_id = ANY(?) ORDER BY request_id `+lock+`)
 		RETURNING request_id`,
 		leaseMs, owner, requestIDs)
 	if err != nil {
@@ -262,11 +390,11 @@ func (db *DB) SweepReservations(ctx context.Context, limit int) ([]Reservation, 
 				UsageEstimated: true}
 			ids[i] = r.RequestID
 		}
-		_, spend, err := db.insertUsageTx(ctx, tx, usage, map[string]int64{"": 0})
+		_, spend, _, err := db.insertUsageTx(ctx, tx, usage, map[string]int64{"": 0})
 		if err != nil {
 			return err
 		}
-		return db.settleAndAddSpend(ctx, tx, ids, spend)
+		return db.settleAndAddSpend(ctx, tx, ids, spend, nil)
 	})
 	if isLockTimeout(err) {
 		return nil, nil // a usage batch is settling one of them: the next sweep will see
@@ -289,44 +417,70 @@ func isLockTimeout(err error) bool {
 // PostgreSQL in the transaction that stores those requests' rows; settleAndAddSpend does both
 // in one pass over the counters.
 func (db *DB) settleReservations(ctx context.Context, tx *sql.Tx, requestIDs []string) error {
-	return db.settleAndAddSpend(ctx, tx, requestIDs, nil)
+	return db.settleAndAddSpend(ctx, tx, requestIDs, nil, nil)
 }
 
 // counterDelta is what one statement adds to a counter.
 type counterDelta struct{ spend, reserved int64 }
 
-// settleAndAddSpend releases the reservations of requestIDs (as settleReservations) and adds
-// spend to the counters (as addSpend), taking every counter in lock order first: a batch that
-// added its spend and then released its reservations in two passes could take a counter of the
-// second pass after a later one of the first, out of order, and deadlock against an admission.
-func (db *DB) settleAndAddSpend(ctx context.Context, tx *sql.Tx, requestIDs []string, spend map[SpendCounter]int64) error {
+// settleAndAddSpend releases the reservations of requestIDs (as settleReservations), takes
+// slices' amounts (slice id → the worst cases of its requests this batch stored) off those
+// headroom slices and their counters, and adds spend to the counters (as addSpend), taking
+// every counter in lock order first: a batch that added its spend and then released its
+// reservations in two passes could take a counter of the second pass after a later one of the
+// first, out of order, and deadlock against an admission. Reservation and slice rows are
+// locked before any counter, as every statement of the ledger takes them. A slice that is gone
+// (swept: its amount was billed whole) matches nothing.
+func (db *DB) settleAndAddSpend(ctx context.Context, tx *sql.Tx, requestIDs []string, spend map[SpendCounter]int64, fromSlices map[string]int64) error {
 	deltas := make(map[SpendCounter]counterDelta, len(spend)+4)
 	for k, v := range spend {
 		deltas[k] = counterDelta{spend: v}
 	}
+	release := func(rows *sql.Rows, err error, what string) error {
+		if err != nil {
+			return fmt.Errorf("settle %s: %w", what, err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var r Reservation
+			if err := rows.Scan(&r.ProjectID, &r.WorkspaceID, &r.Day, &r.Month, &r.AmountNano); err != nil {
+				return fmt.Errorf("settle %s: %w", what, err)
+			}
+			releaseOf(r, r.AmountNano, deltas)
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("settle %s: %w", what, err)
+		}
+		return nil
+	}
 	if len(requestIDs) > 0 {
 		rows, err := tx.QueryContext(ctx, `DELETE FROM budget_reservations WHERE request_id = ANY(?)
 			RETURNING project_id, workspace_id, day, month, amount_nano`, requestIDs)
-		if err != nil {
-			return fmt.Errorf("settle %d reservations: %w", len(requestIDs), err)
+		if err := release(rows, err, fmt.Sprintf("%d reservations", len(requestIDs))); err != nil {
+			return err
 		}
-		for rows.Next() {
-			var project, workspace, amount int64
-			var day, month string
-			if err := rows.Scan(&project, &workspace, &day, &month, &amount); err != nil {
-				rows.Close()
-				return fmt.Errorf("settle reservations: %w", err)
-			}
-			for _, k := range [...]SpendCounter{{"project", project, day, 0}, {"project", project, month, 0},
-				{"workspace", workspace, day, 0}, {"workspace", workspace, month, 0}} {
-				d := deltas[k]
-				d.reserved -= amount
-				deltas[k] = d
-			}
+	}
+	if len(fromSlices) > 0 {
+		ids := make([]string, 0, len(fromSlices))
+		for id := range fromSlices {
+			ids = append(ids, id)
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("settle reservations: %w", err)
+		slices.Sort(ids)
+		amounts := make([]int64, len(ids))
+		for i, id := range ids {
+			amounts[i] = fromSlices[id]
+		}
+		// Locked in id order, and never taken below zero: what is taken off the counters is
+		// what the slice gave.
+		rows, err := tx.QueryContext(ctx, `WITH d AS (
+				SELECT r.request_id, LEAST(r.amount_nano, d.amount) AS take
+				FROM budget_reservations r JOIN unnest(?::text[], ?::bigint[]) AS d (id, amount) ON r.request_id = d.id
+				ORDER BY r.request_id FOR UPDATE OF r)
+			UPDATE budget_reservations r SET amount_nano = r.amount_nano - d.take FROM d
+			WHERE r.request_id = d.request_id
+			RETURNING r.project_id, r.workspace_id, r.day, r.month, d.take`, ids, amounts)
+		if err := release(rows, err, fmt.Sprintf("requests of %d headroom slices", len(ids))); err != nil {
+			return err
 		}
 	}
 	return addCounters(ctx, tx, deltas)

@@ -47,6 +47,12 @@ type UsageRow struct {
 	TTFBMs           int64  // time to the first byte of a stream's body (0 when not streamed)
 	ErrorMessage     string // the provider's error message, at most MaxErrorMessage bytes
 	EndUser          string // who the request was for, at most MaxEndUser bytes
+
+	// Not columns: a request a cluster replica admitted from its headroom slice (app/ledger)
+	// names the slice's reservation and the worst case it took from it, so the PostgreSQL batch
+	// that stores the row takes that amount off the slice, once. SQLite ignores them.
+	SliceID   string
+	SliceNano int64
 }
 
 // Bounds of a usage row's free-text fields (schema.sql enforces them too).
@@ -177,12 +183,14 @@ func (db *DB) InsertUsage(ctx context.Context, rows []UsageRow) (inserted int, e
 		if db.pg {
 			// The batch settles its requests' reservations (store/ledger.go) in the
 			// transaction that stores their rows, so spend is never counted without its row.
-			n, spend, err := db.insertUsageTx(ctx, tx, rows, versions)
+			// Requests admitted from a headroom slice are taken off it only for the rows this
+			// try inserted, so a retried batch never takes them twice.
+			n, spend, slices, err := db.insertUsageTx(ctx, tx, rows, versions)
 			if err != nil {
 				return err
 			}
 			inserted = n
-			return db.settleAndAddSpend(ctx, tx, requestIDs(rows), spend)
+			return db.settleAndAddSpend(ctx, tx, requestIDs(rows), spend, slices)
 		}
 		inserted = 0
 		deltas := make(map[SpendCounter]int64)

@@ -19,8 +19,8 @@ var usageArrayTypes = [usageColumnCount]string{"text", "bigint", "bigint", "bigi
 	"bigint", "bigint", "bigint", "bigint", "text", "text"}
 
 // insertUsagePostgresQuery inserts the rows of usageColumnCount arrays, skipping stored request
-// ids, and returns the inserted rows' rollup columns: replicas insert at once, so a batch's ids
-// need not be consecutive, and what counts is what this statement inserted.
+// ids, and returns the inserted rows' rollup columns and request ids: replicas insert at once,
+// so a batch's ids need not be consecutive, and what counts is what this statement inserted.
 var insertUsagePostgresQuery = func() string {
 	var q strings.Builder
 	q.WriteString(`INSERT INTO usage_logs (` + insertColumns + `) SELECT * FROM unnest(`)
@@ -30,11 +30,11 @@ var insertUsagePostgresQuery = func() string {
 		}
 		q.WriteString("?::" + t + "[]")
 	}
-	q.WriteString(`) ON CONFLICT (request_id) DO NOTHING RETURNING ` + rollupColumns)
+	q.WriteString(`) ON CONFLICT (request_id) DO NOTHING RETURNING ` + rollupColumns + `, request_id`)
 	return q.String()
 }()
 
-// insertUsagePostgres inserts rows in tx and counts each row it inserted.
+// insertUsagePostgres inserts rows in tx and counts each row it inserted (RequestID set).
 func insertUsagePostgres(ctx context.Context, tx *sql.Tx, rows []UsageRow, versions map[string]int64, count func(*UsageRow)) (int, error) {
 	// cols[j] is insertColumns' column j, for every row.
 	var cols [usageColumnCount]any
@@ -93,7 +93,7 @@ func insertUsagePostgres(ctx context.Context, tx *sql.Tx, rows []UsageRow, versi
 	inserted := 0
 	for stored.Next() {
 		var u UsageRow
-		if err := scanRollupSource(stored, &u); err != nil {
+		if err := scanRollupSource(stored, &u, &u.RequestID); err != nil {
 			return 0, err
 		}
 		inserted++
@@ -106,18 +106,39 @@ func insertUsagePostgres(ctx context.Context, tx *sql.Tx, rows []UsageRow, versi
 }
 
 // insertUsageTx inserts usage rows in tx on PostgreSQL, skipping request ids already stored, and
-// adds the rows it inserted to the rollups; it returns how many it inserted and the spend to add
-// to the counters, which it leaves to the caller (with the reservations to settle:
+// adds the rows it inserted to the rollups; it returns how many it inserted, the spend to add
+// to the counters, and what to take off each headroom slice (the SliceNano of the inserted rows
+// naming it), which it leaves to the caller (with the reservations to settle:
 // settleAndAddSpend). versions has the id of every prices version the rows name.
-func (db *DB) insertUsageTx(ctx context.Context, tx *sql.Tx, rows []UsageRow, versions map[string]int64) (int, map[SpendCounter]int64, error) {
+func (db *DB) insertUsageTx(ctx context.Context, tx *sql.Tx, rows []UsageRow, versions map[string]int64) (int, map[SpendCounter]int64, map[string]int64, error) {
 	deltas := make(map[SpendCounter]int64)
 	sums := rollups{}
-	n, err := insertUsagePostgres(ctx, tx, rows, versions, counting(deltas, sums))
+	var claims map[string]*UsageRow // request id → row, for the rows taken from a slice
+	for i := range rows {
+		if rows[i].SliceID != "" && rows[i].SliceNano > 0 {
+			if claims == nil {
+				claims = make(map[string]*UsageRow)
+			}
+			claims[rows[i].RequestID] = &rows[i]
+		}
+	}
+	var slices map[string]int64
+	count := counting(deltas, sums)
+	n, err := insertUsagePostgres(ctx, tx, rows, versions, func(u *UsageRow) {
+		count(u)
+		if r := claims[u.RequestID]; r != nil {
+			if slices == nil {
+				slices = make(map[string]int64)
+			}
+			slices[r.SliceID] += r.SliceNano
+			delete(claims, u.RequestID) // a batch naming a request twice inserts it once
+		}
+	})
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	if err := sums.write(ctx, tx, true); err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
-	return n, deltas, nil
+	return n, deltas, slices, nil
 }
