@@ -61,13 +61,16 @@ package ledger
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"tokenguard/app/apperr"
@@ -90,6 +93,15 @@ const (
 	reserveAttempts = 3
 	// sweepBatch bounds the reservations one sweep transaction settles.
 	sweepBatch = 500
+	// sliceRequests and sliceShare size a headroom slice's top-up: sliceRequests worst cases of
+	// the request asking, at most a sliceShare-th of the least room its budgets have left; a top-up
+	// smaller than two worst cases is not worth a slice (the exact path decides).
+	sliceRequests = 32
+	sliceShare    = 8
+	// fallbackMargin keeps requests of a project with a fallback model off the slices from this
+	// far below FallbackLevel, so that a decision on counters up to a refresh old does not miss a
+	// fallback the exact path would have made.
+	fallbackMargin = 0.05
 )
 
 // Options configure a Ledger; zero values take the defaults.
@@ -108,6 +120,21 @@ type Options struct {
 	Logger     *slog.Logger
 	// Now is the clock (time.Now).
 	Now func() time.Time
+	// DisableSlices admits every metered request by the exact path (a read and a reservation of
+	// its own in PostgreSQL), as before headroom slices: for tests and diagnosis.
+	DisableSlices bool
+}
+
+// Counts are how a ledger's metered admissions were made, since New.
+type Counts struct {
+	// Unlimited: the subject has no budget at all, so nothing was reserved (no round trip).
+	Unlimited int64
+	// FromSlice: taken from this replica's headroom slice without a round trip.
+	FromSlice int64
+	// TopUps: admitted by adding to the slice (one statement).
+	TopUps int64
+	// Exact: decided on a fresh read and reserved alone (two statements or more).
+	Exact int64
 }
 
 // Ledger admits requests against budgets held in PostgreSQL. Create it with New, start its
@@ -124,11 +151,47 @@ type Ledger struct {
 	live map[string]*liveReservation
 	// told are the crossings handed to OnCrossing, so each is handed once per replica.
 	told map[crossingKey]bool
+	// cache is the four counters of every subject as last read (a refresh or an admission's
+	// read), refreshedAt when the last refresh read them: a counter missing from cache was zero
+	// then.
+	cache       map[store.SpendCounter]cachedCounter
+	refreshedAt time.Time
+	// slices are this replica's headroom slices, by project and day; sliceSeq numbers their ids,
+	// so a slice id is never used twice.
+	slices   map[sliceKey]*slice
+	sliceSeq int64
+
+	unlimited, fromSlice, topUps, exact atomic.Int64
 
 	stop      chan struct{}
 	done      sync.WaitGroup
 	startOnce sync.Once
 	closeOnce sync.Once
+}
+
+// cachedCounter is one counter as read at at.
+type cachedCounter struct {
+	c  store.LedgerCounter
+	at time.Time
+}
+
+type sliceKey struct {
+	projectID int64
+	day       string
+}
+
+// slice is one headroom slice: a reservation (r, amount not kept here) this replica holds on a
+// project's and workspace's four counters, from which it admits requests without a round trip.
+// free is the part no request has taken; the rest is held by requests admitted from it until
+// the usage batch storing their rows takes their worst cases off it.
+type slice struct {
+	r    store.Reservation
+	free int64
+	// took says a request was admitted from it since the last refresh (an idle slice gives its
+	// free part back); stored that its row was written (by a top-up).
+	took, stored bool
+	// topping is closed when the top-up in progress ends (nil when none is).
+	topping chan struct{}
 }
 
 type liveReservation struct {
@@ -173,11 +236,17 @@ func New(db *store.DB, engine *budget.Engine, opt Options) (*Ledger, error) {
 		opt.Now = time.Now
 	}
 	return &Ledger{db: db, engine: engine, opt: opt, log: opt.Logger,
-		live: make(map[string]*liveReservation), told: make(map[crossingKey]bool), stop: make(chan struct{})}, nil
+		live: make(map[string]*liveReservation), told: make(map[crossingKey]bool), stop: make(chan struct{}),
+		cache: make(map[store.SpendCounter]cachedCounter), slices: make(map[sliceKey]*slice)}, nil
 }
 
 // Owner is the name this replica's reservations carry.
 func (l *Ledger) Owner() string { return l.opt.Owner }
+
+// Counts returns how the metered admissions so far were made.
+func (l *Ledger) Counts() Counts {
+	return Counts{Unlimited: l.unlimited.Load(), FromSlice: l.fromSlice.Load(), TopUps: l.topUps.Load(), Exact: l.exact.Load()}
+}
 
 // Start starts the lease renewal and sweep (every Lease/4) and the mirror and crossing refresh
 // (every RefreshInterval). It refreshes the mirror once first, so the dashboard starts current,
@@ -222,13 +291,20 @@ func (l *Ledger) every(interval time.Duration, fn func(context.Context)) {
 	}
 }
 
-// Close stops the background work. It settles nothing: reservations still held expire after
-// their lease and are swept (close the ledger after the usage writer has stored its rows, and
-// none are left).
+// Close stops the background work and gives the free part of every headroom slice back. It
+// settles nothing: reservations still held expire after their lease and are swept (close the
+// ledger after the usage writer has stored its rows, and none are left).
 func (l *Ledger) Close() error {
-	l.closeOnce.Do(func() { close(l.stop) })
+	var err error
+	l.closeOnce.Do(func() {
+		close(l.stop)
+		l.done.Wait()
+		ctx, cancel := context.WithTimeout(context.Background(), l.opt.Timeout)
+		defer cancel()
+		err = l.returnSlices(ctx, "", true)
+	})
 	l.done.Wait()
-	return nil
+	return err
 }
 
 // Admit decides on a request of s with id requestID and, unless it is blocked, reserves its
@@ -243,22 +319,38 @@ func (l *Ledger) Admit(ctx context.Context, s budget.Subject, requestID string, 
 		}
 		return t, d, nil
 	}
+	if !l.opt.DisableSlices && !limited(s) {
+		// No budget to hold: nothing to reserve. The usage batch still adds the spend.
+		l.unlimited.Add(1)
+		return &ticket{l: l, requestID: requestID, projectID: s.ProjectID, workspaceID: s.WorkspaceID}, budget.Decision{}, nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, l.opt.Timeout)
 	defer cancel()
+	var read *[4]store.LedgerCounter
+	if !l.opt.DisableSlices {
+		t, d, fresh, err := l.admitFromSlice(ctx, s, requestID, c)
+		if err != nil || t != nil {
+			return t, d, err
+		}
+		read = fresh
+	}
+	l.exact.Add(1)
 	var last budget.Decision
 	for range reserveAttempts {
 		now := l.opt.Now()
 		day, month := budget.DayKey(now), budget.MonthKey(now)
-		counters, err := l.db.ReadLedger(ctx, s.ProjectID, s.WorkspaceID, day, month)
-		if err != nil {
-			return nil, budget.Decision{}, l.unavailable(ctx, err)
+		var counters [4]store.LedgerCounter
+		if read != nil {
+			counters, read = *read, nil // the slice path's read, just made
+		} else {
+			var err error
+			if counters, err = l.db.ReadLedger(ctx, s.ProjectID, s.WorkspaceID, day, month); err != nil {
+				return nil, budget.Decision{}, l.unavailable(ctx, err)
+			}
+			l.remember(s, day, month, counters, now)
 		}
 		l.mirror(s, day, month, counters)
-		var spent, reserved [4]pricing.NanoUSD
-		for i, c := range counters {
-			spent[i], reserved[i] = pricing.NanoUSD(c.SpendNano), pricing.NanoUSD(c.ReservedNano)
-		}
-		acc := s.Accounts(spent, reserved)
+		acc := accounts(s, counters)
 		d, amount := budget.Decide(s, acc, c, now)
 		if d.Blocked {
 			return nil, d, nil
@@ -294,6 +386,271 @@ func (l *Ledger) Admit(ctx context.Context, s budget.Subject, requestID string, 
 	// flight hold, naming the fullest budget as last read (one with a bound, since only a bound
 	// can fail).
 	return nil, budget.Refusal(last.Budget, l.opt.Now()), nil
+}
+
+// limited says whether any budget applies to s.
+func limited(s budget.Subject) bool {
+	for _, a := range s.Accounts([4]pricing.NanoUSD{}, [4]pricing.NanoUSD{}) {
+		if a.Limit != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// accounts are s's budgets standing at counters.
+func accounts(s budget.Subject, counters [4]store.LedgerCounter) [4]budget.Account {
+	var spent, reserved [4]pricing.NanoUSD
+	for i, c := range counters {
+		spent[i], reserved[i] = pricing.NanoUSD(c.SpendNano), pricing.NanoUSD(c.ReservedNano)
+	}
+	return s.Accounts(spent, reserved)
+}
+
+// admitFromSlice admits a request of s from this replica's headroom slice of its project and
+// day when the counters last read (reading them when they are older than a refresh and a
+// quarter) admit it whole — not blocked, no output cap, no fallback, and for a project with a
+// fallback model a margin below FallbackLevel — taking its worst case from the slice's free
+// part, after topping the slice up when that is short. It returns a nil ticket when the exact
+// path must decide, with the counters it read (nil when it read none, or they are stale).
+func (l *Ledger) admitFromSlice(ctx context.Context, s budget.Subject, requestID string, c budget.Cost) (budget.Settler, budget.Decision, *[4]store.LedgerCounter, error) {
+	now := l.opt.Now()
+	day, month := budget.DayKey(now), budget.MonthKey(now)
+	counters, fresh := l.cached(s, day, month, now)
+	var read *[4]store.LedgerCounter
+	if !fresh {
+		var err error
+		if counters, err = l.db.ReadLedger(ctx, s.ProjectID, s.WorkspaceID, day, month); err != nil {
+			return nil, budget.Decision{}, nil, l.unavailable(ctx, err)
+		}
+		l.remember(s, day, month, counters, now)
+		read = &counters
+	}
+	acc := accounts(s, counters)
+	// Decided as the engine would: the slice's free part is this replica's to give, not held
+	// by a request in flight (its requests are). The top-up's room counts it, as PostgreSQL does.
+	mine := acc
+	l.mu.Lock()
+	if sl := l.slices[sliceKey{s.ProjectID, day}]; sl != nil {
+		for i := range mine {
+			mine[i].Reserved = max(mine[i].Reserved-pricing.NanoUSD(sl.free), 0)
+		}
+	}
+	l.mu.Unlock()
+	d, amount := budget.Decide(s, mine, c, now)
+	if d.Blocked || d.OutputCap > 0 || d.Fallback || amount <= 0 ||
+		s.HasFallback && d.Level >= budget.FallbackLevel-fallbackMargin {
+		// A refusal on counters read earlier might be stale (reservations settle): the exact
+		// path reads them again.
+		if !fresh {
+			return nil, budget.Decision{}, read, nil
+		}
+		return nil, budget.Decision{}, nil, nil
+	}
+	w := int64(amount)
+	key := sliceKey{s.ProjectID, day}
+	for {
+		l.mu.Lock()
+		sl := l.slices[key]
+		if sl != nil && sl.free >= w {
+			sl.free -= w
+			sl.took = true
+			id := sl.r.RequestID
+			l.mu.Unlock()
+			l.fromSlice.Add(1)
+			return l.sliceTicket(s, requestID, id, w), d, nil, nil
+		}
+		if sl != nil && sl.topping != nil {
+			// Another request is topping it up: wait for that rather than add a second top-up.
+			ch := sl.topping
+			l.mu.Unlock()
+			select {
+			case <-ch:
+				continue
+			case <-ctx.Done():
+				return nil, budget.Decision{}, nil, l.unavailable(ctx, ctx.Err())
+			}
+		}
+		// The top-up: sliceRequests worst cases, at most a sliceShare-th of the least room
+		// left, taken only while every budget holds it whole (strict bounds).
+		room := int64(-1)
+		for _, a := range acc {
+			if a.Limit != nil {
+				left := int64(*a.Limit) - int64(a.Spent.Plus(a.Reserved))
+				if room < 0 || left < room {
+					room = max(left, 0)
+				}
+			}
+		}
+		size := min(sliceRequests*w, room/sliceShare)
+		if size < 2*w {
+			l.mu.Unlock()
+			return nil, budget.Decision{}, read, nil
+		}
+		if sl == nil {
+			l.sliceSeq++
+			sl = &slice{r: store.Reservation{RequestID: l.sliceID(s.ProjectID, day), Owner: l.opt.Owner,
+				ProjectID: s.ProjectID, WorkspaceID: s.WorkspaceID, Day: day, Month: month}}
+			l.slices[key] = sl
+		}
+		ch := make(chan struct{})
+		sl.topping = ch
+		l.mu.Unlock()
+
+		var bounds [4]store.LedgerBound
+		for i, a := range acc {
+			if a.Limit != nil {
+				bounds[i] = store.LedgerBound{Check: true, Max: int64(*a.Limit) - size}
+			}
+		}
+		r := sl.r
+		r.AmountNano, r.CreatedAt, r.LeaseMs = size, now.UnixMilli(), l.leaseMs()
+		ok, err := l.db.TopUpSlice(ctx, r, bounds)
+
+		l.mu.Lock()
+		sl.topping = nil
+		close(ch)
+		switch {
+		case err != nil:
+			// Whether it was added is unknown: the slice is left to expire and be swept, as a
+			// dead replica's would be, and the exact path answers (it fails closed).
+			l.dropSliceLocked(key, sl)
+			l.mu.Unlock()
+			l.log.Error("headroom slice not topped up: left to expire", "slice", sl.r.RequestID, "err", err)
+			return nil, budget.Decision{}, nil, l.unavailable(ctx, err)
+		case !ok:
+			if !sl.stored && sl.free == 0 {
+				l.dropSliceLocked(key, sl) // nothing was written
+			}
+			l.mu.Unlock()
+			return nil, budget.Decision{}, nil, nil // the exact path reads again
+		}
+		sl.stored, sl.took = true, true
+		sl.free += size - w
+		l.adjustLocked(s, day, month, size)
+		l.mu.Unlock()
+		l.topUps.Add(1)
+		return l.sliceTicket(s, requestID, sl.r.RequestID, w), d, nil, nil
+	}
+}
+
+func (l *Ledger) sliceTicket(s budget.Subject, requestID, sliceID string, w int64) *ticket {
+	return &ticket{l: l, requestID: requestID, projectID: s.ProjectID, workspaceID: s.WorkspaceID, slice: sliceID, sliceNano: w}
+}
+
+// sliceID names a new slice of project on day: unique per replica (owner) and use (sliceSeq),
+// within the reservations' 128 characters.
+func (l *Ledger) sliceID(projectID int64, day string) string {
+	owner := l.opt.Owner
+	if len(owner) > 64 {
+		sum := sha256.Sum256([]byte(owner))
+		owner = hex.EncodeToString(sum[:12])
+	}
+	return fmt.Sprintf("slice:%s:%d:%s:%d", owner, projectID, day, l.sliceSeq)
+}
+
+// dropSliceLocked forgets sl (no more admissions from it, no renewals).
+func (l *Ledger) dropSliceLocked(key sliceKey, sl *slice) {
+	if l.slices[key] == sl {
+		delete(l.slices, key)
+	}
+}
+
+// counterKeys are s's four counters of day and month, indexed LedgerProjectDay….
+func counterKeys(s budget.Subject, day, month string) [4]store.SpendCounter {
+	return [4]store.SpendCounter{
+		store.LedgerProjectDay:     {Scope: "project", ScopeID: s.ProjectID, Period: day},
+		store.LedgerProjectMonth:   {Scope: "project", ScopeID: s.ProjectID, Period: month},
+		store.LedgerWorkspaceDay:   {Scope: "workspace", ScopeID: s.WorkspaceID, Period: day},
+		store.LedgerWorkspaceMonth: {Scope: "workspace", ScopeID: s.WorkspaceID, Period: month},
+	}
+}
+
+// cached returns s's four counters as last read, and whether all were read within a refresh
+// interval and a quarter of now.
+func (l *Ledger) cached(s budget.Subject, day, month string, now time.Time) ([4]store.LedgerCounter, bool) {
+	var out [4]store.LedgerCounter
+	maxAge := l.opt.RefreshInterval + l.opt.RefreshInterval/4
+	fresh := true
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i, k := range counterKeys(s, day, month) {
+		e, ok := l.cache[k]
+		if !ok {
+			e.at = l.refreshedAt
+		}
+		out[i] = e.c
+		if e.at.IsZero() || now.Sub(e.at) >= maxAge {
+			fresh = false
+		}
+	}
+	return out, fresh
+}
+
+// remember caches the four counters an admission read at at.
+func (l *Ledger) remember(s budget.Subject, day, month string, c [4]store.LedgerCounter, at time.Time) {
+	l.mu.Lock()
+	for i, k := range counterKeys(s, day, month) {
+		l.cache[k] = cachedCounter{c: c[i], at: at}
+	}
+	l.mu.Unlock()
+}
+
+// adjustLocked adds reserved to s's cached counters (a top-up or return of this replica's).
+func (l *Ledger) adjustLocked(s budget.Subject, day, month string, reserved int64) {
+	for _, k := range counterKeys(s, day, month) {
+		e, ok := l.cache[k]
+		if !ok {
+			e.at = l.refreshedAt
+		}
+		e.c.ReservedNano = max(e.c.ReservedNano+reserved, 0)
+		l.cache[k] = e
+	}
+}
+
+// returnSlices gives the free part of this replica's slices back: all of them when all is set
+// (Close), else those idle since the last refresh and those of a day other than day. A slice
+// whose row is left empty is deleted and forgotten; one whose return failed is left to expire
+// and be swept (whether the return landed is unknown).
+func (l *Ledger) returnSlices(ctx context.Context, day string, all bool) error {
+	type job struct {
+		key  sliceKey
+		sl   *slice
+		give int64
+	}
+	var jobs []job
+	l.mu.Lock()
+	for k, sl := range l.slices {
+		if sl.topping != nil || !sl.stored {
+			continue
+		}
+		if sl.took && !all && sl.r.Day == day {
+			sl.took = false
+			continue
+		}
+		sl.took = false
+		jobs = append(jobs, job{k, sl, sl.free})
+		sl.free = 0 // out of reach of admissions while it is returned
+	}
+	l.mu.Unlock()
+	var errs []error
+	for _, j := range jobs {
+		left, found, err := l.db.ReturnSlice(ctx, l.opt.Owner, j.sl.r.RequestID, j.give)
+		l.mu.Lock()
+		switch {
+		case err != nil:
+			l.dropSliceLocked(j.key, j.sl)
+			errs = append(errs, err)
+		case !found, left == 0 && j.sl.free == 0 && j.sl.topping == nil:
+			l.dropSliceLocked(j.key, j.sl)
+		}
+		if err == nil && found {
+			l.adjustLocked(budget.Subject{ProjectID: j.sl.r.ProjectID, WorkspaceID: j.sl.r.WorkspaceID},
+				j.sl.r.Day, j.sl.r.Month, -j.give)
+		}
+		l.mu.Unlock()
+	}
+	return errors.Join(errs...)
 }
 
 // leaseMs is how long a reservation lasts once taken or renewed: three quarters of a lease (on
@@ -341,8 +698,22 @@ type ticket struct {
 	requestID              string
 	projectID, workspaceID int64
 	reserved               bool
-	mu                     sync.Mutex
-	settled                bool
+	// slice and sliceNano name the headroom slice the request was admitted from and the worst
+	// case it holds there (empty when it was not).
+	slice     string
+	sliceNano int64
+	mu        sync.Mutex
+	settled   bool
+}
+
+// Slice names the headroom slice the request was admitted from and the worst case it took, for
+// its usage row (store.UsageRow.SliceID, SliceNano): the batch storing the row takes that off
+// the slice. id is empty when the request holds no slice.
+func (t *ticket) Slice() (id string, nano int64) {
+	if t == nil {
+		return "", 0
+	}
+	return t.slice, t.sliceNano
 }
 
 // Settle adds actual to this replica's mirror and marks the reservation settled: it is still
@@ -374,6 +745,7 @@ func (t *ticket) Settle(at time.Time, actual pricing.NanoUSD) []budget.Crossing 
 // settled reservation the renewal does not find twice in a row is forgotten: its usage row was
 // stored (or, rarely, it was swept).
 func (l *Ledger) Renew(ctx context.Context) error {
+	sliceErr := l.renewSlices(ctx)
 	l.mu.Lock()
 	ids := make([]string, 0, len(l.live))
 	for id := range l.live {
@@ -381,11 +753,11 @@ func (l *Ledger) Renew(ctx context.Context) error {
 	}
 	l.mu.Unlock()
 	if len(ids) == 0 {
-		return nil
+		return sliceErr
 	}
 	renewed, err := l.db.RenewReservations(ctx, l.opt.Owner, ids, l.leaseMs())
 	if err != nil {
-		return err
+		return errors.Join(sliceErr, err)
 	}
 	found := make(map[string]bool, len(renewed))
 	for _, id := range renewed {
@@ -406,6 +778,39 @@ func (l *Ledger) Renew(ctx context.Context) error {
 			}
 		}
 	}
+	return sliceErr
+}
+
+// renewSlices renews this replica's headroom slices; one not found was swept (this replica
+// lost PostgreSQL for longer than a lease) and is forgotten.
+func (l *Ledger) renewSlices(ctx context.Context) error {
+	l.mu.Lock()
+	ids := make([]string, 0, len(l.slices))
+	for _, sl := range l.slices {
+		if sl.stored {
+			ids = append(ids, sl.r.RequestID)
+		}
+	}
+	l.mu.Unlock()
+	if len(ids) == 0 {
+		return nil
+	}
+	renewed, err := l.db.RenewSlices(ctx, l.opt.Owner, ids, l.leaseMs())
+	if err != nil {
+		return err
+	}
+	found := make(map[string]bool, len(renewed))
+	for _, id := range renewed {
+		found[id] = true
+	}
+	l.mu.Lock()
+	for k, sl := range l.slices {
+		if sl.stored && sl.topping == nil && !found[sl.r.RequestID] && slices.Contains(ids, sl.r.RequestID) {
+			l.log.Warn("headroom slice swept: forgotten", "slice", sl.r.RequestID)
+			delete(l.slices, k)
+		}
+	}
+	l.mu.Unlock()
 	return nil
 }
 
@@ -438,18 +843,27 @@ func (l *Ledger) Sweep(ctx context.Context) (int, error) {
 func (l *Ledger) Refresh(ctx context.Context) error {
 	now := l.opt.Now()
 	day, month := budget.DayKey(now), budget.MonthKey(now)
-	counters, err := l.db.SpendCounters(ctx, day, month)
+	counters, err := l.db.ReadLedgerAll(ctx, day, month)
 	if err != nil {
 		return err
 	}
 	mirror := make([]budget.Counter, len(counters))
 	spend := make(map[store.SpendCounter]int64, len(counters))
+	cache := make(map[store.SpendCounter]cachedCounter, len(counters))
 	for i, c := range counters {
 		mirror[i] = budget.Counter{Scope: budget.Scope(c.Scope), ID: c.ScopeID, Period: c.Period, Spend: pricing.NanoUSD(c.SpendNano)}
-		spend[store.SpendCounter{Scope: c.Scope, ScopeID: c.ScopeID, Period: c.Period}] = c.SpendNano
+		k := store.SpendCounter{Scope: c.Scope, ScopeID: c.ScopeID, Period: c.Period}
+		spend[k] = c.SpendNano
+		cache[k] = cachedCounter{c: c.LedgerCounter, at: now}
 	}
+	l.mu.Lock()
+	l.cache, l.refreshedAt = cache, now
+	l.mu.Unlock()
 	if err := l.engine.SetSpend(mirror); err != nil {
 		return err
+	}
+	if err := l.returnSlices(ctx, day, false); err != nil {
+		l.log.Error("idle headroom not returned: its slices are left to expire", "err", err)
 	}
 	if l.opt.OnCrossing == nil {
 		return nil

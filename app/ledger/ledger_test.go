@@ -72,12 +72,21 @@ func row(id string, s budget.Subject, at time.Time, cost pricing.NanoUSD) store.
 		Provider: "openai", OriginalModel: "gpt-4o-mini", FinalModel: "gpt-4o-mini", Status: 200, CostNano: int64(cost)}
 }
 
+// tagged is row with the headroom slice st was admitted from, as the proxy's record path
+// names it (store.UsageRow.SliceID, SliceNano).
+func tagged(st budget.Settler, r store.UsageRow) store.UsageRow {
+	if h, ok := st.(interface{ Slice() (string, int64) }); ok {
+		r.SliceID, r.SliceNano = h.Slice()
+	}
+	return r
+}
+
 // settle ends an admitted request as the proxy and its usage writer do: Settle, then the
 // request's row stored in a batch (which settles the reservation in PostgreSQL).
 func settle(t testing.TB, db *store.DB, st budget.Settler, id string, s budget.Subject, at time.Time, cost pricing.NanoUSD) {
 	t.Helper()
 	st.Settle(at, cost)
-	if _, err := db.InsertUsage(context.Background(), []store.UsageRow{row(id, s, at, cost)}); err != nil {
+	if _, err := db.InsertUsage(context.Background(), []store.UsageRow{tagged(st, row(id, s, at, cost))}); err != nil {
 		t.Fatalf("store usage row of %s: %v", id, err)
 	}
 }
@@ -120,23 +129,15 @@ func checkCountersEqualRows(t testing.TB, db *store.DB) {
 // TestLedgerDecidesAsEngine runs the same history through the ledger (PostgreSQL) and the
 // single node's engine and checks that they decide alike — admissions, fallbacks, refusals by
 // spend and by reservations, strict caps — and that the ledger holds the reservation in the
-// four counters.
+// four counters: the request's own on the exact path, a headroom slice's where the budgets
+// leave room for one (32 worst cases, at most an eighth of the room), none without a budget.
 func TestLedgerDecidesAsEngine(t *testing.T) {
 	now := time.Now().UTC()
 	clock := func() time.Time { return now }
 	const worst = 100
-	tests := []struct {
-		name      string
-		subject   budget.Subject
-		spent     pricing.NanoUSD // committed before the request (rows stored)
-		inFlight  int             // requests of cost worst admitted and not settled before it
-		cost      budget.Cost
-		want      budget.Decision // the fields checked below
-		wantSaved pricing.NanoUSD // what the request reserves
-	}{
-		{name: "under the budget",
-			subject: budget.Subject{Project: budget.Limits{Daily: nano(1000)}},
-			cost:    fixed(worst), wantSaved: worst},
+	tests := []decideCase{{name: "under the budget",
+		subject: budget.Subject{Project: budget.Limits{Daily: nano(1000)}},
+		cost:    fixed(worst), wantSaved: worst},
 		{name: "fallback from 80%",
 			subject: budget.Subject{Project: budget.Limits{Daily: nano(1000)}, HasFallback: true},
 			spent:   800, cost: fixed(worst), want: budget.Decision{Fallback: true}, wantSaved: worst},
@@ -158,67 +159,112 @@ func TestLedgerDecidesAsEngine(t *testing.T) {
 		{name: "strict refuses below the useful minimum",
 			subject: budget.Subject{Project: budget.Limits{Daily: nano(1000), Strict: true}},
 			spent:   980, cost: linear(10, 1, 200, 16), want: budget.Decision{Blocked: true, Budget: budget.ProjectDaily}},
-		{name: "no budget: admitted, still reserved",
-			cost: fixed(worst), wantSaved: worst},
+		{name: "no budget: admitted, reserved only on the exact path",
+			cost: fixed(worst), wantSaved: worst, sliceSaved: -1},
+		{name: "room for a slice: 32 worst cases reserved",
+			subject: budget.Subject{Project: budget.Limits{Daily: nano(1_000_000)}, Workspace: budget.Limits{Monthly: nano(10_000_000)}},
+			spent:   1000, cost: fixed(worst), wantSaved: worst, sliceSaved: 32 * worst},
+		{name: "taken from the slice the requests before it topped up: nothing more reserved",
+			subject: budget.Subject{Project: budget.Limits{Daily: nano(1_000_000)}, Workspace: budget.Limits{Monthly: nano(10_000_000)}},
+			spent:   1000, inFlight: 2, cost: fixed(worst), wantSaved: worst, sliceSaved: -1},
+		{name: "strict, room for a slice of an eighth of it",
+			subject: budget.Subject{Project: budget.Limits{Daily: nano(20_000), Strict: true}},
+			spent:   4000, cost: fixed(worst), wantSaved: worst, sliceSaved: 2000},
 	}
 	url := storetest.PostgresURL(t)
-	for i, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			db, l, _ := replica(t, url, ledger.Options{Now: clock})
-			engine := budget.New(clock)
-			s := tt.subject
-			s.ProjectID, s.WorkspaceID = int64(100+i), int64(200+i)
-			ctx := context.Background()
-			if tt.spent > 0 {
-				if _, err := db.InsertUsage(ctx, []store.UsageRow{row(usage.NewRequestID(now), s, now, tt.spent)}); err != nil {
-					t.Fatal(err)
-				}
-				var counters []budget.Counter
-				for _, scope := range []budget.Scope{budget.ProjectScope, budget.WorkspaceScope} {
-					id := s.ProjectID
-					if scope == budget.WorkspaceScope {
-						id = s.WorkspaceID
-					}
-					for _, period := range []string{budget.DayKey(now), budget.MonthKey(now)} {
-						counters = append(counters, budget.Counter{Scope: scope, ID: id, Period: period, Spend: tt.spent})
-					}
-				}
-				if err := engine.Load(counters); err != nil {
-					t.Fatal(err)
-				}
+	for _, mode := range []string{"exact", "slices"} {
+		opt := ledger.Options{Now: clock, DisableSlices: mode == "exact"}
+		for i, tt := range tests {
+			saved := tt.wantSaved
+			switch {
+			case mode == "exact":
+			case tt.sliceSaved < 0:
+				saved = 0
+			case tt.sliceSaved > 0:
+				saved = tt.sliceSaved
 			}
-			for range tt.inFlight {
-				if _, d, err := l.Admit(ctx, s, usage.NewRequestID(now), fixed(worst)); err != nil || d.Blocked {
-					t.Fatalf("in-flight request: %+v, %v", d, err)
+			t.Run(mode+"/"+tt.name, func(t *testing.T) {
+				if mode == "slices" {
+					i += 1000 // other counters
 				}
-				engine.AdmitCost(s, fixed(worst))
-			}
-			before := pgInt(t, db, `SELECT coalesce(max(reserved_nano), 0)::bigint FROM spend_counters WHERE scope = 'project' AND scope_id = ?`, s.ProjectID)
+				decideAsEngine(t, url, opt, now, i, tt, saved)
+			})
+		}
+	}
+}
 
-			st, got, err := l.Admit(ctx, s, usage.NewRequestID(now), tt.cost)
-			if err != nil {
-				t.Fatal(err)
+// decideCase is one history of TestLedgerDecidesAsEngine.
+type decideCase struct {
+	name      string
+	subject   budget.Subject
+	spent     pricing.NanoUSD // committed before the request (rows stored)
+	inFlight  int             // requests of cost worst admitted and not settled before it
+	cost      budget.Cost
+	want      budget.Decision // the fields checked below
+	wantSaved pricing.NanoUSD // what the request reserves
+	// sliceSaved is what it reserves with headroom slices (-1: nothing; 0: as wantSaved).
+	sliceSaved pricing.NanoUSD
+}
+
+// decideAsEngine runs tt on a ledger with opt and on an engine, checking that they decide alike
+// and that the ledger's request reserved wantSaved on each of its four counters.
+func decideAsEngine(t *testing.T, url string, opt ledger.Options, now time.Time, i int, tt decideCase, wantSaved pricing.NanoUSD) {
+	const worst = 100
+	clock := opt.Now
+	tt.wantSaved = wantSaved
+	db, l, _ := replica(t, url, opt)
+	engine := budget.New(clock)
+	s := tt.subject
+	s.ProjectID, s.WorkspaceID = int64(100+i), int64(200+i)
+	ctx := context.Background()
+	if tt.spent > 0 {
+		if _, err := db.InsertUsage(ctx, []store.UsageRow{row(usage.NewRequestID(now), s, now, tt.spent)}); err != nil {
+			t.Fatal(err)
+		}
+		var counters []budget.Counter
+		for _, scope := range []budget.Scope{budget.ProjectScope, budget.WorkspaceScope} {
+			id := s.ProjectID
+			if scope == budget.WorkspaceScope {
+				id = s.WorkspaceID
 			}
-			_, want := engine.AdmitCost(s, tt.cost)
-			if got != want {
-				t.Fatalf("ledger decided %+v, the engine %+v", got, want)
+			for _, period := range []string{budget.DayKey(now), budget.MonthKey(now)} {
+				counters = append(counters, budget.Counter{Scope: scope, ID: id, Period: period, Spend: tt.spent})
 			}
-			if got.Blocked != tt.want.Blocked || got.Fallback != tt.want.Fallback || got.Reserved != tt.want.Reserved ||
-				got.OutputCap != tt.want.OutputCap || (tt.want.Blocked && got.Budget != tt.want.Budget) {
-				t.Fatalf("decision %+v, want %+v", got, tt.want)
-			}
-			if got.Blocked != (st == nil) {
-				t.Fatalf("blocked %v with settler %v", got.Blocked, st)
-			}
-			after := pgInt(t, db, `SELECT coalesce(max(reserved_nano), 0)::bigint FROM spend_counters WHERE scope = 'project' AND scope_id = ?`, s.ProjectID)
-			if n := pgInt(t, db, `SELECT count(*) FROM spend_counters WHERE scope_id IN (?, ?) AND reserved_nano = ?`,
-				s.ProjectID, s.WorkspaceID, after); tt.wantSaved > 0 && n != 4 {
-				t.Errorf("%d of the four counters hold the reservation", n)
-			}
-			if pricing.NanoUSD(after-before) != tt.wantSaved {
-				t.Fatalf("reserved %d, want %d", after-before, tt.wantSaved)
-			}
-		})
+		}
+		if err := engine.Load(counters); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range tt.inFlight {
+		if _, d, err := l.Admit(ctx, s, usage.NewRequestID(now), fixed(worst)); err != nil || d.Blocked {
+			t.Fatalf("in-flight request: %+v, %v", d, err)
+		}
+		engine.AdmitCost(s, fixed(worst))
+	}
+	before := pgInt(t, db, `SELECT coalesce(max(reserved_nano), 0)::bigint FROM spend_counters WHERE scope = 'project' AND scope_id = ?`, s.ProjectID)
+
+	st, got, err := l.Admit(ctx, s, usage.NewRequestID(now), tt.cost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, want := engine.AdmitCost(s, tt.cost)
+	if got != want {
+		t.Fatalf("ledger decided %+v, the engine %+v", got, want)
+	}
+	if got.Blocked != tt.want.Blocked || got.Fallback != tt.want.Fallback || got.Reserved != tt.want.Reserved ||
+		got.OutputCap != tt.want.OutputCap || (tt.want.Blocked && got.Budget != tt.want.Budget) {
+		t.Fatalf("decision %+v, want %+v", got, tt.want)
+	}
+	if got.Blocked != (st == nil) {
+		t.Fatalf("blocked %v with settler %v", got.Blocked, st)
+	}
+	after := pgInt(t, db, `SELECT coalesce(max(reserved_nano), 0)::bigint FROM spend_counters WHERE scope = 'project' AND scope_id = ?`, s.ProjectID)
+	if n := pgInt(t, db, `SELECT count(*) FROM spend_counters WHERE scope_id IN (?, ?) AND reserved_nano = ?`,
+		s.ProjectID, s.WorkspaceID, after); tt.wantSaved > 0 && n != 4 {
+		t.Errorf("%d of the four counters hold the reservation", n)
+	}
+	if pricing.NanoUSD(after-before) != tt.wantSaved {
+		t.Fatalf("reserved %d, want %d", after-before, tt.wantSaved)
 	}
 }
 
@@ -238,7 +284,11 @@ func TestReplicasHoldOneBudget(t *testing.T) {
 	}
 	var reps []rep
 	for range replicas {
-		db, l, _ := replica(t, url, ledger.Options{})
+		// Refreshed often, so that idle headroom slices are given back while clients retry.
+		db, l, _ := replica(t, url, ledger.Options{RefreshInterval: 100 * time.Millisecond})
+		if err := l.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 		reps = append(reps, rep{db, l})
 	}
 	const worst = pricing.NanoUSD(1_000_000) // $0.001
@@ -292,7 +342,7 @@ func TestReplicasHoldOneBudget(t *testing.T) {
 					actual = amount/2 + pricing.NanoUSD(rand.Int64N(int64(amount/2)+1))
 				}
 				st.Settle(now, actual)
-				if _, err := r.db.InsertUsage(context.Background(), []store.UsageRow{row(id, s, now, actual)}); err != nil {
+				if _, err := r.db.InsertUsage(context.Background(), []store.UsageRow{tagged(st, row(id, s, now, actual))}); err != nil {
 					errs <- err
 				}
 				return
@@ -321,9 +371,28 @@ func TestReplicasHoldOneBudget(t *testing.T) {
 	if s > *strict.Project.Daily {
 		t.Errorf("strict project spent %d: over its strict budget %d", s, *strict.Project.Daily)
 	}
-	// The burst must have met the budgets, or the test shows nothing.
-	if refused.Load() == 0 || a < *projectA.Project.Daily-worst && w < *projectA.Workspace.Monthly-worst || s < *strict.Project.Daily-2*worst {
-		t.Fatalf("the burst did not press the budgets: %d refused, project A %d, strict %d", refused.Load(), a, s)
+	// The burst must have met the budgets, or the test shows nothing: spent, or parked in the
+	// replicas' headroom slices (which refuse requests early until they are given back).
+	parked := func(column string, id int64) pricing.NanoUSD {
+		return pricing.NanoUSD(pgInt(t, db, `SELECT coalesce(sum(amount_nano), 0)::bigint FROM budget_reservations WHERE `+column+` = ?`, id))
+	}
+	pa, pw, ps := parked("project_id", 1), parked("workspace_id", 10), parked("project_id", 3)
+	var counts ledger.Counts
+	for _, r := range reps {
+		c := r.l.Counts()
+		counts.FromSlice, counts.TopUps, counts.Exact = counts.FromSlice+c.FromSlice, counts.TopUps+c.TopUps, counts.Exact+c.Exact
+	}
+	t.Logf("admissions: %+v; parked in slices at the end: project A %d, workspace %d, strict %d", counts, pa, pw, ps)
+	if refused.Load() == 0 || a+pa < *projectA.Project.Daily-worst && w+pw < *projectA.Workspace.Monthly-worst || s+ps < *strict.Project.Daily-2*worst {
+		t.Fatalf("the burst did not press the budgets: %d refused, project A %d (+%d parked), strict %d (+%d)", refused.Load(), a, pa, s, ps)
+	}
+	if counts.FromSlice+counts.TopUps == 0 {
+		t.Fatal("no admission used a headroom slice: the test does not test them")
+	}
+	for _, r := range reps {
+		if err := r.l.Close(); err != nil { // gives the slices back
+			t.Fatal(err)
+		}
 	}
 	checkCountersEqualRows(t, db)
 }
@@ -336,8 +405,9 @@ func TestReplicasHoldOneBudget(t *testing.T) {
 func TestDeadReplicaSwept(t *testing.T) {
 	url := storetest.PostgresURL(t)
 	const lease = 800 * time.Millisecond
-	deadDB, dead, _ := replica(t, url, ledger.Options{Lease: lease})
-	db, live, _ := replica(t, url, ledger.Options{Lease: lease})
+	// The exact path's reservations (TestSliceOfDeadReplicaSwept: a slice's).
+	deadDB, dead, _ := replica(t, url, ledger.Options{Lease: lease, DisableSlices: true})
+	db, live, _ := replica(t, url, ledger.Options{Lease: lease, DisableSlices: true})
 	if err := live.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -399,7 +469,7 @@ func TestDeadReplicaSwept(t *testing.T) {
 // reservation, settles nothing twice.
 func TestSettleIdempotent(t *testing.T) {
 	url := storetest.PostgresURL(t)
-	db, l, _ := replica(t, url, ledger.Options{})
+	db, l, _ := replica(t, url, ledger.Options{DisableSlices: true}) // TestSliceSettledOnce: a slice's
 	ctx := context.Background()
 	s := budget.Subject{ProjectID: 5, WorkspaceID: 50, Workspace: budget.Limits{Daily: nano(1_000_000)}}
 	now := time.Now()
@@ -463,12 +533,20 @@ func TestUnreachable(t *testing.T) {
 	p := newTCPProxy(t, u.Host)
 	u.Host = p.addr
 	const timeout = 300 * time.Millisecond
-	_, l, _ := replica(t, u.String(), ledger.Options{Timeout: timeout})
+	const refresh = 100 * time.Millisecond
+	_, l, _ := replica(t, u.String(), ledger.Options{Timeout: timeout, RefreshInterval: refresh})
 	ctx := context.Background()
 	s := budget.Subject{ProjectID: 3, WorkspaceID: 30, Project: budget.Limits{Daily: nano(1000)}}
 	if _, d, err := l.Admit(ctx, s, usage.NewRequestID(time.Now()), fixed(10)); err != nil || d.Blocked {
 		t.Fatalf("while reachable: %+v %v", d, err)
 	}
+	// That admission left a headroom slice, which admits without a round trip only while the
+	// counters it decides on are fresh (a refresh and a quarter): once they are not, the
+	// database must answer.
+	if c := l.Counts(); c.TopUps != 1 {
+		t.Fatalf("admissions %+v: want one top-up of a slice", c)
+	}
+	time.Sleep(refresh * 3 / 2)
 	for _, mode := range []string{"hang", "down"} {
 		t.Run(mode, func(t *testing.T) {
 			if mode == "hang" {
