@@ -780,3 +780,173 @@ func BenchmarkAdmit(b *testing.B) {
 		}
 	})
 }
+
+// TestSlicesSteadyStream checks the point of headroom slices: of a steady stream of requests
+// well inside their budgets, most are admitted without a round trip to PostgreSQL, and once
+// settled the counters hold only the slice's free part, which an idle slice gives back within
+// about two refreshes; the counters then equal the rows and nothing is reserved.
+func TestSlicesSteadyStream(t *testing.T) {
+	url := storetest.PostgresURL(t)
+	const refresh = 100 * time.Millisecond
+	db, l, _ := replica(t, url, ledger.Options{RefreshInterval: refresh})
+	if err := l.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s := budget.Subject{ProjectID: 21, WorkspaceID: 210, Project: budget.Limits{Daily: nano(1_000_000_000)},
+		Workspace: budget.Limits{Monthly: nano(10_000_000_000)}}
+	free := budget.Subject{ProjectID: 22, WorkspaceID: 220} // no budget at all
+	ctx := context.Background()
+	const n = 400
+	var batch []store.UsageRow
+	for i := range n {
+		subject := s
+		if i%10 == 0 {
+			subject = free
+		}
+		now := time.Now()
+		id := usage.NewRequestID(now)
+		st, d, err := l.Admit(ctx, subject, id, fixed(1000))
+		if err != nil || d.Blocked {
+			t.Fatalf("request %d: %+v %v", i, d, err)
+		}
+		st.Settle(now, 700)
+		batch = append(batch, tagged(st, row(id, subject, now, 700)))
+		if len(batch) == 20 { // the writer's batches
+			if _, err := db.InsertUsage(ctx, batch); err != nil {
+				t.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+	c := l.Counts()
+	t.Logf("%d requests: %+v", n, c)
+	if c.Unlimited != n/10 {
+		t.Errorf("%d admissions without a budget, want %d", c.Unlimited, n/10)
+	}
+	if trips := c.TopUps + c.Exact; trips*10 > n || c.FromSlice < n/2 {
+		t.Errorf("admissions %+v: want most without a round trip (at most one in ten with one)", c)
+	}
+	// What the counters hold now is the slice's free part, no request's.
+	held := pgInt(t, db, `SELECT coalesce(sum(amount_nano), 0)::bigint FROM budget_reservations`)
+	reserved := pgInt(t, db, `SELECT reserved_nano::bigint FROM spend_counters WHERE scope = 'project' AND scope_id = ? AND period = ?`,
+		s.ProjectID, budget.DayKey(time.Now()))
+	if held <= 0 || reserved != held || held > 32*1000 {
+		t.Fatalf("after the stream: slices hold %d, the project's counter %d; want the same, at most one slice (32000)", held, reserved)
+	}
+	idle := time.Now()
+	for pgInt(t, db, `SELECT count(*) FROM budget_reservations`) > 0 {
+		if time.Since(idle) > 3*refresh {
+			t.Fatalf("the idle slice still holds %d after %v (refresh %v)", held, time.Since(idle), refresh)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("idle slice given back %v after the stream (refresh %v)", time.Since(idle).Round(time.Millisecond), refresh)
+	checkCountersEqualRows(t, db)
+}
+
+// TestSliceSettledOnce checks that a usage batch takes a request admitted from a slice off it
+// once, however often the batch is retried, and only for the rows it inserted.
+func TestSliceSettledOnce(t *testing.T) {
+	url := storetest.PostgresURL(t)
+	db, l, _ := replica(t, url, ledger.Options{})
+	ctx := context.Background()
+	s := budget.Subject{ProjectID: 23, WorkspaceID: 230, Workspace: budget.Limits{Daily: nano(1_000_000)}}
+	now := time.Now()
+	reservedNow := func() int64 {
+		return pgInt(t, db, `SELECT reserved_nano::bigint FROM spend_counters WHERE scope = 'workspace' AND scope_id = ? AND period = ?`,
+			s.WorkspaceID, budget.DayKey(now))
+	}
+	var sts []budget.Settler
+	var ids []string
+	for range 3 {
+		id := usage.NewRequestID(now)
+		st, d, err := l.Admit(ctx, s, id, fixed(500))
+		if err != nil || d.Blocked {
+			t.Fatalf("%+v %v", d, err)
+		}
+		sts, ids = append(sts, st), append(ids, id)
+	}
+	if c := l.Counts(); c.TopUps != 1 || c.FromSlice != 2 {
+		t.Fatalf("admissions %+v: want one top-up and two from the slice", c)
+	}
+	slice := reservedNow() // 32 worst cases
+	if slice != 32*500 {
+		t.Fatalf("slice holds %d, want 16000", slice)
+	}
+	batch := []store.UsageRow{tagged(sts[0], row(ids[0], s, now, 400)), tagged(sts[1], row(ids[1], s, now, 300))}
+	for try := range 3 {
+		if _, err := db.InsertUsage(ctx, batch); err != nil {
+			t.Fatalf("try %d: %v", try, err)
+		}
+		if got := reservedNow(); got != slice-1000 {
+			t.Fatalf("try %d: reserved %d, want %d (the two requests' worst cases off the slice, once)", try, got, slice-1000)
+		}
+	}
+	settle(t, db, sts[2], ids[2], s, now, 100)
+	if got := pgInt(t, db, `SELECT amount_nano FROM budget_reservations WHERE owner = ?`, l.Owner()); got != slice-1500 || reservedNow() != got {
+		t.Fatalf("slice row %d, counter %d; want both %d (its free part)", got, reservedNow(), slice-1500)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	checkCountersEqualRows(t, db)
+}
+
+// TestSliceOfDeadReplicaSwept checks that a replica that stops (closed without its rows
+// written, as if killed) has its headroom slice swept by another replica within one lease, at
+// what the slice held — one RESERVATION_EXPIRED row, counted like any row — and that a late
+// row of one of its requests is stored and counted too, its take off the gone slice matching
+// nothing: a dead replica can bill up to one slice more than its requests cost.
+func TestSliceOfDeadReplicaSwept(t *testing.T) {
+	url := storetest.PostgresURL(t)
+	const lease = 800 * time.Millisecond
+	deadDB, dead, _ := replica(t, url, ledger.Options{Lease: lease})
+	db, live, _ := replica(t, url, ledger.Options{Lease: lease})
+	if err := live.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s := budget.Subject{ProjectID: 24, WorkspaceID: 240, Project: budget.Limits{Daily: nano(1_000_000)}}
+	ctx := context.Background()
+	admittedAt := time.Now()
+	var first budget.Settler
+	var firstID string
+	for i := range 10 {
+		id := usage.NewRequestID(time.Now())
+		st, d, err := dead.Admit(ctx, s, id, fixed(100))
+		if err != nil || d.Blocked {
+			t.Fatalf("admit: %+v %v", d, err)
+		}
+		if i == 0 {
+			first, firstID = st, id
+		}
+	}
+	if c := dead.Counts(); c.FromSlice < 5 {
+		t.Fatalf("admissions %+v: want most from a slice", c)
+	}
+	held := pgInt(t, db, `SELECT sum(amount_nano)::bigint FROM budget_reservations WHERE owner = ?`, dead.Owner())
+	// As if killed: its database gone first, so Close gives nothing back, and no renewals.
+	deadDB.Close()
+	if err := dead.Close(); err == nil {
+		t.Fatal("Close gave the slice back without a database")
+	}
+	for pgInt(t, db, `SELECT count(*) FROM budget_reservations WHERE owner = ?`, dead.Owner()) > 0 {
+		if time.Since(admittedAt) > lease+200*time.Millisecond {
+			t.Fatalf("the dead replica's slice is still there %v after it stopped (lease %v)", time.Since(admittedAt), lease)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("slice holding %d swept %v after the dead replica's admissions (lease %v)", held, time.Since(admittedAt).Round(time.Millisecond), lease)
+	if got := pgInt(t, db, `SELECT coalesce(sum(cost_nano), 0)::bigint FROM usage_logs WHERE error_code = ? AND request_id LIKE 'slice:%'`,
+		store.SweptErrorCode); got != held {
+		t.Fatalf("swept rows cost %d, want what the slice held, %d", got, held)
+	}
+	first.Settle(admittedAt, 60)
+	if n, err := db.InsertUsage(ctx, []store.UsageRow{tagged(first, row(firstID, s, admittedAt, 60))}); err != nil || n != 1 {
+		t.Fatalf("late row of a request of the swept slice: inserted %d, %v", n, err)
+	}
+	checkCountersEqualRows(t, db)
+	if got := pgInt(t, db, `SELECT spend_nano FROM spend_counters WHERE scope = 'project' AND scope_id = ? AND period = ?`,
+		s.ProjectID, budget.DayKey(admittedAt)); got != held+60 {
+		t.Fatalf("project spend %d, want %d (the swept slice %d + the late row 60)", got, held+60, held)
+	}
+}
