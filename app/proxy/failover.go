@@ -44,7 +44,7 @@ func (p *Proxy) failover(w http.ResponseWriter, proj *project, u *upstream, call
 	}
 	failed := *out
 	failed.canRetry, failed.retry = false, false
-	p.record(slot, proj, u, call, usage.NewRequestID(start), start, call.Model, false, failed, pricing.Quote{})
+	p.record(slot, proj, u, call, usage.NewRequestID(start), start, call.Model, false, failed, pricing.Quote{}, held{})
 	w.Header().Set("X-Tokenguard-Failover", strconv.Itoa(failed.status))
 	outputCap := call.OutputCap
 	if err := u.adapter.Parse(req, call); err != nil {

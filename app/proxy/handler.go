@@ -128,6 +128,23 @@ type outcome struct {
 	canRetry, retry bool
 }
 
+// held is the headroom slice a cluster replica's gate admitted a request from and the worst
+// case it took there (app/ledger's tickets tell): the request's usage row names them, so the
+// batch storing it gives that back to the slice.
+type held struct {
+	id   string
+	nano int64
+}
+
+// heldBy is what ticket holds in a headroom slice (nothing for the engine's tickets).
+func heldBy(ticket budget.Settler) held {
+	if h, ok := ticket.(interface{ Slice() (string, int64) }); ok {
+		id, nano := h.Slice()
+		return held{id, nano}
+	}
+	return held{}
+}
+
 func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, u *upstream, path string) {
 	start := p.cfg.Now()
 
@@ -198,10 +215,11 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, u *upstream, path 
 	wc := worstCase{prices: p.cfg.Prices, adapter: u.adapter, call: &call, fallback: proj.fallback}
 	// A refused request leaves a row of its refusal and nothing else: no reservation, no upstream
 	// call.
+	var slice held // once admitted: a refusal's row gives it back too
 	refuse := func(err error) {
 		w.Header().Set("X-Tokenguard-Request-Id", requestID)
 		apperr.WriteJSON(w, err)
-		p.record(slot, proj, u, &call, requestID, start, call.Model, false, outcome{status: apperr.Status(err), errorCode: apperr.Code(err)}, pricing.Quote{})
+		p.record(slot, proj, u, &call, requestID, start, call.Model, false, outcome{status: apperr.Status(err), errorCode: apperr.Code(err)}, pricing.Quote{}, slice)
 	}
 	// The project's fallback model can serve this call (at 80%, or failing over).
 	canFallBack := call.Metered && proj.fallback != "" && proj.fallback != call.Model && proj.allowed.Allows(proj.fallback)
@@ -232,6 +250,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, u *upstream, path 
 		refuse(err)
 		return
 	}
+	slice = heldBy(ticket)
 	if decision.Blocked {
 		limit.Cancel()
 		refuse(&apperr.Error{Code: apperr.BudgetExceeded, Message: decision.Message,
@@ -278,7 +297,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, u *upstream, path 
 		if cr := ticket.Settle(start, q.Cost); len(cr) > 0 && p.cfg.OnCrossing != nil {
 			p.cfg.OnCrossing(cr)
 		}
-		p.record(slot, proj, u, &call, requestID, start, model, fallback, out, q)
+		p.record(slot, proj, u, &call, requestID, start, model, fallback, out, q, slice)
 	}()
 
 	out.canRetry = !fallback && canFallBack && proj.fallbackOnError
@@ -712,7 +731,9 @@ func (p *Proxy) fail(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 // record queues the usage row of a metered (or blocked) request in the slot taken for it.
-func (p *Proxy) record(slot *usage.Slot, proj *project, u *upstream, call *provider.Call, requestID string, start time.Time, model string, fallback bool, out outcome, q pricing.Quote) {
+// slice is what the request holds in a headroom slice (only its own row, by requestID, names it:
+// a failed attempt's row of a failover does not).
+func (p *Proxy) record(slot *usage.Slot, proj *project, u *upstream, call *provider.Call, requestID string, start time.Time, model string, fallback bool, out outcome, q pricing.Quote, slice held) {
 	in := out.usage.Input + out.usage.CacheRead + out.usage.CacheWrite
 	var ttfb int64
 	if !out.firstByte.IsZero() {
@@ -744,6 +765,8 @@ func (p *Proxy) record(slot *usage.Slot, proj *project, u *upstream, call *provi
 		TTFBMs:           ttfb,
 		ErrorMessage:     out.errorMessage,
 		EndUser:          call.EndUser,
+		SliceID:          slice.id,
+		SliceNano:        slice.nano,
 	}
 	// Observed first, so anything that can read the stored row sees its metrics too.
 	for _, o := range p.cfg.Observers {

@@ -59,6 +59,12 @@ type Record struct {
 	// EndUser is who the request was for (the x-tokenguard-user header or the request's own
 	// user field), at most store.MaxEndUser bytes.
 	EndUser string `json:"endUser"`
+
+	// SliceID and SliceNano name the headroom slice a cluster replica admitted the request from
+	// and the worst case it took there (app/ledger), so the batch storing the row takes it off
+	// the slice; not stored, not shown.
+	SliceID   string `json:"-"`
+	SliceNano int64  `json:"-"`
 }
 
 type recordJSON Record // same fields, without the methods
@@ -156,6 +162,8 @@ func (r Record) row() store.UsageRow {
 		TTFBMs:           r.TTFBMs,
 		ErrorMessage:     r.ErrorMessage,
 		EndUser:          r.EndUser,
+		SliceID:          r.SliceID,
+		SliceNano:        r.SliceNano,
 	}
 }
 
