@@ -702,16 +702,35 @@ func TestThreeReplicasOnePostgres(t *testing.T) {
 		if dead == "" {
 			t.Fatalf("no reservation owner names the killed replica's pid %d: %v", victim.cmd.Process.Pid, before)
 		}
-		rs, err := db.Query(context.Background(), `SELECT amount_nano FROM budget_reservations WHERE owner = $1`, dead)
+		// Each is a request's own (the exact path) or a headroom slice holding the worst cases of
+		// the requests admitted from it and its free part (app/ledger).
+		rs, err := db.Query(context.Background(), `SELECT request_id LIKE 'slice:%', amount_nano FROM budget_reservations WHERE owner = $1`, dead)
 		if err != nil {
 			t.Fatalf("the dead replica's reservations: %v", err)
 		}
-		reserved, err := pgx.CollectRows(rs, pgx.RowTo[int64])
+		type held struct {
+			Slice  bool
+			Amount int64
+		}
+		reservations, err := pgx.CollectRows(rs, pgx.RowToStructByPos[held])
 		if err != nil {
 			t.Fatalf("the dead replica's reservations: %v", err)
 		}
-		if len(reserved) != perReplica {
-			t.Errorf("the killed replica left %d reservations, want one per request it had in flight upstream (%d)", len(reserved), perReplica)
+		var reserved []int64
+		exact, slices := 0, 0
+		var heldTotal int64
+		for _, r := range reservations {
+			reserved = append(reserved, r.Amount)
+			heldTotal += r.Amount
+			if r.Slice {
+				slices++
+			} else {
+				exact++
+			}
+		}
+		if exact > perReplica || slices == 0 && exact != perReplica {
+			t.Errorf("the killed replica left %d reservations of requests and %d slices, want one per request it had in flight upstream (%d) or slices holding them",
+				exact, slices, perReplica)
 		}
 		replies := <-done
 		for i, r := range replies {
@@ -719,10 +738,13 @@ func TestThreeReplicasOnePostgres(t *testing.T) {
 				t.Errorf("request %d through surviving replica %d = %d %s, want 200", i, r.replica, r.status, r.code)
 			}
 		}
-		for _, amount := range reserved {
-			if amount <= 0 || pricing.NanoUSD(amount) > worst {
-				t.Errorf("a reservation of the dead replica holds %d nano-USD, want its worst case (≤ %d)", amount, worst)
+		for _, r := range reservations {
+			if r.Amount <= 0 || !r.Slice && pricing.NanoUSD(r.Amount) > worst {
+				t.Errorf("a reservation of the dead replica (slice %t) holds %d nano-USD, want its worst case (≤ %d)", r.Slice, r.Amount, worst)
 			}
+		}
+		if pricing.NanoUSD(heldTotal) < perReplica*worst/4 {
+			t.Errorf("the killed replica's reservations hold %d nano-USD for %d requests in flight", heldTotal, perReplica)
 		}
 		// Swept within one lease of the kill: app/ledger states one lease of the last renewal
 		// (a reservation expires 3/4 of a lease after it, and every replica sweeps every
@@ -737,17 +759,27 @@ func TestThreeReplicasOnePostgres(t *testing.T) {
 		}
 		swept := time.Since(killed)
 		waitFor(t, "the survivors' reservations settled", func() bool { return len(reservationsByOwner(t, db)) == 0 })
-		t.Logf("kill -9 with %d requests in flight through it: reservations by owner before %v; the killed replica's (%s) swept %v after the kill (lease %v)",
-			perReplica, before, dead, swept.Round(time.Millisecond), clusterLease)
+		t.Logf("kill -9 with %d requests in flight through it: reservations by owner before %v; the killed replica's (%s: %d slices, %d requests' own, holding %d nano-USD) swept %v after the kill (lease %v)",
+			perReplica, before, dead, slices, exact, heldTotal, swept.Round(time.Millisecond), clusterLease)
 
 		// Every request of project C the provider saw is paid: the survivors' at their cost,
-		// the dead replica's at their reservation. The counters equal the rows.
+		// the dead replica's at what its reservations held (a slice: its requests' worst cases
+		// and its free part, up to one slice more than they cost) — the swept rows. The
+		// counters equal the rows.
 		var wantSpend pricing.NanoUSD
 		for range 2 * perReplica {
 			wantSpend += actual
 		}
 		for _, amount := range reserved {
 			wantSpend += pricing.NanoUSD(amount)
+		}
+		var sweptCost int64
+		if err := db.QueryRow(context.Background(), `SELECT coalesce(sum(cost_nano), 0)::bigint FROM usage_logs
+			WHERE project_id = $1 AND error_code = 'RESERVATION_EXPIRED'`, c.Project.ID).Scan(&sweptCost); err != nil {
+			t.Fatal(err)
+		}
+		if sweptCost != heldTotal {
+			t.Errorf("the swept rows cost %d nano-USD, want what the dead replica's reservations held, %d", sweptCost, heldTotal)
 		}
 		var spendC pricing.NanoUSD
 		waitFor(t, "project C's spend settled", func() bool {
