@@ -25,12 +25,39 @@
 //     counted without its row or a reservation released without its spend. Settle only adds the
 //     cost to this replica's mirror.
 //
+// Headroom slices (the hot path). Steps 1-3 cost two statements on four hot rows per request,
+// so most requests skip them. Each replica holds, per project and day, a slice: a
+// budget_reservations row of its own ("slice:<owner>:<project>:<day>:<n>") held on the four
+// counters like a request's reservation and renewed with them; its unassigned part (free) is
+// in memory. A request whose budgets, decided by budget.Decide on the counters this replica
+// last read (its refresh every RefreshInterval, or its own reads; at most 1.25 intervals old,
+// the slice's free part not counted as in flight), admit whole — not blocked, no output cap, no
+// fallback, and for a project with a fallback model not within fallbackMargin of FallbackLevel —
+// takes its worst case w from free: no round trip. When free is short, one statement tops the
+// slice up by S = min(32w, room/8) (room: the least headroom over the limited counters; no
+// slice when S < 2w) under a strict bound on every limited counter — spend + reserved + S ≤
+// limit — in Reserve's statement shape and lock order. Otherwise, or when the top-up fails, the
+// exact path (1-3) decides, unchanged. The request's usage row names the slice and w
+// (store.UsageRow.SliceID, SliceNano; the proxy copies them from the ticket's Slice), and the
+// batch that inserts the row takes w off the slice row and its counters, in the same
+// transaction, once (only for rows that batch inserted). A slice that admitted nothing since
+// the last refresh gives its free part back then (a slice of an ended day too), and is deleted
+// when nothing is left in it; Close gives every free part back. Subjects with no budget at all
+// reserve nothing and are admitted without a round trip (the batch still adds their spend).
+//
 // The bound. Every admission is decided on the counters as they stand, and the conditional
 // upsert makes "read, decide, reserve" atomic per counter across replicas, so the single-node
 // rule holds for the cluster as a whole: committed spend passes a soft budget by at most one
 // request's worst case (the last one admitted under it), plus whatever real costs exceed their
 // reservations by; a strict budget is never passed except by that excess. N replicas do not
-// multiply the overshoot.
+// multiply the overshoot. Slices keep that bound: they are only ever taken strictly inside
+// every budget, and a request admitted from one holds its own worst case there, so only the
+// exact path can pass a soft budget, by one worst case. Their cost: up to N slices of headroom
+// parked in other replicas can refuse a request early (a refusal by reservations, Retry-After)
+// until they are given back, and a fallback or strict-cap decision taken from a slice is on
+// counters up to 1.25 refresh intervals old. A dead replica's slice is swept like any
+// reservation, at what it held (its requests' worst cases and its free part): up to one slice
+// more than its requests cost.
 //
 // Leases. A reservation expires Lease×3/4 after it was taken or last renewed, on PostgreSQL's
 // clock (replicas' clocks may differ); a goroutine renews
@@ -47,7 +74,9 @@
 //
 // Failure. Every admission runs under Timeout (default 2 s). When PostgreSQL does not answer
 // in time, or fails, a metered request is refused with 503 STORAGE_UNAVAILABLE: it is never
-// admitted unmetered. Unmetered calls (model lists and the like, which reserve nothing) are
+// admitted unmetered (one taken from a slice while the counters are fresh is held there). A
+// slice whose top-up or return failed is forgotten, left to expire and be swept: whether the
+// statement landed is unknown, and guessing either way could hold less than its requests need. Unmetered calls (model lists and the like, which reserve nothing) are
 // decided on the mirror without a round trip, as they are on one node.
 //
 // Mirror and alerts. Each admission writes the four counters it read into the mirror, and a

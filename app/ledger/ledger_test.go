@@ -721,7 +721,8 @@ func (p *tcpProxy) down() {
 }
 
 // BenchmarkAdmit measures one request's trips through the gate: on PostgreSQL an admission
-// (read, decide, conditional reservation) and its settlement as a one-row usage batch (which
+// (mostly from this replica's headroom slice, a top-up every 32; else read, decide,
+// conditional reservation) and its settlement as a one-row usage batch (which
 // the writer shares among many rows in production, so this overstates it), and the same on the
 // single node's engine (in memory, settled by Settle).
 func BenchmarkAdmit(b *testing.B) {
@@ -738,19 +739,16 @@ func BenchmarkAdmit(b *testing.B) {
 	db, l, _ := replica(b, url, ledger.Options{})
 	ctx := context.Background()
 	b.Run("postgres-admit", func(b *testing.B) {
-		var ids []string
+		var rows []store.UsageRow
 		for b.Loop() {
 			id := usage.NewRequestID(time.Now())
-			if _, _, err := l.Admit(ctx, s, id, fixed(1000)); err != nil {
+			st, _, err := l.Admit(ctx, s, id, fixed(1000))
+			if err != nil {
 				b.Fatal(err)
 			}
-			ids = append(ids, id)
+			rows = append(rows, tagged(st, row(id, s, time.Now(), 900)))
 		}
 		b.StopTimer()
-		rows := make([]store.UsageRow, len(ids))
-		for i, id := range ids {
-			rows[i] = row(id, s, time.Now(), 900)
-		}
 		for len(rows) > 0 {
 			n := min(len(rows), 1000)
 			if _, err := db.InsertUsage(ctx, rows[:n]); err != nil {
@@ -767,7 +765,7 @@ func BenchmarkAdmit(b *testing.B) {
 				b.Fatal(err)
 			}
 			st.Settle(time.Now(), 900)
-			if _, err := db.InsertUsage(ctx, []store.UsageRow{row(id, s, time.Now(), 900)}); err != nil {
+			if _, err := db.InsertUsage(ctx, []store.UsageRow{tagged(st, row(id, s, time.Now(), 900))}); err != nil {
 				b.Fatal(err)
 			}
 		}
