@@ -28,21 +28,6 @@ func onSQLitePass(t *testing.T) {
 	}
 }
 
-// replicas opens n stores on one fresh PostgreSQL schema, as n replicas of one cluster would.
-func replicas(t *testing.T, n int) (string, []*store.DB) {
-	t.Helper()
-	u := storetest.PostgresURL(t)
-	dbs := make([]*store.DB, n)
-	for i := range dbs {
-		db, err := store.Open(ctx, u, storetest.PostgresSchema(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		dbs[i] = db
-	}
-	return u, dbs
-}
 
 func tryLock(t *testing.T, db *store.DB, name string) (func(), bool) {
 	t.Helper()
@@ -67,7 +52,7 @@ func TestTryLockSQLiteAlwaysGranted(t *testing.T) {
 
 func TestTryLockExclusiveAcrossReplicas(t *testing.T) {
 	onPostgresPass(t)
-	_, dbs := replicas(t, 2)
+	_, dbs := storetest.Replicas(t, 2)
 	a, b := dbs[0], dbs[1]
 
 	unlockA, ok := tryLock(t, a, "retention")
@@ -102,7 +87,7 @@ func TestTryLockExclusiveAcrossReplicas(t *testing.T) {
 // session.
 func TestTryLockReleasedWhenSessionEnds(t *testing.T) {
 	onPostgresPass(t)
-	u, dbs := replicas(t, 2)
+	u, dbs := storetest.Replicas(t, 2)
 	a, b := dbs[0], dbs[1]
 	unlockA, ok := tryLock(t, a, "digest")
 	if !ok {
@@ -132,8 +117,8 @@ func TestTryLockReleasedWhenSessionEnds(t *testing.T) {
 // Two TokenGuards in two schemas of one database have locks of their own.
 func TestTryLockScopedBySchema(t *testing.T) {
 	onPostgresPass(t)
-	_, one := replicas(t, 1)
-	_, other := replicas(t, 1)
+	_, one := storetest.Replicas(t, 1)
+	_, other := storetest.Replicas(t, 1)
 	u1, ok1 := tryLock(t, one[0], "retention")
 	u2, ok2 := tryLock(t, other[0], "retention")
 	if !ok1 || !ok2 {
@@ -145,8 +130,8 @@ func TestTryLockScopedBySchema(t *testing.T) {
 
 func TestNotifyReachesListenersOfItsSchemaOnly(t *testing.T) {
 	onPostgresPass(t)
-	u, dbs := replicas(t, 1)
-	_, other := replicas(t, 1)
+	u, dbs := storetest.Replicas(t, 1)
+	_, other := storetest.Replicas(t, 1)
 	l, err := store.Listen(ctx, u)
 	if err != nil {
 		t.Fatal(err)

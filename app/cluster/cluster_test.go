@@ -83,12 +83,9 @@ func replicas(t *testing.T, count int) (string, []*replica) {
 	u := storetest.PostgresURL(t)
 	rs := make([]*replica, count)
 	for i := range rs {
-		db, err := store.Open(ctx, u, storetest.PostgresSchema(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
+		db := storetest.OpenPostgresURL(t, u)
 		r := &replica{db: db, cache: newCache()}
+		var err error
 		r.n, err = cluster.Start(ctx, cluster.Options{DB: db, URL: u, Cache: r.cache, RetryMin: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)

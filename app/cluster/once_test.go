@@ -27,26 +27,11 @@ import (
 
 const hexKey = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
 
-// stores opens n replicas' stores on one fresh PostgreSQL schema.
-func stores(t *testing.T, n int) []*store.DB {
-	t.Helper()
-	u := storetest.PostgresURL(t)
-	dbs := make([]*store.DB, n)
-	for i := range dbs {
-		db, err := store.Open(ctx, u, storetest.PostgresSchema(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		dbs[i] = db
-	}
-	return dbs
-}
 
 // A budget crossing seen by every replica at once (each settles requests of the same project)
 // is mailed once per threshold: the claim in budget_alerts is one statement, across replicas.
 func TestBudgetAlertMailedOnceAcrossReplicas(t *testing.T) {
-	dbs := stores(t, 3)
+	_, dbs := storetest.Replicas(t, 3)
 	smtp := mailtest.Start(t, mailtest.Options{})
 	var ws, proj int64
 	err := dbs[0].WriteTx(ctx, func(tx *sql.Tx) error {
@@ -118,7 +103,7 @@ func TestBudgetAlertMailedOnceAcrossReplicas(t *testing.T) {
 
 // Three replicas' webhook workers find the same deliveries due; each is posted once.
 func TestWebhookDeliveredOnceAcrossReplicas(t *testing.T) {
-	dbs := stores(t, 3)
+	_, dbs := storetest.Replicas(t, 3)
 	box, err := secret.NewBox(hexKey)
 	if err != nil {
 		t.Fatal(err)

@@ -115,10 +115,24 @@ func postgresSchemaURL(tb testing.TB, schema string) string {
 // OpenPostgres returns a migrated PostgreSQL store in a new schema, closed when the test ends.
 func OpenPostgres(tb testing.TB) *store.DB {
 	tb.Helper()
-	return openPostgresURL(tb, PostgresURL(tb))
+	return OpenPostgresURL(tb, PostgresURL(tb))
 }
 
-func openPostgresURL(tb testing.TB, u string) *store.DB {
+// Replicas opens n stores on one new schema, as n replicas of one cluster would, closed when the
+// test ends; it returns the schema's URL too.
+func Replicas(tb testing.TB, n int) (string, []*store.DB) {
+	tb.Helper()
+	u := PostgresURL(tb)
+	dbs := make([]*store.DB, n)
+	for i := range dbs {
+		dbs[i] = OpenPostgresURL(tb, u)
+	}
+	return u, dbs
+}
+
+// OpenPostgresURL opens (and migrates) the PostgreSQL store at u, a URL from PostgresURL, closed
+// when the test ends: one more replica on that schema.
+func OpenPostgresURL(tb testing.TB, u string) *store.DB {
 	tb.Helper()
 	db, err := store.Open(context.Background(), u, PostgresSchema(tb))
 	if err != nil {
@@ -133,7 +147,7 @@ func openPostgresURL(tb testing.TB, u string) *store.DB {
 func openPostgresAt(tb testing.TB, path string) *store.DB {
 	tb.Helper()
 	sum := sha256.Sum256([]byte(path))
-	return openPostgresURL(tb, postgresSchemaURL(tb, "f_"+hex.EncodeToString(sum[:8])))
+	return OpenPostgresURL(tb, postgresSchemaURL(tb, "f_"+hex.EncodeToString(sum[:8])))
 }
 
 // RunBackends runs a package's tests (m.Run) on SQLite and then, in a second run of the same
