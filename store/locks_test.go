@@ -28,7 +28,6 @@ func onSQLitePass(t *testing.T) {
 	}
 }
 
-
 func tryLock(t *testing.T, db *store.DB, name string) (func(), bool) {
 	t.Helper()
 	unlock, ok, err := db.TryLock(ctx, name)

@@ -27,7 +27,6 @@ import (
 
 const hexKey = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
 
-
 // A budget crossing seen by every replica at once (each settles requests of the same project)
 // is mailed once per threshold: the claim in budget_alerts is one statement, across replicas.
 func TestBudgetAlertMailedOnceAcrossReplicas(t *testing.T) {
