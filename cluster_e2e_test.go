@@ -8,7 +8,6 @@ package main
 // changes made on one replica reach the others within a second.
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -179,60 +178,7 @@ func startReplica(t *testing.T, bin string, env map[string]string) *child {
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout = cmd.Stderr // the same pipe: one log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c := &child{cmd: cmd, log: &syncBuffer{}, exited: make(chan struct{})}
-	addr := make(chan string, 1)
-	scanned := make(chan struct{})
-	go func() {
-		defer close(scanned)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			line := sc.Text()
-			fmt.Fprintln(c.log, line)
-			if strings.Contains(line, "TokenGuard is serving") {
-				for _, f := range strings.Fields(line) {
-					if a, ok := strings.CutPrefix(f, "addr="); ok {
-						select {
-						case addr <- a:
-						default:
-						}
-					}
-				}
-			}
-		}
-	}()
-	go func() {
-		<-scanned // Wait must not run before the pipe is read to the end
-		cmd.Wait()
-		close(c.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-c.exited:
-		default:
-			cmd.Process.Kill()
-			<-c.exited
-		}
-		if t.Failed() {
-			t.Logf("replica %s log:\n%s", c.URL, c.log)
-		}
-	})
-	select {
-	case a := <-addr:
-		c.URL = "http://" + a
-	case <-c.exited:
-		t.Fatalf("replica exited before serving:\n%s", c.log)
-	case <-time.After(30 * time.Second):
-		t.Fatalf("replica did not start serving:\n%s", c.log)
-	}
-	return c
+	return runChild(t, cmd, "replica")
 }
 
 // clusterReply is what a client saw of one proxied request.

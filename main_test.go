@@ -478,10 +478,18 @@ func startChild(t *testing.T, env map[string]string) *child {
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
+	return runChild(t, cmd, "child")
+}
+
+// runChild starts cmd, keeps its output (stdout and stderr, one log) and waits for it to log the
+// address it serves on; it is killed when the test ends, and its log shown if the test failed.
+func runChild(t *testing.T, cmd *exec.Cmd, name string) *child {
+	t.Helper()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
+	cmd.Stdout = cmd.Stderr // the same pipe: one log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -497,7 +505,10 @@ func startChild(t *testing.T, env map[string]string) *child {
 			if strings.Contains(line, "TokenGuard is serving") {
 				for _, f := range strings.Fields(line) {
 					if a, ok := strings.CutPrefix(f, "addr="); ok {
-						addr <- a
+						select {
+						case addr <- a:
+						default:
+						}
 					}
 				}
 			}
@@ -516,16 +527,16 @@ func startChild(t *testing.T, env map[string]string) *child {
 			<-c.exited
 		}
 		if t.Failed() {
-			t.Logf("child log:\n%s", c.log)
+			t.Logf("%s %s log:\n%s", name, c.URL, c.log)
 		}
 	})
 	select {
 	case a := <-addr:
 		c.URL = "http://" + a
 	case <-c.exited:
-		t.Fatalf("child exited before serving:\n%s", c.log)
-	case <-time.After(20 * time.Second):
-		t.Fatalf("child did not start serving:\n%s", c.log)
+		t.Fatalf("%s exited before serving:\n%s", name, c.log)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s did not start serving:\n%s", name, c.log)
 	}
 	return c
 }
