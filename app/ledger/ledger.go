@@ -663,7 +663,18 @@ func (l *Ledger) returnSlices(ctx context.Context, day string, all bool) error {
 	}
 	l.mu.Unlock()
 	var errs []error
-	for _, j := range jobs {
+	for i, j := range jobs {
+		if ctx.Err() != nil {
+			// Out of time before these were sent: they are kept, whole, for the next refresh
+			// (a return never sent is not uncertain, and dropping it would bill its free part).
+			l.mu.Lock()
+			for _, j := range jobs[i:] {
+				j.sl.free += j.give
+			}
+			l.mu.Unlock()
+			errs = append(errs, fmt.Errorf("return headroom slices: %d left for the next refresh: %w", len(jobs)-i, ctx.Err()))
+			break
+		}
 		left, found, err := l.db.ReturnSlice(ctx, l.opt.Owner, j.sl.r.RequestID, j.give)
 		l.mu.Lock()
 		switch {
