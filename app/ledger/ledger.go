@@ -43,7 +43,8 @@
 // transaction, once (only for rows that batch inserted). A slice that admitted nothing since
 // the last refresh gives its free part back then (a slice of an ended day too), and is deleted
 // when nothing is left in it; Close gives every free part back. Subjects with no budget at all
-// reserve nothing and are admitted without a round trip (the batch still adds their spend).
+// reserve nothing and are admitted without a round trip (the batch still adds their spend)
+// while the last refresh is fresh; past that, after one read that proves PostgreSQL answers.
 //
 // The bound. Every admission is decided on the counters as they stand, and the conditional
 // upsert makes "read, decide, reserve" atomic per counter across replicas, so the single-node
@@ -156,7 +157,8 @@ type Options struct {
 
 // Counts are how a ledger's metered admissions were made, since New.
 type Counts struct {
-	// Unlimited: the subject has no budget at all, so nothing was reserved (no round trip).
+	// Unlimited: the subject has no budget at all, so nothing was reserved (no round trip
+	// while the last refresh is fresh).
 	Unlimited int64
 	// FromSlice: taken from this replica's headroom slice without a round trip.
 	FromSlice int64
@@ -348,13 +350,24 @@ func (l *Ledger) Admit(ctx context.Context, s budget.Subject, requestID string, 
 		}
 		return t, d, nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, l.opt.Timeout)
+	defer cancel()
 	if !l.opt.DisableSlices && !limited(s) {
-		// No budget to hold: nothing to reserve. The usage batch still adds the spend.
+		// No budget to hold: nothing to reserve (the usage batch still adds the spend). While the
+		// last refresh is recent PostgreSQL is known to answer; past that, one read proves it
+		// does, so that with PostgreSQL gone these fail closed in bounded time like the others,
+		// instead of piling rows up in memory.
+		l.mu.Lock()
+		stale := l.opt.Now().Sub(l.refreshedAt) >= l.opt.RefreshInterval+l.opt.RefreshInterval/4
+		l.mu.Unlock()
+		if stale {
+			if _, err := l.db.ReadLedger(ctx, s.ProjectID, s.WorkspaceID, budget.DayKey(l.opt.Now()), budget.MonthKey(l.opt.Now())); err != nil {
+				return nil, budget.Decision{}, l.unavailable(ctx, err)
+			}
+		}
 		l.unlimited.Add(1)
 		return &ticket{l: l, requestID: requestID, projectID: s.ProjectID, workspaceID: s.WorkspaceID}, budget.Decision{}, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, l.opt.Timeout)
-	defer cancel()
 	var read *[4]store.LedgerCounter
 	if !l.opt.DisableSlices {
 		t, d, fresh, err := l.admitFromSlice(ctx, s, requestID, c)

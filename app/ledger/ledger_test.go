@@ -521,9 +521,9 @@ func TestRefusedWhenAnotherReplicaTakesTheRoom(t *testing.T) {
 	}
 }
 
-// TestUnreachable checks that a metered request is refused with 503 STORAGE_UNAVAILABLE within
-// the timeout when PostgreSQL stops answering (connections hang) or goes away (refused), and
-// never admitted.
+// TestUnreachable checks that a metered request — of a project with a budget or without one — is
+// refused with 503 STORAGE_UNAVAILABLE within the timeout when PostgreSQL stops answering
+// (connections hang) or goes away (refused), and never admitted.
 func TestUnreachable(t *testing.T) {
 	base := storetest.PostgresURL(t)
 	u, err := url.Parse(base)
@@ -565,6 +565,13 @@ func TestUnreachable(t *testing.T) {
 				t.Fatalf("refused after %v, want within the timeout %v", took, timeout)
 			}
 			t.Logf("%s: refused after %v: %s", mode, took.Round(time.Millisecond), ae.Message)
+			// A project with no budget reserves nothing, but its rows could not be stored
+			// either: past a fresh refresh it is refused the same way.
+			unbudgeted := budget.Subject{ProjectID: 4, WorkspaceID: 40}
+			st, d, err = l.Admit(ctx, unbudgeted, usage.NewRequestID(time.Now()), fixed(10))
+			if !errors.As(err, &ae) || ae.Code != apperr.StorageUnavailable || st != nil || d.Blocked {
+				t.Fatalf("no budget: Admit = %v, %+v, %v; want 503 STORAGE_UNAVAILABLE", st, d, err)
+			}
 		})
 	}
 	// An unmetered call reserves nothing and is decided without the database.
