@@ -74,7 +74,8 @@ _tg_pgtest() (
   if [ "${1:-}" = stop ]; then
     if [ -n "$dir" ] && [ -d "$dir/data" ]; then
       pgctl -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
-      rm -rf -- "$dir"
+      # Only a directory this script made: the state file could name anything.
+      case "$dir" in /tmp/tg-pgtest-*) rm -rf -- "$dir" ;; esac
       log "stopped and removed $dir"
     fi
     rm -f -- "$envfile"

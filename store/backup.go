@@ -67,7 +67,8 @@ func pgBackupAdvice(location string) error {
 	schema := ""
 	if u, err := url.Parse(location); err == nil {
 		if sp := u.Query().Get("search_path"); sp != "" {
-			schema = " --schema=" + strings.TrimSpace(strings.Split(sp, ",")[0])
+			// Quoted for the shell: the name comes from the URL.
+			schema = " --schema='" + strings.ReplaceAll(strings.TrimSpace(strings.Split(sp, ",")[0]), "'", `'\''`) + "'"
 		}
 	}
 	return fmt.Errorf("tokenguard backup copies the embedded SQLite database, and DATABASE_URL is PostgreSQL (%s): nothing was written.\n"+

@@ -20,7 +20,7 @@ func TestBackupOnPostgresSaysPgDump(t *testing.T) {
 		t.Fatal("backup of a PostgreSQL database succeeded")
 	}
 	msg := err.Error()
-	for _, want := range []string{"pg_dump --format=custom --schema=tg_prod --file=tokenguard.dump 'postgres://tg@db.internal:5433/tokenguard'", "pg_restore", "ENCRYPTION_KEY"} {
+	for _, want := range []string{"pg_dump --format=custom --schema='tg_prod' --file=tokenguard.dump 'postgres://tg@db.internal:5433/tokenguard'", "pg_restore", "ENCRYPTION_KEY"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("message lacks %q:\n%s", want, msg)
 		}

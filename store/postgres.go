@@ -195,7 +195,12 @@ func (c rebindConn) PrepareContext(ctx context.Context, query string) (driver.St
 	return c.Conn.PrepareContext(ctx, c.rebind(query))
 }
 
+// ExecContext leaves a statement without arguments as it is: a migration step, whose function
+// bodies ($$…$$) the rewriter does not parse, takes none.
 func (c rebindConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	if len(args) == 0 {
+		return c.Conn.ExecContext(ctx, query, args)
+	}
 	return c.Conn.ExecContext(ctx, c.rebind(query), args)
 }
 
