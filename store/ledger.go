@@ -133,10 +133,35 @@ var topUpQuery = ledgerTakeQuery(` ON CONFLICT (request_id) DO UPDATE SET
 // ledgerTakeQuery is the statement of reserveQuery, with onConflict after the reservation's
 // insert.
 func ledgerTakeQuery(onConflict string) string {
-	return `WITH reservation AS (
-	INSERT INTO budget_reservations AS r (request_id, owner, project_id, workspace_id, day, month, amount_nano,
+	return ledgerTake(`INSERT INTO budget_reservations AS r (request_id, owner, project_id, workspace_id, day, month, amount_nano,
 		created_at, expires_at) VALUES (?1, ?2, ?3::bigint, ?4::bigint, ?5::text, ?6::text, ?7::bigint, ?8, ` + dbNowMs + ` + ?9::bigint)` +
-		onConflict + `
+		onConflict, ``)
+}
+
+// topUpStoredQuery adds to a slice row this replica has already written: an UPDATE only, so that
+// a row swept meanwhile is never written again under its id (the sweep's usage row holds that
+// id, and a second sweep of it would bill nothing). When the row is gone the statement fails
+// with sliceGone's text, and nothing is written. (Its cast, like the count's, depends on a
+// value of the statement's own run, so it is not folded and raised at planning time.)
+var topUpStoredQuery = ledgerTake(`UPDATE budget_reservations AS r SET amount_nano = r.amount_nano + ?7::bigint,
+		expires_at = `+dbNowMs+` + ?9::bigint
+		WHERE r.request_id = ?1 AND r.owner = ?2 AND r.project_id = ?3::bigint AND r.workspace_id = ?4::bigint
+		AND r.day = ?5::text AND r.month = ?6::text AND ?8::bigint IS NOT NULL`,
+	`WHEN NOT EXISTS (SELECT 1 FROM reservation) THEN ('`+sliceGone+` ' || count(*))::bigint `)
+
+// sliceGone is the error topUpStoredQuery fails with when the slice row is not there.
+const sliceGone = "slice gone"
+
+// ErrSliceGone is TopUpSlice's answer for a slice row that is no longer there (swept, or
+// returned): the slice must be forgotten, and a new one opened under a new id.
+var ErrSliceGone = errors.New("headroom slice no longer stored")
+
+// ledgerTake is the statement that runs reservation (a data-modifying statement returning 1 for
+// the reservation row it wrote) and takes the amount on the four counters under their bounds;
+// first, when set, is a CASE branch checked before the count.
+func ledgerTake(reservation, first string) string {
+	return `WITH reservation AS (
+	` + reservation + `
 	RETURNING 1),
 taken AS (
 	INSERT INTO spend_counters AS c (scope, scope_id, period, spend_nano, reserved_nano)
@@ -150,7 +175,7 @@ taken AS (
 		WHEN excluded.period = ?5::text THEN ?12::numeric
 		ELSE ?13::numeric END, true)
 	RETURNING 1)
-SELECT CASE WHEN count(*) = 4 THEN count(*) ELSE ('` + budgetFull + `' || count(*))::bigint END FROM taken`
+SELECT CASE ` + first + `WHEN count(*) = 4 THEN count(*) ELSE ('` + budgetFull + `' || count(*))::bigint END FROM taken`
 }
 
 // budgetFull starts the error reserveQuery fails with when a bound refused a counter.
@@ -169,7 +194,12 @@ func (db *DB) Reserve(ctx context.Context, r Reservation, bounds [4]LedgerBound)
 // bound, inserting the slice row when it is not there yet and renewing its lease, atomically, in
 // one round trip. ok is false, and nothing is written, when a bound failed or r.RequestID is
 // another owner's.
-func (db *DB) TopUpSlice(ctx context.Context, r Reservation, bounds [4]LedgerBound) (ok bool, err error) {
+// stored says the slice row was written before: it is then only updated, and ErrSliceGone is
+// returned when it is not there.
+func (db *DB) TopUpSlice(ctx context.Context, r Reservation, bounds [4]LedgerBound, stored bool) (ok bool, err error) {
+	if stored {
+		return db.take(ctx, topUpStoredQuery, r, bounds)
+	}
 	return db.take(ctx, topUpQuery, r, bounds)
 }
 
@@ -190,6 +220,8 @@ func (db *DB) take(ctx context.Context, query string, r Reservation, bounds [4]L
 	switch {
 	case errors.As(err, &pe) && pe.Code == "22P02" && strings.Contains(pe.Message, budgetFull):
 		return false, nil
+	case errors.As(err, &pe) && pe.Code == "22P02" && strings.Contains(pe.Message, sliceGone):
+		return false, ErrSliceGone
 	case err != nil:
 		return false, fmt.Errorf("reserve %d for %s: %w", r.AmountNano, r.RequestID, err)
 	}

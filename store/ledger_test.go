@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"tokenguard/store"
@@ -72,4 +73,47 @@ func btoi(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// TestTopUpStoredSlice checks that a top-up of a slice row already written only ever updates it:
+// once the row is gone (swept while its replica was cut off, or returned), the top-up writes
+// nothing — no row under the old id, no reservation on the counters — and says so.
+func TestTopUpStoredSlice(t *testing.T) {
+	if !storetest.OnPostgres() {
+		t.Skip("PostgreSQL only: runs in the suite's PostgreSQL pass")
+	}
+	ctx := context.Background()
+	db := storetest.Open(t)
+	const project, workspace, day, month = 7, 70, "2026-03-14", "2026-03"
+	r := store.Reservation{RequestID: "slice:a:7:2026-03-14:1", Owner: "a", ProjectID: project, WorkspaceID: workspace,
+		Day: day, Month: month, AmountNano: 100, CreatedAt: 1, LeaseMs: 30000}
+	if ok, err := db.TopUpSlice(ctx, r, [4]store.LedgerBound{}, false); !ok || err != nil {
+		t.Fatalf("first top-up = %v, %v", ok, err)
+	}
+	if ok, err := db.TopUpSlice(ctx, r, [4]store.LedgerBound{}, true); !ok || err != nil {
+		t.Fatalf("second top-up = %v, %v", ok, err)
+	}
+	reserved := func() int64 {
+		got, err := db.ReadLedger(ctx, project, workspace, day, month)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got[store.LedgerProjectDay].ReservedNano
+	}
+	if got := reserved(); got != 200 {
+		t.Fatalf("after two top-ups the counter holds %d, want 200", got)
+	}
+	if _, _, err := db.ReturnSlice(ctx, "a", r.RequestID, 200); err != nil {
+		t.Fatal(err)
+	}
+	ok, err := db.TopUpSlice(ctx, r, [4]store.LedgerBound{}, true)
+	if ok || !errors.Is(err, store.ErrSliceGone) {
+		t.Fatalf("top-up of a slice no longer stored = %v, %v; want ErrSliceGone", ok, err)
+	}
+	if got := reserved(); got != 0 {
+		t.Fatalf("the refused top-up left %d reserved, want 0", got)
+	}
+	if renewed, err := db.RenewReservations(ctx, "a", []string{r.RequestID}, 30000); err != nil || len(renewed) != 0 {
+		t.Fatalf("a row is back under the old id: %v, %v", renewed, err)
+	}
 }

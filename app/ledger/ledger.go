@@ -537,6 +537,7 @@ func (l *Ledger) admitFromSlice(ctx context.Context, s budget.Subject, requestID
 		}
 		ch := make(chan struct{})
 		sl.topping = ch
+		stored := sl.stored
 		l.mu.Unlock()
 
 		var bounds [4]store.LedgerBound
@@ -547,12 +548,19 @@ func (l *Ledger) admitFromSlice(ctx context.Context, s budget.Subject, requestID
 		}
 		r := sl.r
 		r.AmountNano, r.CreatedAt, r.LeaseMs = size, now.UnixMilli(), l.leaseMs()
-		ok, err := l.db.TopUpSlice(ctx, r, bounds)
+		ok, err := l.db.TopUpSlice(ctx, r, bounds, stored)
 
 		l.mu.Lock()
 		sl.topping = nil
 		close(ch)
 		switch {
+		case errors.Is(err, store.ErrSliceGone):
+			// Swept (this replica was cut off for a lease) or returned meanwhile: nothing of it
+			// is held any more, so its free part is not this replica's to give. A new slice
+			// gets a new id; the exact path answers now.
+			l.dropSliceLocked(key, sl)
+			l.mu.Unlock()
+			return nil, budget.Decision{}, nil, nil
 		case err != nil:
 			// Whether it was added is unknown: the slice is left to expire and be swept, as a
 			// dead replica's would be, and the exact path answers (it fails closed).
