@@ -134,7 +134,7 @@ var topUpQuery = ledgerTakeQuery(` ON CONFLICT (request_id) DO UPDATE SET
 // insert.
 func ledgerTakeQuery(onConflict string) string {
 	return ledgerTake(`INSERT INTO budget_reservations AS r (request_id, owner, project_id, workspace_id, day, month, amount_nano,
-		created_at, expires_at) VALUES (?1, ?2, ?3::bigint, ?4::bigint, ?5::text, ?6::text, ?7::bigint, ?8, ` + dbNowMs + ` + ?9::bigint)` +
+		created_at, expires_at) VALUES (?1, ?2, ?3::bigint, ?4::bigint, ?5::text, ?6::text, ?7::bigint, ?8, `+dbNowMs+` + ?9::bigint)`+
 		onConflict, ``)
 }
 
