@@ -126,6 +126,28 @@ func checkCountersEqualRows(t testing.TB, db *store.DB) {
 	}
 }
 
+// checkReservedMatches checks, in one snapshot, that every counter holds reserved exactly what
+// the reservations (requests' own and headroom slices) naming it hold. It reports with Errorf
+// only, so that a goroutine beside the test may run it.
+func checkReservedMatches(t testing.TB, db *store.DB) {
+	t.Helper()
+	var bad int64
+	err := db.Write.QueryRowContext(context.Background(), `SELECT count(*) FROM spend_counters c FULL JOIN (
+		SELECT scope, id, period, sum(amount) AS held FROM (
+			SELECT 'project' AS scope, project_id AS id, day AS period, amount_nano AS amount FROM budget_reservations
+			UNION ALL SELECT 'project', project_id, month, amount_nano FROM budget_reservations
+			UNION ALL SELECT 'workspace', workspace_id, day, amount_nano FROM budget_reservations
+			UNION ALL SELECT 'workspace', workspace_id, month, amount_nano FROM budget_reservations) each
+		GROUP BY 1, 2, 3) r ON r.scope = c.scope AND r.id = c.scope_id AND r.period = c.period
+		WHERE coalesce(c.reserved_nano, 0) <> coalesce(r.held, 0)`).Scan(&bad)
+	if err != nil {
+		t.Errorf("compare reservations with the counters: %v", err)
+	}
+	if bad != 0 {
+		t.Errorf("%d counters hold reserved other than their reservations", bad)
+	}
+}
+
 // TestLedgerDecidesAsEngine runs the same history through the ledger (PostgreSQL) and the
 // single node's engine and checks that they decide alike — admissions, fallbacks, refusals by
 // spend and by reservations, strict caps — and that the ledger holds the reservation in the
@@ -302,6 +324,23 @@ func TestReplicasHoldOneBudget(t *testing.T) {
 	var wg sync.WaitGroup
 	start := make(chan struct{})
 	errs := make(chan error, 150)
+	// Throughout the burst, every committed state holds as much reserved in each counter as
+	// the reservations naming it (a release twice, hidden by the clamp at zero, breaks it).
+	watching := make(chan struct{})
+	watched := make(chan int)
+	go func() {
+		checks := 0
+		for {
+			select {
+			case <-watching:
+				watched <- checks
+				return
+			default:
+			}
+			checkReservedMatches(t, reps[0].db)
+			checks++
+		}
+	}()
 	for i := range 150 {
 		wg.Add(1)
 		go func() {
@@ -351,6 +390,8 @@ func TestReplicasHoldOneBudget(t *testing.T) {
 	}
 	close(start)
 	wg.Wait()
+	close(watching)
+	t.Logf("reservations matched the counters in %d snapshots during the burst", <-watched)
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
