@@ -367,16 +367,7 @@ func checkCountersEqualRows(t *testing.T, db *pgx.Conn) {
 	if err := cs.Err(); err != nil {
 		t.Fatalf("spend_counters: %v", err)
 	}
-	for k, sum := range sums {
-		if got := counters[k]; got != sum {
-			t.Errorf("counter %s = %d nano-USD, want the sum of its usage rows %d", k, got, sum)
-		}
-	}
-	for k, got := range counters {
-		if _, ok := sums[k]; !ok && got != 0 {
-			t.Errorf("counter %s = %d nano-USD with no usage rows behind it", k, got)
-		}
-	}
+	countersMatchRows(t, counters, sums)
 }
 
 // pollUntil polls cond every 10 ms until it holds and returns how long that took, failing the

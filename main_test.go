@@ -733,16 +733,7 @@ func checkDatabase(t *testing.T, dbPath string, mustHave []outcome) {
 	if err := cs.Err(); err != nil {
 		t.Fatal(err)
 	}
-	for k, sum := range sums {
-		if got := counters[k]; got != sum {
-			t.Errorf("counter %s = %d nano-USD, want the sum of its usage rows %d", k, got, sum)
-		}
-	}
-	for k, got := range counters {
-		if _, ok := sums[k]; !ok && got != 0 {
-			t.Errorf("counter %s = %d nano-USD with no usage rows behind it", k, got)
-		}
-	}
+	countersMatchRows(t, counters, sums)
 	t.Logf("%d completed requests checked, %d usage rows with status 200, %d counters", len(mustHave), len(byRequest), len(counters))
 }
 
@@ -1164,4 +1155,20 @@ func tree(t *testing.T, root string) []string {
 		return nil
 	})
 	return out
+}
+
+// countersMatchRows checks spend counters (by "scope/id/period") against the sums of the usage
+// rows they count: each equals its rows, and none holds spend without rows.
+func countersMatchRows(t *testing.T, counters, sums map[string]int64) {
+	t.Helper()
+	for k, sum := range sums {
+		if got := counters[k]; got != sum {
+			t.Errorf("counter %s = %d nano-USD, want the sum of its usage rows %d", k, got, sum)
+		}
+	}
+	for k, got := range counters {
+		if _, ok := sums[k]; !ok && got != 0 {
+			t.Errorf("counter %s = %d nano-USD with no usage rows behind it", k, got)
+		}
+	}
 }
