@@ -524,8 +524,12 @@ func (l *Ledger) admitFromSlice(ctx context.Context, s budget.Subject, requestID
 				}
 			}
 		}
-		size := min(sliceRequests*w, room/sliceShare)
-		if size < 2*w {
+		// Divided rather than multiplied: a worst case near the NanoUSD range must not wrap.
+		size := room / sliceShare
+		if w <= size/sliceRequests {
+			size = sliceRequests * w
+		}
+		if w > size/2 {
 			l.mu.Unlock()
 			return nil, budget.Decision{}, read, nil
 		}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/url"
@@ -995,4 +996,24 @@ func TestSliceOfDeadReplicaSwept(t *testing.T) {
 		s.ProjectID, budget.DayKey(admittedAt)); got != held+60 {
 		t.Fatalf("project spend %d, want %d (the swept slice %d + the late row 60)", got, held+60, held)
 	}
+}
+
+// TestHugeWorstCase checks that worst cases near the NanoUSD range (absurd output on a costly
+// model saturates there) size headroom slices without wrapping: each request is admitted, its
+// reservation holds at least its worst case, and the counters hold what the reservations hold.
+func TestHugeWorstCase(t *testing.T) {
+	url := storetest.PostgresURL(t)
+	db, l, _ := replica(t, url, ledger.Options{})
+	for i, worst := range []pricing.NanoUSD{math.MaxInt64, math.MaxInt64 / 2, math.MaxInt64/32 + 1, 1<<59 + 1<<57} {
+		s := budget.Subject{ProjectID: int64(31 + i), WorkspaceID: int64(310 + i), Project: budget.Limits{Daily: nano(math.MaxInt64)}}
+		st, d, err := l.Admit(context.Background(), s, usage.NewRequestID(time.Now()), fixed(worst))
+		if err != nil || d.Blocked || st == nil {
+			t.Fatalf("worst case %d: %+v %v", worst, d, err)
+		}
+		if held := pgInt(t, db, `SELECT coalesce(min(amount_nano), 0) FROM budget_reservations WHERE project_id = ?`, s.ProjectID); held < int64(worst) {
+			t.Errorf("worst case %d: its reservation holds %d", worst, held)
+		}
+	}
+	t.Logf("admissions %+v", l.Counts())
+	checkReservedMatches(t, db)
 }
