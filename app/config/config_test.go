@@ -120,6 +120,11 @@ func TestLoadRejectsBadInput(t *testing.T) {
 		{"short metrics token", map[string]string{"METRICS_TOKEN": "short"}, "", "METRICS_TOKEN"},
 		{"metrics addr", map[string]string{"METRICS_ADDR": "9090"}, "", "METRICS_ADDR"},
 		{"metrics on the public port", map[string]string{"METRICS_ADDR": "127.0.0.1:8080"}, "", "METRICS_ADDR must differ"},
+		{"lease too short", map[string]string{"BUDGET_LEASE": "100ms"}, "", "BUDGET_LEASE"},
+		{"lease too long", map[string]string{"BUDGET_LEASE": "2h"}, "", "BUDGET_LEASE"},
+		{"lease not a duration", map[string]string{"BUDGET_LEASE": "long"}, "", "BUDGET_LEASE"},
+		{"ledger timeout too short", map[string]string{"BUDGET_LEDGER_TIMEOUT": "1ms"}, "", "BUDGET_LEDGER_TIMEOUT"},
+		{"ledger timeout in file", nil, "budget_ledger_timeout = \"5m\"\n", "BUDGET_LEDGER_TIMEOUT"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -235,5 +240,21 @@ func TestExampleConfigLoads(t *testing.T) {
 	def, _ := config.Load("", env(nil))
 	if cfg.ListenAddr != def.ListenAddr || cfg.MaxBodyBytes != def.MaxBodyBytes || cfg.FlushInterval != def.FlushInterval || cfg.UsageQueueMax != def.UsageQueueMax || cfg.Pricing.Default != def.Pricing.Default {
 		t.Errorf("example config differs from the defaults:\n%+v\n%+v", cfg, def)
+	}
+}
+
+// TestPostgresNeedsSharedSecrets ensures a replica on PostgreSQL never generates its own
+// JWT_SECRET or ENCRYPTION_KEY (another replica could not check its sessions or open its
+// provider keys): start-up is refused, naming both, and nothing is written.
+func TestPostgresNeedsSharedSecrets(t *testing.T) {
+	for _, set := range []map[string]string{{}, {"JWT_SECRET": strings.Repeat("j", 64)}} {
+		c := config.Config{DatabaseURL: "postgres://tg@127.0.0.1/tg"}
+		if v, ok := set["JWT_SECRET"]; ok {
+			c.JWTSecret = v
+		}
+		generated, path, err := config.EnsureSecrets(&c)
+		if err == nil || !strings.Contains(err.Error(), "JWT_SECRET and ENCRYPTION_KEY") || len(generated) != 0 || path != "" {
+			t.Errorf("with %v set: EnsureSecrets = %v, %q, %v; want a refusal naming both secrets", set, generated, path, err)
+		}
 	}
 }
