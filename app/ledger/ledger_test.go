@@ -36,6 +36,11 @@ func replica(t testing.TB, url string, opt ledger.Options) (*store.DB, *ledger.L
 	if now == nil {
 		now = time.Now
 	}
+	if opt.Timeout == 0 {
+		// The timeout bounds a hung database (TestUnreachable sets its own); these tests share
+		// two cores with the rest of go test ./..., and what they check is not speed.
+		opt.Timeout = 15 * time.Second
+	}
 	e := budget.New(now)
 	l, err := ledger.New(db, e, opt)
 	if err != nil {
@@ -340,6 +345,7 @@ func TestReplicasHoldOneBudget(t *testing.T) {
 			}
 			checkReservedMatches(t, reps[0].db)
 			checks++
+			time.Sleep(5 * time.Millisecond) // a snapshot every few admissions, not a load of its own
 		}
 	}()
 	for i := range 150 {
